@@ -1,0 +1,229 @@
+"""Text or symbols -> audio, sentence by sentence. Every entry point (CLI, Python API) goes through here."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from qingyin.models.fastspeech2 import SequenceTooLongError
+from qingyin.runtime.audio import write_wav
+from qingyin.runtime.backends import AcousticControls, AcousticFeatures, TorchBackend
+from qingyin.text import FrontendResult, SymbolTable, text_to_sentences
+from qingyin.voices import registry
+from qingyin.voices.fetch import ensure_voice, verify_voice
+
+BOUNDARY_MARKS = ("#0", "#1", "#2", "#3")
+
+
+class InvalidOptionError(ValueError):
+    """A synthesis option is out of range; the message names the option and the valid range."""
+
+
+class NothingToSayError(ValueError):
+    """The text has nothing the voice can read (empty, only punctuation, emoji, ...)."""
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """Per-call controls, with one name everywhere (CLI flags, Python kwargs, JSON fields).
+
+    The TFLite model's own inputs are ratios that multiply its predictions; they map onto ours as:
+    `speed_ratios` (multiplies durations, > 1 is SLOWER) = 1 / speed;
+    `f0_ratios` = pitch and `energy_ratios` = energy. The model predicts pitch and energy as
+    per-speaker z-scores, so pitch and energy scale the excursions around the voice's mean:
+    pitch > 1 gives livelier intonation with higher peaks, < 1 a flatter one; they are not a
+    transposition of the whole voice.
+    """
+
+    speed: float = 1.0  # speaking rate: 2.0 is twice as fast
+    pitch: float = 1.0  # pitch excursion scale
+    energy: float = 1.0  # energy excursion scale
+    speaker: str | None = None  # one of the voice's speakers; None = its first
+    sentence_pause: float = 0.2  # seconds of silence inserted between sentences
+
+    LIMITS = {"speed": (0.25, 4.0), "pitch": (0.0, 3.0), "energy": (0.0, 3.0), "sentence_pause": (0.0, 5.0)}
+
+    def validated(self) -> SynthesisOptions:
+        for name, (low, high) in self.LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise InvalidOptionError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or not low <= value <= high:
+                raise InvalidOptionError(f"{name} must be between {low} and {high}, got {value}")
+        return self
+
+
+@dataclass
+class SentenceAudio:
+    """One synthesized sentence: what was said, the features, the audio, and how long it took."""
+
+    text: str
+    phones: list[str]  # symbols fed to the model, eos excluded
+    features: AcousticFeatures
+    audio: np.ndarray
+    acoustic_seconds: float
+    vocoder_seconds: float
+
+
+@dataclass
+class SynthesisResult:
+    audio: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int
+    sentences: list[SentenceAudio] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration_seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    @property
+    def acoustic_seconds(self) -> float:
+        return sum(s.acoustic_seconds for s in self.sentences)
+
+    @property
+    def vocoder_seconds(self) -> float:
+        return sum(s.vocoder_seconds for s in self.sentences)
+
+    @property
+    def real_time_factor(self) -> float:
+        """Synthesis seconds per second of audio (lower is faster)."""
+        seconds = self.duration_seconds
+        return (self.acoustic_seconds + self.vocoder_seconds) / seconds if seconds else 0.0
+
+    @property
+    def phones(self) -> list[list[str]]:
+        return [s.phones for s in self.sentences]
+
+    def save(self, path: str | Path) -> None:
+        write_wav(path, self.audio, self.sample_rate)
+
+    def features(self) -> dict[str, np.ndarray]:
+        """mel (frames x mels), durations (incl. each sentence's eos), pitch, energy; sentences concatenated."""
+        feats = [s.features for s in self.sentences]
+        if not feats:
+            return {"mel": np.zeros((0, 80), np.float32), "durations": np.zeros(0, np.int64),
+                    "pitch": np.zeros(0, np.float32), "energy": np.zeros(0, np.float32)}
+        return {
+            "mel": np.concatenate([f.mel for f in feats]).astype(np.float32),
+            "durations": np.concatenate([f.durations for f in feats]),
+            "pitch": np.concatenate([f.pitch for f in feats]).astype(np.float32),
+            "energy": np.concatenate([f.energy for f in feats]).astype(np.float32),
+        }
+
+
+class Synthesizer:
+    """A loaded voice. `synthesize(text)` for whole results, `iter_sentences(text)` to stream them."""
+
+    def __init__(self, voice: str = registry.DEFAULT_VOICE, threads: int | None = None, fetch: bool = True):
+        self.spec = registry.get_voice(voice)
+        if fetch:
+            directory = ensure_voice(voice)
+        elif registry.is_installed(voice):
+            directory = registry.voice_dir(voice)
+        else:
+            from qingyin.voices.fetch import VoiceNotAvailableError
+
+            raise VoiceNotAvailableError(f"voice {voice!r} is not installed; run `qingyin models fetch {voice}`")
+        verify_voice(voice)
+        self.symbols = SymbolTable.from_json(directory / registry.SYMBOLS)
+        self.backend = TorchBackend(directory, threads=threads)
+        self.sample_rate = self.spec.sample_rate
+
+    # --- public API ------------------------------------------------------------------------------
+    def frontend(self, text: str) -> FrontendResult:
+        """Text -> sentences of symbols; raises NothingToSayError when nothing is readable."""
+        if not isinstance(text, str):
+            raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+        result = text_to_sentences(text)
+        if not result.sentences:
+            detail = f" ({'; '.join(result.warnings[:3])})" if result.warnings else ""
+            raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
+        return result
+
+    def synthesize(self, text: str, **options: object) -> SynthesisResult:
+        opts = self._options(options)
+        frontend = self.frontend(text)
+        return self._result(list(self.iter_sentences(frontend, **options)), opts, frontend.warnings)
+
+    def iter_sentences(self, text: str | FrontendResult, **options: object) -> Iterator[SentenceAudio]:
+        """Yield each sentence as soon as it is synthesized (pauses are the caller's to insert)."""
+        opts = self._options(options)
+        frontend = self.frontend(text) if isinstance(text, str) else text
+        for sentence in frontend.sentences:
+            yield from self._fit(sentence.text, sentence.phones, opts)
+
+    def synthesize_phones(
+        self, phones: str | Sequence[str], durations: Sequence[int] | None = None, **options: object
+    ) -> SynthesisResult:
+        """Synthesize one symbol sequence as given (eos is appended, as the original does).
+
+        durations: frames for every symbol, eos included — forces the timing exactly.
+        """
+        opts = self._options(options)
+        symbols = phones.split() if isinstance(phones, str) else list(phones)
+        if not symbols:
+            raise InvalidOptionError("no phones given; example: 'sil n i3 #0 h ao3 sil'")
+        ids = self.symbols.ids(symbols)  # raises UnknownSymbolError naming the bad symbol
+        forced = None
+        if durations is not None:
+            forced = np.asarray(list(durations), dtype=np.int64)
+            if forced.shape != (len(ids) + 1,):
+                raise InvalidOptionError(
+                    f"durations: got {forced.size} values for {len(ids) + 1} symbols (eos included)")
+            if (forced < 0).any() or forced.sum() > self.backend.max_positions:
+                raise InvalidOptionError(
+                    f"durations must be >= 0 frames and sum to at most {self.backend.max_positions} frames")
+        sentence = self._sentence(" ".join(symbols), symbols, opts, forced)
+        return self._result([sentence], opts, [])
+
+    # --- internals -------------------------------------------------------------------------------
+    def _options(self, options: dict[str, object]) -> SynthesisOptions:
+        unknown = sorted(set(options) - set(SynthesisOptions.__dataclass_fields__))
+        if unknown:
+            raise InvalidOptionError(f"unknown option(s) {unknown}; known: speed, pitch, energy, speaker")
+        opts = replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
+        if opts.speaker is not None and opts.speaker not in self.spec.speakers:
+            raise InvalidOptionError(
+                f"unknown speaker {opts.speaker!r} for voice {self.spec.name!r}; available: {self.spec.speakers}")
+        return opts
+
+    def _controls(self, opts: SynthesisOptions, durations: np.ndarray | None = None) -> AcousticControls:
+        speaker = self.spec.speakers.index(opts.speaker) if opts.speaker else 0
+        return AcousticControls(1.0 / opts.speed, opts.pitch, opts.energy, speaker, durations)
+
+    def _fit(self, text: str, phones: list[str], opts: SynthesisOptions) -> Iterator[SentenceAudio]:
+        """Synthesize, halving at a prosodic boundary when the sentence is too long for the model."""
+        try:
+            yield self._sentence(text, phones, opts)
+        except SequenceTooLongError:
+            marks = [i for i, p in enumerate(phones) if p in BOUNDARY_MARKS]
+            if not marks:
+                raise
+            cut = min(marks, key=lambda i: abs(i - len(phones) / 2))
+            yield from self._fit(text, phones[:cut] + ["sil"], opts)
+            yield from self._fit("", ["sil"] + phones[cut + 1:], opts)
+
+    def _sentence(self, text: str, phones: list[str], opts: SynthesisOptions,
+                  durations: np.ndarray | None = None) -> SentenceAudio:
+        ids = self.symbols.ids(phones) + [self.symbols.eos_id]
+        start = time.perf_counter()
+        features = self.backend.acoustic(ids, self._controls(opts, durations))
+        middle = time.perf_counter()
+        audio = self.backend.vocode(features.mel)
+        end = time.perf_counter()
+        return SentenceAudio(text, phones, features, audio, middle - start, end - middle)
+
+    def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:
+        pause = np.zeros(int(round(opts.sentence_pause * self.sample_rate)), np.float32)
+        pieces: list[np.ndarray] = []
+        for i, sentence in enumerate(sentences):
+            if i:
+                pieces.append(pause)
+            pieces.append(sentence.audio)
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        return SynthesisResult(audio.astype(np.float32), self.sample_rate, sentences, list(warnings))

@@ -1,0 +1,48 @@
+"""The LiteRT oracle: ../shared/reference/reference.py, extended to return pitch and energy too."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def reference_dir() -> Path:
+    return Path(os.environ.get("QINGYIN_REFERENCE_DIR") or REPO.parent / "shared" / "reference")
+
+
+def reference_available() -> str | None:
+    """None when the oracle can run, else the reason it cannot."""
+    if not (reference_dir() / "reference.py").is_file():
+        return f"no reference runner in {reference_dir()} (set QINGYIN_REFERENCE_DIR)"
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        return "ai-edge-litert is not installed (pip install -e '.[test]')"
+    return None
+
+
+def load_reference(threads: int = 1):
+    """An instance of the reference runner's `Reference` with an extra `acoustic_outputs` method."""
+    spec = importlib.util.spec_from_file_location("qingyin_reference", reference_dir() / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Oracle(module.Reference):
+        def acoustic_outputs(self, ids: list[int], speed: float = 1.0, f0: float = 1.0, energy: float = 1.0):
+            a = self.acoustic
+            inputs = a.get_input_details()
+            a.resize_tensor_input(inputs[0]["index"], [1, len(ids)])
+            a.allocate_tensors()
+            values = (np.array([ids], np.int32), np.array([0], np.int32), np.array([speed], np.float32),
+                      np.array([f0], np.float32), np.array([energy], np.float32))
+            for detail, value in zip(inputs, values, strict=True):
+                a.set_tensor(detail["index"], value)
+            a.invoke()
+            out = [a.get_tensor(d["index"])[0] for d in a.get_output_details()]
+            # outputs: mel_before, mel_after, durations, f0, energy
+            return {"mel": out[1], "durations": out[2].astype(np.int64), "pitch": out[3], "energy": out[4]}
+
+    return Oracle(threads)
