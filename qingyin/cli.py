@@ -24,6 +24,16 @@ def _parse_durations(value: str) -> list[int]:
         raise argparse.ArgumentTypeError("expected comma-separated whole frame counts, e.g. 3,5,8") from None
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qingyin", description="Light, fast Mandarin text-to-speech.", epilog=EXAMPLES,
@@ -46,7 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="frames (12.5 ms each) for every symbol, eos included: exact timing control")
     say.add_argument("--save-features", metavar="NPZ",
                      help="also write mel, durations, pitch and energy to this .npz file")
-    say.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
 
     models = commands.add_parser("models", help="fetch and list voices")
@@ -60,65 +70,81 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _read_text(args: argparse.Namespace) -> str:
+    from qingyin.runtime.synthesizer import InvalidOptionError
+
     if args.text == "-":
         return sys.stdin.read()
     if args.text is None:
-        raise SystemExit("qingyin say: give the text to speak (or --phones); see `qingyin say --help`")
+        raise InvalidOptionError("give the text to speak (or --phones); see `qingyin say --help`")
     return args.text
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    from qingyin.runtime.synthesizer import InvalidOptionError
+
+    if path.is_dir() or not path.name:
+        raise InvalidOptionError(f"{flag}: {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise InvalidOptionError(f"{flag}: cannot write {path}: folder {path.parent} does not exist")
 
 
 def _say(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from qingyin.runtime.audio import WavWriter
-    from qingyin.runtime.synthesizer import InvalidOptionError, SynthesisResult, Synthesizer
+    from qingyin.runtime.synthesizer import InvalidOptionError, SentenceAudio, Synthesizer, stack_features
 
     options = {"speed": args.speed, "pitch": args.pitch, "energy": args.energy}
     if args.durations is not None and args.phones is None:
         raise InvalidOptionError("--durations needs --phones: timing is given per symbol")
+    if args.phones is not None and args.text is not None:
+        raise InvalidOptionError("give either text or --phones, not both")
     text = None if args.phones is not None else _read_text(args)
     output = Path(args.output)
-    if not output.parent.is_dir():
-        raise InvalidOptionError(f"cannot write {output}: folder {output.parent} does not exist")
+    _check_writable(output, "--output")
+    if args.save_features:
+        _check_writable(Path(args.save_features), "--save-features")
 
     tts = Synthesizer(args.voice, threads=args.threads)
     if args.phones is not None:
-        result = tts.synthesize_phones(args.phones, durations=args.durations, **options)
-        sentences, warnings = result.sentences, []
-        partial = output.with_name(output.name + ".part")
-        result.save(partial)
+        sentences = iter(tts.synthesize_phones(args.phones, durations=args.durations, **options).sentences)
+        total = 1
     else:
         frontend = tts.frontend(text)
-        warnings = frontend.warnings
-        for warning in warnings:
+        for warning in frontend.warnings:
             print(f"qingyin: warning: {warning}", file=sys.stderr)
-        # Written sentence by sentence, so long texts stream to disk in bounded memory.
-        sentences = []
-        pause = np.zeros(int(0.2 * tts.sample_rate), np.float32)
-        partial = output.with_name(output.name + ".part")
+        sentences, total = tts.iter_sentences(frontend, **options), len(frontend.sentences)
+
+    # Written sentence by sentence, so long texts stream to disk in bounded memory; the file appears
+    # under its name only when complete.
+    pause = tts.pause(**options)
+    done: list[SentenceAudio] = []
+    partial = output.with_name(output.name + ".part")
+    try:
         with WavWriter(partial, tts.sample_rate) as writer:
-            bar = tqdm(tts.iter_sentences(frontend, **options), total=len(frontend.sentences),
-                       unit="sentence", disable=None if len(frontend.sentences) > 1 else True, file=sys.stderr)
-            for i, sentence in enumerate(bar):
+            for i, sentence in enumerate(tqdm(sentences, total=total, unit="sentence", file=sys.stderr,
+                                              disable=None if total > 1 else True)):
                 if i:
                     writer.write(pause)
                 writer.write(sentence.audio)
                 sentence.audio = sentence.audio[:0]  # keep features and timings, not the samples
-                sentences.append(sentence)
-    os.replace(partial, output)
+                done.append(sentence)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
 
-    summary = SynthesisResult(np.zeros(0, np.float32), tts.sample_rate, sentences, warnings)
-    audio_seconds = sum(len(s.features.mel) for s in sentences) * tts.backend.hop_length / tts.sample_rate
     if args.save_features:
-        np.savez(args.save_features, **summary.features())
+        with open(args.save_features, "wb") as f:  # a file object, so numpy keeps the exact name
+            np.savez(f, **stack_features(done))
     if args.verbose:
-        for s in sentences:
-            print(" ".join(s.phones), file=sys.stderr)
-        compute = summary.acoustic_seconds + summary.vocoder_seconds
-        rtf = compute / audio_seconds if audio_seconds else 0.0
-        print(f"qingyin: {audio_seconds:.2f} s of audio in {compute:.2f} s, real-time factor {rtf:.3f} "
-              f"(acoustic {summary.acoustic_seconds:.2f} s, vocoder {summary.vocoder_seconds:.2f} s)",
-              file=sys.stderr)
+        for sentence in done:
+            print(" ".join(sentence.phones), file=sys.stderr)
+        audio_seconds = sum(len(s.features.mel) for s in done) * tts.backend.hop_length / tts.sample_rate
+        acoustic = sum(s.acoustic_seconds for s in done)
+        vocoder = sum(s.vocoder_seconds for s in done)
+        rtf = (acoustic + vocoder) / audio_seconds if audio_seconds else 0.0
+        print(f"qingyin: {audio_seconds:.2f} s of audio in {acoustic + vocoder:.2f} s, real-time factor {rtf:.3f} "
+              f"(acoustic {acoustic:.2f} s, vocoder {vocoder:.2f} s)", file=sys.stderr)
     print(output)
     return 0
 

@@ -31,6 +31,14 @@ def load_reference(threads: int = 1):
     spec.loader.exec_module(module)
 
     class Oracle(module.Reference):
+        def use_builtin_kernels(self) -> None:
+            """Run the acoustic model with LiteRT's builtin kernels instead of XNNPACK (its second opinion)."""
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            self.acoustic = Interpreter(
+                model_path=str(reference_dir() / "fs2_nodrop.tflite"), num_threads=threads,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
         def acoustic_outputs(self, ids: list[int], speed: float = 1.0, f0: float = 1.0, energy: float = 1.0):
             a = self.acoustic
             inputs = a.get_input_details()

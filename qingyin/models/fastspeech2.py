@@ -307,6 +307,8 @@ class FastSpeech2(nn.Module):
         x = x + self.pitch_embedding(pitch, mask) + self.energy_embedding(energy, mask)
 
         x, mel_lengths = length_regulate(x, durations)  # (B, T_mel, H)
+        if x.shape[1] == 0:
+            raise ValueError("every symbol got zero frames: nothing to synthesize (speak slower or force durations)")
         if x.shape[1] > self.config.max_positions:
             raise SequenceTooLongError(
                 f"{x.shape[1]} mel frames exceed the model's limit of {self.config.max_positions}; "

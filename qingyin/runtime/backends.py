@@ -42,6 +42,8 @@ class TorchBackend:
 
     def __init__(self, voice_dir: Path, threads: int | None = None):
         if threads is not None:
+            if not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
             torch.set_num_threads(threads)
         self.acoustic_model = _load(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS,
                                     FastSpeech2Config, FastSpeech2)

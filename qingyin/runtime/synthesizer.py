@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -51,9 +52,9 @@ class SynthesisOptions:
     def validated(self) -> SynthesisOptions:
         for name, (low, high) in self.LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
                 raise InvalidOptionError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or not low <= value <= high:
+            if not math.isfinite(float(value)) or not low <= value <= high:
                 raise InvalidOptionError(f"{name} must be between {low} and {high}, got {value}")
         return self
 
@@ -103,17 +104,19 @@ class SynthesisResult:
         write_wav(path, self.audio, self.sample_rate)
 
     def features(self) -> dict[str, np.ndarray]:
-        """mel (frames x mels), durations (incl. each sentence's eos), pitch, energy; sentences concatenated."""
-        feats = [s.features for s in self.sentences]
-        if not feats:
-            return {"mel": np.zeros((0, 80), np.float32), "durations": np.zeros(0, np.int64),
-                    "pitch": np.zeros(0, np.float32), "energy": np.zeros(0, np.float32)}
-        return {
-            "mel": np.concatenate([f.mel for f in feats]).astype(np.float32),
-            "durations": np.concatenate([f.durations for f in feats]),
-            "pitch": np.concatenate([f.pitch for f in feats]).astype(np.float32),
-            "energy": np.concatenate([f.energy for f in feats]).astype(np.float32),
-        }
+        return stack_features(self.sentences)
+
+
+def stack_features(sentences: Sequence[SentenceAudio]) -> dict[str, np.ndarray]:
+    """mel (frames x mels), durations (incl. each sentence's eos), pitch, energy; sentences concatenated."""
+    feats = [s.features for s in sentences]
+    num_mels = feats[0].mel.shape[1] if feats else 80
+    return {
+        "mel": np.concatenate([f.mel for f in feats] or [np.zeros((0, num_mels))]).astype(np.float32),
+        "durations": np.concatenate([f.durations for f in feats] or [np.zeros(0)]).astype(np.int64),
+        "pitch": np.concatenate([f.pitch for f in feats] or [np.zeros(0)]).astype(np.float32),
+        "energy": np.concatenate([f.energy for f in feats] or [np.zeros(0)]).astype(np.float32),
+    }
 
 
 class Synthesizer:
@@ -165,23 +168,33 @@ class Synthesizer:
         durations: frames for every symbol, eos included — forces the timing exactly.
         """
         opts = self._options(options)
-        symbols = phones.split() if isinstance(phones, str) else list(phones)
+        if isinstance(phones, str):
+            symbols = phones.split()
+        elif isinstance(phones, Sequence) and all(isinstance(p, str) for p in phones):
+            symbols = list(phones)
+        else:
+            raise InvalidOptionError(f"phones must be a string or a list of strings, got {type(phones).__name__}")
         if not symbols:
             raise InvalidOptionError("no phones given; example: 'sil n i3 #0 h ao3 sil'")
         ids = self.symbols.ids(symbols)  # raises UnknownSymbolError naming the bad symbol
-        forced = None
-        if durations is not None:
-            forced = np.asarray(list(durations), dtype=np.int64)
-            if forced.shape != (len(ids) + 1,):
-                raise InvalidOptionError(
-                    f"durations: got {forced.size} values for {len(ids) + 1} symbols (eos included)")
-            if (forced < 0).any() or forced.sum() > self.backend.max_positions:
-                raise InvalidOptionError(
-                    f"durations must be >= 0 frames and sum to at most {self.backend.max_positions} frames")
+        forced = None if durations is None else self._forced_durations(durations, len(ids) + 1)
         sentence = self._sentence(" ".join(symbols), symbols, opts, forced)
         return self._result([sentence], opts, [])
 
     # --- internals -------------------------------------------------------------------------------
+    def _forced_durations(self, durations: Sequence[int], count: int) -> np.ndarray:
+        values = list(durations) if isinstance(durations, Iterable) and not isinstance(durations, str) else None
+        if values is None or not all(isinstance(v, numbers.Integral) or
+                                     (isinstance(v, numbers.Real) and float(v).is_integer()) for v in values):
+            raise InvalidOptionError("durations must be whole frame counts, one per symbol (eos included)")
+        forced = np.asarray(values, dtype=np.int64)
+        if forced.shape != (count,):
+            raise InvalidOptionError(f"durations: got {forced.size} values for {count} symbols (eos included)")
+        limit = self.backend.max_positions
+        if (forced < 0).any() or not 1 <= forced.sum() <= limit:
+            raise InvalidOptionError(f"durations must be >= 0 frames each and sum to 1..{limit} frames")
+        return forced
+
     def _options(self, options: dict[str, object]) -> SynthesisOptions:
         unknown = sorted(set(options) - set(SynthesisOptions.__dataclass_fields__))
         if unknown:
@@ -218,8 +231,12 @@ class Synthesizer:
         end = time.perf_counter()
         return SentenceAudio(text, phones, features, audio, middle - start, end - middle)
 
+    def pause(self, **options: object) -> np.ndarray:
+        """The silence inserted between sentences."""
+        return np.zeros(int(round(self._options(options).sentence_pause * self.sample_rate)), np.float32)
+
     def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:
-        pause = np.zeros(int(round(opts.sentence_pause * self.sample_rate)), np.float32)
+        pause = self.pause(sentence_pause=opts.sentence_pause)
         pieces: list[np.ndarray] = []
         for i, sentence in enumerate(sentences):
             if i:

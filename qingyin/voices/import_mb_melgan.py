@@ -27,14 +27,6 @@ def _check(condition: bool, message: str) -> None:
         raise NotMBMelGAN(f"not a TensorFlowTTS MB-MelGAN graph: {message}")
 
 
-def _options(graph: TFLiteGraph, op: Operator, options_class: type):
-    # TFLiteGraph has no accessor for builtin options or quantization yet; read the flatbuffer it holds.
-    table = graph._graph.Operators(op.index).BuiltinOptions()
-    options = options_class()
-    options.Init(table.Bytes, table.Pos)
-    return options
-
-
 class _Conv:
     """One CONV_2D / TRANSPOSE_CONV as a PyTorch conv: weight, bias, stride, dilation, reflection pad."""
 
@@ -51,13 +43,13 @@ class _Conv:
             self.bias += graph.constant(op.inputs[bias_input])
         if op.kind == "CONV_2D":
             self.weight = w.transpose(0, 2, 1)  # (out, in, kernel) for nn.Conv1d
-            options = _options(graph, op, tflite.Conv2DOptions)
+            options = graph.options(op, tflite.Conv2DOptions)
             self.stride, self.dilation = options.StrideW(), options.DilationWFactor()
             _check(options.StrideH() == options.DilationHFactor() == 1, f"{self.name} is not a 1-D conv")
             data_input = 0
         else:
             self.weight = w.transpose(2, 0, 1)  # (in, out, kernel) for nn.ConvTranspose1d
-            options = _options(graph, op, tflite.TransposeConvOptions)
+            options = graph.options(op, tflite.TransposeConvOptions)
             self.stride, self.dilation = max(options.StrideH(), options.StrideW()), 1
             _check(options.Padding() == tflite.Padding.SAME, f"{self.name} padding is not SAME")
             data_input = 2
@@ -78,7 +70,7 @@ class _Conv:
             if source.kind == "SPACE_TO_BATCH_ND":
                 self.dilation *= int(graph.constant(source.inputs[1]).reshape(-1)[0])
             elif source.kind == "MIRROR_PAD":
-                mode = _options(graph, source, tflite.MirrorPadOptions).Mode()
+                mode = graph.options(source, tflite.MirrorPadOptions).Mode()
                 _check(mode == tflite.MirrorPadMode.REFLECT, f"mirror pad before {self.name} is not REFLECT")
                 pads = graph.constant(source.inputs[1])
                 _check(pads.shape == (3, 2) and pads[1, 0] == pads[1, 1] and not pads[[0, 2]].any(),
@@ -98,7 +90,7 @@ class _Conv:
 
 
 def _leaky_slope(graph: TFLiteGraph) -> float:
-    slopes = {_options(graph, op, tflite.LeakyReluOptions).Alpha() for op in graph.ops("LEAKY_RELU")}
+    slopes = {graph.options(op, tflite.LeakyReluOptions).Alpha() for op in graph.ops("LEAKY_RELU")}
     _check(len(slopes) == 1, f"LeakyReLU slopes {sorted(slopes)}")
     return round(float(slopes.pop()), 6)  # float32 0.2000000029 -> 0.2, the same float32 again
 
@@ -108,12 +100,12 @@ def _subband_quant_step(graph: TFLiteGraph, tanh: Operator) -> float:
     quantize = [op for op in graph.consumers(tanh.outputs[0]) if op.kind == "QUANTIZE"]
     if not quantize:
         return 0.0
-    tensor = graph._graph.Tensors(quantize[0].outputs[0])
-    q = tensor.Quantization()
-    _check(tensor.Type() == tflite.TensorType.INT8 and q is not None and q.ScaleLength() == 1,
+    tensor = quantize[0].outputs[0]
+    quant = graph.quantization(tensor)
+    _check(graph.dtype(tensor) is np.int8 and quant is not None and quant[0].size == 1,
            "the sub-band QUANTIZE is not per-tensor int8")
-    _check(q.ZeroPointLength() == 0 or int(q.ZeroPointAsNumpy()[0]) == 0, "sub-band zero point is not 0")
-    return float(q.ScaleAsNumpy()[0])
+    _check(int(quant[1][0]) == 0, "sub-band zero point is not 0")
+    return float(quant[0][0])
 
 
 def import_mb_melgan(graph: TFLiteGraph) -> tuple[MBMelGANConfig, dict[str, torch.Tensor]]:

@@ -97,6 +97,24 @@ class TFLiteGraph:
             return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
         return values.copy()
 
+    def dtype(self, tensor: int) -> type:
+        return _NUMPY_TYPES[self._graph.Tensors(tensor).Type()]
+
+    def quantization(self, tensor: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scales, zero points) of a quantized tensor, None for a float one."""
+        quant = self._graph.Tensors(tensor).Quantization()
+        if quant is None or not quant.ScaleLength():
+            return None
+        zero = quant.ZeroPointAsNumpy() if quant.ZeroPointLength() else np.zeros(quant.ScaleLength(), np.int64)
+        return quant.ScaleAsNumpy().copy(), np.asarray(zero).copy()
+
+    def options(self, op: Operator, options_class: type):
+        """An op's builtin options table, e.g. options(op, tflite.LeakyReluOptions).Alpha()."""
+        table = self._graph.Operators(op.index).BuiltinOptions()
+        options = options_class()
+        options.Init(table.Bytes, table.Pos)
+        return options
+
     # --- graph walking -------------------------------------------------------------------------
     def ops(self, kind: str) -> list[Operator]:
         return [op for op in self.operators if op.kind == kind]

@@ -1,0 +1,392 @@
+"""The `qingyin` command line: mostly in-process through `qingyin.cli.main`, a few real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qingyin.cli
+from qingyin.runtime.audio import read_wav
+from tests.reference_runner import REPO
+
+SAMPLE_RATE = 24000
+HOP = 300
+PAUSE = int(round(0.2 * SAMPLE_RATE))  # default silence between sentences
+PHONES = "sil n i3 #0 h ao3 sil"
+DURATIONS = "10,5,12,2,6,14,10,1"  # sum 60
+LONG_TEXT = (
+    "春天来了，公园里的花都开了，红的像火，粉的像霞，白的像雪。小朋友们在草地上放风筝，"
+    "老人们坐在长椅上聊天，年轻人沿着湖边慢慢地跑步。湖水很清，可以看见小鱼在水草中间游来游去。"
+)
+
+
+@pytest.fixture
+def cli(tts, monkeypatch, capsys):
+    """Run `qingyin.cli.main(argv)` in-process -> (exit code, stdout, stderr).
+
+    The CLI builds a Synthesizer per call; to keep the suite fast the Baker voice loaded once for the
+    session is handed back instead (other voices and --threads still go through the real constructor;
+    the subprocess tests below cover the real thing end to end).
+    """
+    from qingyin.runtime import synthesizer
+
+    real = synthesizer.Synthesizer
+
+    def make(voice: str = "baker", threads: int | None = None, fetch: bool = True):
+        if voice == "baker" and threads is None:
+            return tts
+        return real(voice, threads=threads, fetch=fetch)
+
+    monkeypatch.setattr(synthesizer, "Synthesizer", make)
+    if hasattr(qingyin.cli, "Synthesizer"):
+        monkeypatch.setattr(qingyin.cli, "Synthesizer", make)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = qingyin.cli.main([str(a) for a in argv])
+        except SystemExit as exit_:  # argparse, --help, or SystemExit("message") as the interpreter would treat it
+            if exit_.code is None or isinstance(exit_.code, int):
+                code = exit_.code or 0
+            else:
+                print(exit_.code, file=sys.stderr)
+                code = 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def run_cli(*argv: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m qingyin.cli ...` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "qingyin.cli", *map(str, argv)],
+        input=None if stdin is None else stdin.encode("utf-8"),
+        capture_output=True, cwd=REPO, env=env, timeout=300,
+    )
+
+
+def decoded(process: subprocess.CompletedProcess) -> tuple[str, str]:
+    return process.stdout.decode("utf-8", "replace"), process.stderr.decode("utf-8", "replace")
+
+
+def assert_wav(path: Path) -> np.ndarray:
+    samples, rate = read_wav(path)
+    assert rate == SAMPLE_RATE
+    assert len(samples) > 0 and np.isfinite(samples).all() and np.abs(samples).max() > 0.01
+    return samples
+
+
+def assert_no_leftovers(folder: Path, allowed: tuple[str, ...] = ()) -> None:
+    left = sorted(p.name for p in folder.iterdir() if p.name not in allowed)
+    assert left == [], f"left behind: {left}"
+
+
+# --- say: text -----------------------------------------------------------------------------------------
+
+
+def test_say_writes_a_wav(cli, tmp_path):
+    out = tmp_path / "out.wav"
+    code, stdout, stderr = cli("say", "今天天气不错", "-o", out)
+    assert code == 0, stderr
+    assert stdout.strip() == str(out)
+    samples = assert_wav(out)
+    assert 0.8 <= len(samples) / SAMPLE_RATE <= 4.0
+    assert_no_leftovers(tmp_path, ("out.wav",))
+
+
+def test_say_passes_speed_pitch_energy(cli, tts, tmp_path):
+    out, npz = tmp_path / "out.wav", tmp_path / "f.npz"
+    code, _, stderr = cli("say", "今天天气不错", "-o", out, "--speed", "1.2", "--pitch", "1.1", "--energy", "0.9",
+                          "--save-features", npz)
+    assert code == 0, stderr
+    samples = assert_wav(out)
+    expected = tts.synthesize("今天天气不错", speed=1.2, pitch=1.1, energy=0.9)
+    assert len(samples) == len(expected.audio)
+    assert np.abs(samples - expected.audio).max() <= 1.0 / 32767 + 1e-6
+    features = np.load(npz)
+    np.testing.assert_array_equal(features["durations"], expected.sentences[0].features.durations)
+    np.testing.assert_allclose(features["pitch"], expected.sentences[0].features.pitch, rtol=1e-6)
+
+
+def test_say_verbose_and_features(cli, tts, tmp_path):
+    out, npz = tmp_path / "out.wav", tmp_path / "f.npz"
+    code, stdout, stderr = cli("say", "你好。再见！", "-o", out, "--verbose", "--save-features", npz)
+    assert code == 0, stderr
+    assert stdout.strip() == str(out)
+    assert "real-time factor" in stderr
+    phone_lines = [line.split() for line in stderr.splitlines() if line.startswith("sil ")]
+    assert phone_lines == [s.phones for s in tts.frontend("你好。再见！").sentences]
+    assert len(phone_lines) == 2
+
+    features = np.load(npz)
+    assert set(features.files) == {"mel", "durations", "pitch", "energy"}
+    mel, durations = features["mel"], features["durations"]
+    assert mel.dtype == np.float32 and mel.ndim == 2 and mel.shape[1] == 80
+    assert np.issubdtype(durations.dtype, np.integer) and (durations >= 0).all()
+    assert len(durations) == sum(len(p) + 1 for p in phone_lines)  # eos per sentence
+    assert int(durations.sum()) == mel.shape[0]
+    assert features["pitch"].shape == features["energy"].shape == durations.shape
+    samples = assert_wav(out)
+    assert len(samples) == mel.shape[0] * HOP + PAUSE * (len(phone_lines) - 1)
+
+
+# --- say: symbols and timing -----------------------------------------------------------------------------
+
+
+def test_say_phones_with_durations_is_exact(cli, tmp_path):
+    out, npz = tmp_path / "hello.wav", tmp_path / "f.npz"
+    code, _, stderr = cli("say", "--phones", PHONES, "--durations", DURATIONS, "-o", out, "--save-features", npz)
+    assert code == 0, stderr
+    samples = assert_wav(out)
+    assert len(samples) == 60 * HOP
+    assert np.load(npz)["durations"].tolist() == [int(d) for d in DURATIONS.split(",")]
+
+
+def test_say_phones_without_durations(cli, tmp_path):
+    out = tmp_path / "hello.wav"
+    code, _, stderr = cli("say", "--phones", PHONES, "-o", out)
+    assert code == 0, stderr
+    assert len(assert_wav(out)) % HOP == 0
+
+
+def test_durations_need_phones(cli, tmp_path):
+    out = tmp_path / "out.wav"
+    code, stdout, stderr = cli("say", "你好", "--durations", DURATIONS, "-o", out)
+    assert code == 2
+    assert "qingyin: error:" in stderr and "--phones" in stderr
+    assert stdout == ""
+    assert_no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("durations", ["10,5,12", "10,5,12,2,6,14,10,1,1"])
+def test_durations_wrong_count(cli, tmp_path, durations):
+    code, _, stderr = cli("say", "--phones", PHONES, "--durations", durations, "-o", tmp_path / "out.wav")
+    assert code == 2
+    assert "qingyin: error:" in stderr and str(len(durations.split(","))) in stderr and "8" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+# --- say: bad input --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["say", ""], "nothing to say"),
+        (["say", "   "], "nothing to say"),
+        (["say", "。，！"], "nothing to say"),
+        (["say", "😀😀"], "nothing to say"),
+        (["say", "你好", "--speed", "0"], "speed"),
+        (["say", "你好", "--speed", "nan"], "speed"),
+        (["say", "你好", "--speed", "-1"], "speed"),
+        (["say", "你好", "--speed", "inf"], "speed"),
+        (["say", "你好", "--pitch", "nan"], "pitch"),
+        (["say", "你好", "--energy", "5"], "energy"),
+        (["say", "你好", "--voice", "nope"], "baker"),
+        (["say", "--phones", "sil n i3 #0 h ao9 sil"], "'ao9'"),
+        (["say", "--phones", "   "], "phones"),
+        (["say", "--phones", PHONES, "--durations", "10,5,12,2,6,14,10,-1"], "durations"),
+    ],
+)
+def test_say_bad_input_is_a_clean_error(cli, tmp_path, args, hint):
+    out = tmp_path / "out.wav"
+    code, stdout, stderr = cli(*args, "-o", out)
+    assert code == 2, stderr
+    assert "qingyin: error:" in stderr and hint in stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""
+    assert_no_leftovers(tmp_path)  # no out.wav, no out.wav.part
+
+
+def test_speed_range_is_named(cli, tmp_path):
+    _, _, stderr = cli("say", "你好", "--speed", "0", "-o", tmp_path / "out.wav")
+    assert "0.25" in stderr and "4" in stderr
+
+
+def test_output_into_missing_folder(cli, tmp_path):
+    out = tmp_path / "missing" / "out.wav"
+    code, _, stderr = cli("say", "你好", "-o", out)
+    assert code == 2
+    assert "qingyin: error:" in stderr and "missing" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_output_onto_a_folder(cli, tmp_path):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    code, _, stderr = cli("say", "你好", "-o", folder)
+    assert code == 2
+    assert "qingyin: error:" in stderr
+    assert_no_leftovers(tmp_path, ("taken",))
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--speed", "abc"], ["--pitch", ""], ["--durations", "1,x", "--phones", PHONES],
+                                  ["--threads", "two"], ["--bogus"]])
+def test_argparse_rejects_malformed_flags(cli, tmp_path, args):
+    code, _, stderr = cli("say", "你好", *args, "-o", tmp_path / "out.wav")
+    assert code == 2
+    assert "usage:" in stderr and "error:" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_say_without_text(cli, tmp_path):
+    code, _, stderr = cli("say", "-o", tmp_path / "out.wav")
+    assert code == 2
+    assert "--phones" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_all_zero_durations(cli, tmp_path):
+    code, _, stderr = cli("say", "--phones", "sil", "--durations", "0,0", "-o", tmp_path / "out.wav")
+    assert code == 2 and "durations" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_threads_must_be_positive(cli, tmp_path):
+    code, _, stderr = cli("say", "你好", "--threads", "0", "-o", tmp_path / "out.wav")
+    assert code == 2 and "threads" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_save_features_into_missing_folder(cli, tmp_path):
+    code, _, stderr = cli("say", "你好", "-o", tmp_path / "out.wav", "--save-features", tmp_path / "no" / "f.npz")
+    assert code == 2 and "qingyin: error:" in stderr
+    assert_no_leftovers(tmp_path)
+
+
+# --- long input -------------------------------------------------------------------------------------------
+
+
+def test_twenty_thousand_characters_of_mostly_noise(cli, tts, tmp_path):
+    noise = "😀 hello, world! …… ©®™ 🚀🚀 abc-def; "
+    text = "你好。" + (noise * (20000 // len(noise) + 1))[: 20000 - 6] + "再见。"
+    assert len(text) == 20000
+
+    start = time.perf_counter()
+    frontend = tts.frontend(text)
+    assert time.perf_counter() - start < 5.0, "the frontend is too slow on 20,000 characters"
+    assert [s.text for s in frontend.sentences][0] == "你好。" and len(frontend.sentences) == 2
+    assert 0 < len(frontend.warnings) <= 60  # capped, with a summary line
+
+    out = tmp_path / "out.wav"
+    start = time.perf_counter()
+    code, _, stderr = cli("say", text, "-o", out)
+    assert code == 0, stderr[-2000:]
+    assert time.perf_counter() - start < 30.0
+    assert "qingyin: warning:" in stderr and "more skipped" in stderr
+    assert len(stderr.splitlines()) <= 70
+    assert_wav(out)
+
+
+def test_twenty_thousand_chinese_characters_are_cut_fast(tts):
+    start = time.perf_counter()
+    frontend = tts.frontend("中文" * 10000)
+    assert time.perf_counter() - start < 10.0
+    assert len(frontend.sentences) == 500
+    assert all(len(s.pinyin) <= 40 for s in frontend.sentences)
+
+
+def test_say_500_characters_streams_to_one_file(cli, tts, tmp_path):
+    text = (LONG_TEXT * 10)[:500]
+    out, npz = tmp_path / "long.wav", tmp_path / "f.npz"
+    code, _, stderr = cli("say", text, "-o", out, "--verbose", "--save-features", npz)
+    assert code == 0, stderr[-2000:]
+    sentences = sum(line.startswith("sil ") for line in stderr.splitlines())
+    assert sentences >= len(tts.frontend(text).sentences) > 10
+    frames = np.load(npz)["mel"].shape[0]
+    samples = assert_wav(out)
+    assert len(samples) == frames * HOP + PAUSE * (sentences - 1)
+    assert len(samples) / SAMPLE_RATE > 60
+    assert_no_leftovers(tmp_path, ("long.wav", "f.npz"))
+
+
+# --- models ------------------------------------------------------------------------------------------------
+
+
+def test_models_list(cli, baker_dir):
+    code, stdout, _ = cli("models", "list")
+    assert code == 0
+    assert "baker" in stdout and "installed" in stdout and str(baker_dir) in stdout
+    assert "not installed" not in stdout
+
+
+def test_models_fetch_unknown_voice(cli):
+    code, _, stderr = cli("models", "fetch", "nope")
+    assert code == 2
+    assert "qingyin: error:" in stderr and "nope" in stderr and "baker" in stderr
+
+
+def test_models_fetch_installed_voice_is_a_no_op(cli, baker_dir):
+    code, stdout, _ = cli("models", "fetch", "baker")
+    assert code == 0 and stdout.strip() == str(baker_dir)
+
+
+# --- help ----------------------------------------------------------------------------------------------------
+
+
+def test_help(cli):
+    code, stdout, _ = cli("--help")
+    assert code == 0 and "say" in stdout and "models" in stdout
+    code, stdout, _ = cli("say", "--help")
+    assert code == 0
+    for flag in ("--speed", "--pitch", "--energy", "--phones", "--durations", "--save-features", "--voice"):
+        assert flag in stdout
+    code, stdout, _ = cli("models", "--help")
+    assert code == 0 and "fetch" in stdout and "list" in stdout
+
+
+def test_no_command_is_a_usage_error(cli):
+    code, _, stderr = cli()
+    assert code == 2 and "usage:" in stderr
+
+
+# --- real processes ------------------------------------------------------------------------------------------
+
+
+def test_subprocess_reads_stdin(tmp_path):
+    out = tmp_path / "stdin.wav"
+    process = run_cli("say", "-", "-o", out, stdin="今天天气不错。\n")
+    stdout, stderr = decoded(process)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert stdout.strip() == str(out)
+    assert 0.8 <= len(assert_wav(out)) / SAMPLE_RATE <= 4.0
+
+
+def test_subprocess_bad_input_exits_2_without_traceback(tmp_path):
+    out = tmp_path / "out.wav"
+    process = run_cli("say", "😀😀", "-o", out)
+    _, stderr = decoded(process)
+    assert process.returncode == 2
+    assert "qingyin: error:" in stderr and "Traceback" not in stderr
+    assert_no_leftovers(tmp_path)
+
+    process = run_cli("say", "你好", "--speed", "abc", "-o", out)
+    _, stderr = decoded(process)
+    assert process.returncode == 2
+    assert "usage:" in stderr and "Traceback" not in stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_subprocess_without_voice_or_index_says_what_to_run(tmp_path):
+    home, links = tmp_path / "home", tmp_path / "links"
+    home.mkdir()
+    links.mkdir()
+    env = dict(os.environ, QINGYIN_HOME=str(home), PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1",
+               PIP_FIND_LINKS=str(links), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    out = tmp_path / "out.wav"
+    process = run_cli("say", "你好", "-o", out, env=env)
+    _, stderr = decoded(process)
+    assert process.returncode == 2, stderr
+    assert "qingyin models fetch" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists() and not out.with_name("out.wav.part").exists()
+    assert not (home / "voices" / "baker").exists()  # nothing half-installed
