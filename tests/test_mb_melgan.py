@@ -1,6 +1,4 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +6,9 @@ import torch
 
 from qingyin.models.config import config_from_dict, config_to_dict
 from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator, pqmf_synthesis_filters
+from tests.reference_runner import load_reference, reference_available, reference_dir
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = reference_dir()
 TFLITE = REFERENCE / "mb_melgan.tflite"
 BAKER = MBMelGANConfig(subband_quant_step=1 / 128)
 
@@ -90,14 +89,11 @@ def load_imported() -> tuple[MBMelGANConfig, MBMelGANGenerator]:
     return config, model
 
 
-def load_reference():
-    pytest.importorskip("ai_edge_litert", reason="the LiteRT oracle needs ai-edge-litert")
-    if not (REFERENCE / "reference.py").exists():
-        pytest.skip(f"{REFERENCE / 'reference.py'} is missing")
-    spec = importlib.util.spec_from_file_location("qingyin_reference", REFERENCE / "reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_oracle():
+    reason = reference_available()
+    if reason:
+        pytest.skip(reason)
+    return load_reference(threads=1)
 
 
 def test_import_rejects_other_graphs():
@@ -128,7 +124,7 @@ MIN_SNR_DB = 50.0
 @pytest.mark.reference
 def test_matches_litert():
     _, model = load_imported()
-    reference = load_reference().Reference(threads=1)
+    reference = load_oracle()
     mels = {f"smooth{t}": smooth_mel(t, seed=t) for t in (10, 11, 50, 300)}
     mels["fastspeech2"] = reference.mel(reference.ids("sil n i3 #0 h ao3 #3 sil"))[0]
     for name, mel in mels.items():
@@ -144,6 +140,6 @@ def test_matches_litert():
 @pytest.mark.reference
 @pytest.mark.parametrize("frames", [1, 2, 7, 9])
 def test_litert_also_refuses_short_mels(frames: int):
-    reference = load_reference().Reference(threads=1)
+    reference = load_oracle()
     with pytest.raises(RuntimeError, match="MirrorPad"):
         reference.audio(smooth_mel(frames, seed=0))

@@ -11,6 +11,7 @@ just outside what we measure (BENCHMARKS.md); with the reference's activation qu
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 
 from tests.activation_quant import xnnpack_dynamic_int8
+from tests.reference_runner import reference_available
 
 MAX_CASE_MEAN_ABS = 0.08  # normalized mel units; a single short utterance is noisier than the average
 # The original rounds its sub-band signals to 8 bits (the vocoder is otherwise float32): ~140 dB where
@@ -175,3 +177,10 @@ def test_vocoder_matches_live_reference(backend, oracle, golden):
     for case in golden.values():
         if len(case["mel"]) >= backend.min_vocoder_frames:
             assert snr_db(oracle.audio(case["mel"]), backend.vocode(case["mel"])) >= MIN_VOCODER_SNR_DB
+
+
+def test_ci_has_the_reference():
+    """CI runs with ../shared beside the clone: parity must be checked there, never silently skipped."""
+    if not os.environ.get("CI"):
+        pytest.skip("only enforced in CI (CI=true)")
+    assert reference_available() is None, reference_available()

@@ -81,6 +81,7 @@ class TorchBackend:
 
 def _load(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type) -> torch.nn.Module:
     config = config_from_dict(config_cls, json.loads((voice_dir / config_name).read_text()))
-    model = model_cls(config)
-    model.load_state_dict(load_file(str(voice_dir / weights_name)), strict=True)
+    with torch.device("meta"):  # no random initialization: every tensor comes from the file
+        model = model_cls(config)
+    model.load_state_dict(load_file(str(voice_dir / weights_name)), strict=True, assign=True)
     return model.eval()

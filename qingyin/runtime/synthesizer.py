@@ -16,7 +16,7 @@ from qingyin.runtime.audio import write_wav
 from qingyin.runtime.backends import AcousticControls, AcousticFeatures, TorchBackend
 from qingyin.text import FrontendResult, SymbolTable, text_to_sentences
 from qingyin.voices import registry
-from qingyin.voices.fetch import ensure_voice, verify_voice
+from qingyin.voices.fetch import VoiceNotAvailableError, ensure_voice, verify_voice
 
 BOUNDARY_MARKS = ("#0", "#1", "#2", "#3")
 
@@ -129,8 +129,6 @@ class Synthesizer:
         elif registry.is_installed(voice):
             directory = registry.voice_dir(voice)
         else:
-            from qingyin.voices.fetch import VoiceNotAvailableError
-
             raise VoiceNotAvailableError(f"voice {voice!r} is not installed; run `qingyin models fetch {voice}`")
         verify_voice(voice)
         self.symbols = SymbolTable.from_json(directory / registry.SYMBOLS)
@@ -154,11 +152,13 @@ class Synthesizer:
         return self._result(list(self.iter_sentences(frontend, **options)), opts, frontend.warnings)
 
     def iter_sentences(self, text: str | FrontendResult, **options: object) -> Iterator[SentenceAudio]:
-        """Yield each sentence as soon as it is synthesized (pauses are the caller's to insert)."""
+        """Sentences one by one, each as soon as it is synthesized (pauses are the caller's to insert).
+
+        Text and options are checked here, before the first sentence is asked for.
+        """
         opts = self._options(options)
         frontend = self.frontend(text) if isinstance(text, str) else text
-        for sentence in frontend.sentences:
-            yield from self._fit(sentence.text, sentence.phones, opts)
+        return (piece for sentence in frontend.sentences for piece in self._fit(sentence.text, sentence.phones, opts))
 
     def synthesize_phones(
         self, phones: str | Sequence[str], durations: Sequence[int] | None = None, **options: object
