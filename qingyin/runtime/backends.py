@@ -40,7 +40,8 @@ class AcousticControls:
 class TorchBackend:
     """FastSpeech2 + MB-MelGAN as PyTorch modules on the CPU."""
 
-    def __init__(self, voice_dir: Path, threads: int | None = None):
+    def __init__(self, voice_dir: str | Path, threads: int | None = None):
+        voice_dir = Path(voice_dir)
         if threads is not None:
             if not isinstance(threads, int) or threads < 1:
                 raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")

