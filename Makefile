@@ -4,11 +4,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统，在两核的处理器上也能流畅运行。
 
-.PHONY: demo test setup voice lint clean
+.PHONY: demo test test-heavy setup voice lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,6 +22,9 @@ demo: voice
 test: voice
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check qingyin tests
+
+test-heavy: voice
+	$(PY) -m pytest -q -m heavy
 
 lint: setup
 	$(VENV)/bin/ruff check qingyin tests

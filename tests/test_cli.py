@@ -13,7 +13,7 @@ import pytest
 
 import qingyin.cli
 from qingyin.runtime.audio import read_wav
-from tests.reference_runner import REPO
+from qingyin.evaluate.reference import REPO
 
 SAMPLE_RATE = 24000
 HOP = 300

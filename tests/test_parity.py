@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from tests.activation_quant import xnnpack_dynamic_int8
-from tests.reference_runner import reference_available
+from qingyin.evaluate.reference import reference_available
 
 MAX_CASE_MEAN_ABS = 0.08  # normalized mel units; a single short utterance is noisier than the average
 # The original rounds its sub-band signals to 8 bits (the vocoder is otherwise float32): ~140 dB where

@@ -33,7 +33,7 @@ from qingyin.voices.fetch import (
 from qingyin.voices.import_fastspeech2 import import_fastspeech2
 from qingyin.voices.registry import UnknownVoiceError
 from qingyin.voices.tflite_graph import TFLiteGraph
-from tests.reference_runner import reference_dir
+from qingyin.evaluate.reference import reference_dir
 
 ORIGINAL_HOME = registry.qingyin_home()  # where the cached wheel and the installed voice live
 VOICE_FILES = {registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG,

@@ -1,4 +1,8 @@
-"""The LiteRT oracle: ../shared/reference/reference.py, extended to return pitch and energy too."""
+"""The original voice as distributed (TFLite, run by LiteRT): the oracle for parity and the speed baseline.
+
+It lives outside the package (../shared/reference/reference.py beside the repository, or
+$QINGYIN_REFERENCE_DIR) and needs `ai-edge-litert`; this module loads it and adds what we need.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def reference_dir() -> Path:
+    """$QINGYIN_REFERENCE_DIR, else ../shared/reference beside the repository checkout."""
     return Path(os.environ.get("QINGYIN_REFERENCE_DIR") or REPO.parent / "shared" / "reference")
 
 

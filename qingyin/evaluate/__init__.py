@@ -1,0 +1,1 @@
+"""Measuring instruments: quality metrics, evaluation runs and speed benchmarks."""

@@ -1,0 +1,73 @@
+"""Variants: what `qingyin eval` and `qingyin bench` compare. A variant = voice + backend + options.
+
+Spelled `voice[:backend][:name=value,...]`, e.g. `baker`, `baker:torch`, `baker:speed=1.2,pitch=1.1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qingyin.runtime.synthesizer import InvalidOptionError, SynthesisOptions
+from qingyin.voices.registry import get_voice
+
+BACKENDS = ("torch",)  # more arrive with the fast-inference work
+DEFAULT_TEXTS = Path(__file__).with_name("texts") / "zh_default.txt"
+
+
+@dataclass(frozen=True)
+class Variant:
+    voice: str
+    backend: str = "torch"
+    options: dict[str, float | str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        parts = [self.voice]
+        if self.backend != "torch":
+            parts.append(self.backend)
+        if self.options:
+            parts.append(",".join(f"{k}={v}" for k, v in sorted(self.options.items())))
+        return ":".join(parts)
+
+
+def parse_variant(spec: str) -> Variant:
+    """'baker:speed=1.2' -> Variant; errors name the bad part and the choices."""
+    parts = [p.strip() for p in spec.split(":")]
+    voice = get_voice(parts[0]).name  # raises UnknownVoiceError listing the voices
+    backend, options = "torch", {}
+    for part in parts[1:]:
+        if "=" not in part:
+            if part not in BACKENDS:
+                raise InvalidOptionError(
+                    f"variant {spec!r}: unknown backend {part!r}; available: {', '.join(BACKENDS)}")
+            backend = part
+            continue
+        for item in part.split(","):
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if name not in SynthesisOptions.__dataclass_fields__:
+                raise InvalidOptionError(
+                    f"variant {spec!r}: unknown option {name!r}; known: speed, pitch, energy, speaker")
+            options[name] = value.strip() if name == "speaker" else _number(spec, name, value)
+    return Variant(voice, backend, options)
+
+
+def _number(spec: str, name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidOptionError(f"variant {spec!r}: {name} must be a number, got {value!r}") from None
+
+
+def read_texts(path: str | Path | None = None) -> list[str]:
+    """One sentence per line; blank lines and lines starting with '#' are skipped."""
+    source = Path(path) if path else DEFAULT_TEXTS
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidOptionError(f"cannot read texts from {source}: {error}") from None
+    texts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not texts:
+        raise InvalidOptionError(f"{source} has no sentences (one per line; '#' starts a comment)")
+    return texts
