@@ -21,13 +21,13 @@ demo: voice
 
 test: voice
 	$(PY) -m pytest -q
-	$(VENV)/bin/ruff check qingyin tests
+	$(VENV)/bin/ruff check qingyin tests benchmarks
 
 test-heavy: voice
 	$(PY) -m pytest -q -m heavy
 
 lint: setup
-	$(VENV)/bin/ruff check qingyin tests
+	$(VENV)/bin/ruff check qingyin tests benchmarks
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache .ruff_cache

@@ -16,10 +16,10 @@ import json
 
 import numpy as np
 
+from qingyin.evaluate.reference import load_reference
 from qingyin.runtime.backends import TorchBackend
 from qingyin.voices.fetch import ensure_voice
 from tests.activation_quant import xnnpack_dynamic_int8
-from qingyin.evaluate.reference import load_reference
 from tests.test_parity import EMULATED, FLOAT, Parity, random_cases
 
 

@@ -12,10 +12,10 @@ import time
 
 import torch
 
+from qingyin.evaluate.reference import load_reference
 from qingyin.runtime.backends import AcousticControls, TorchBackend
 from qingyin.text import SymbolTable, text_to_sentences
 from qingyin.voices.fetch import ensure_voice
-from qingyin.evaluate.reference import load_reference
 
 SENTENCES = [
     "今天天气不错，我们去公园散步吧。", "欢迎使用轻音语音合成系统。", "请问最近的地铁站怎么走？",

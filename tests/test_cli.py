@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import qingyin.cli
-from qingyin.runtime.audio import read_wav
 from qingyin.evaluate.reference import REPO
+from qingyin.runtime.audio import read_wav
 
 SAMPLE_RATE = 24000
 HOP = 300

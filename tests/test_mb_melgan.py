@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from qingyin.evaluate.reference import load_reference, reference_available, reference_dir
 from qingyin.models.config import config_from_dict, config_to_dict
 from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator, pqmf_synthesis_filters
-from qingyin.evaluate.reference import load_reference, reference_available, reference_dir
 
 REFERENCE = reference_dir()
 TFLITE = REFERENCE / "mb_melgan.tflite"

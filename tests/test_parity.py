@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.activation_quant import xnnpack_dynamic_int8
 from qingyin.evaluate.reference import reference_available
+from tests.activation_quant import xnnpack_dynamic_int8
 
 MAX_CASE_MEAN_ABS = 0.08  # normalized mel units; a single short utterance is noisier than the average
 # The original rounds its sub-band signals to 8 bits (the vocoder is otherwise float32): ~140 dB where

@@ -199,8 +199,10 @@ def test_full_scale_sine_is_minus_3_dbfs():
     t = np.arange(SR // 2) / SR
     sine = np.sin(2 * np.pi * 220.0 * t)  # 0.5 s
     prosody = prosody_descriptors(pad(sine), SR)
-    assert prosody.rms_dbfs == pytest.approx(-3.01, abs=0.05)  # over speech frames only: padding is excluded
-    assert prosody_descriptors(pad(0.5 * sine), SR).rms_dbfs == pytest.approx(-3.01 - 6.02, abs=0.05)
+    # over speech frames only: the padding is excluded, but the two 5 ms frames that straddle the abrupt onset and
+    # offset are half silence (-0.04 dB on 0.5 s)
+    assert prosody.rms_dbfs == pytest.approx(-3.01, abs=0.1)
+    assert prosody_descriptors(pad(0.5 * sine), SR).rms_dbfs == pytest.approx(-3.01 - 6.02, abs=0.1)
     assert prosody_descriptors((32767 * sine).astype(np.int16), SR).rms_dbfs == pytest.approx(-3.01, abs=0.05)
 
 
@@ -225,7 +227,7 @@ def test_mcd_grows_with_noise(utterance, utterance_analysis):
     mcd_40 = compare(utterance_analysis, noisy(40.0)).mcd_db
     mcd_10 = compare(utterance_analysis, noisy(10.0)).mcd_db
     assert 0.0 < mcd_40 < mcd_10
-    assert mcd_10 > 2 * mcd_40 and mcd_10 - mcd_40 > 2.0
+    assert mcd_10 > 1.5 * mcd_40 and mcd_10 - mcd_40 > 5.0
 
 
 def test_mcd_is_non_negative_and_roughly_symmetric(utterance_analysis):

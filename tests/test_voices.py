@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from qingyin.evaluate.reference import reference_dir
 from qingyin.models.config import config_from_dict
 from qingyin.models.fastspeech2 import FastSpeech2Config
 from qingyin.voices import fetch, registry
@@ -33,7 +34,6 @@ from qingyin.voices.fetch import (
 from qingyin.voices.import_fastspeech2 import import_fastspeech2
 from qingyin.voices.registry import UnknownVoiceError
 from qingyin.voices.tflite_graph import TFLiteGraph
-from qingyin.evaluate.reference import reference_dir
 
 ORIGINAL_HOME = registry.qingyin_home()  # where the cached wheel and the installed voice live
 VOICE_FILES = {registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG,

@@ -31,8 +31,8 @@ period is 5 ms; leading and trailing silence is trimmed from each clip before al
 differs between systems and says nothing about quality) does not dominate the average, while internal pauses
 are kept; and the V/UV decision includes D4C's test (step 4).
 
-Known limits. Harvest finds no voicing in a pure sinusoid or in a tone with fewer than about four harmonics
-(voices and vocoders have dozens), so F0 metrics of such signals are NaN. Log-spectral distances are dominated
+Known limits. Harvest does not track a pure sinusoid or a tone with fewer than about four harmonics (voices and
+vocoders have dozens): F0 metrics of such signals are NaN or meaningless. Log-spectral distances are dominated
 by bands or frames that hold no energy at all (digital silence, band-limited synthesis at -120 dB): compare
 clips that have a noise floor, as recordings and vocoder outputs do, and compare at one bandwidth.
 
@@ -120,7 +120,7 @@ class PairMetrics:
 class Prosody:
     """Prosodic descriptors of one clip; F0 in semitones re 100 Hz (st = 12 * log2(F0 / 100 Hz)).
 
-    F0 statistics use frames that are both voiced (Harvest) and speech (energy); they are NaN when there are
+    F0 statistics use frames that are both voiced (Harvest and D4C) and speech (energy); they are NaN when there are
     none. Durations exclude leading and trailing silence.
     """
 
@@ -268,9 +268,9 @@ def analyze(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *, top_db: float 
         mcep=np.ascontiguousarray(mcep, np.float64),
         speech=speech,
         power=power,
-        start_s=first * FRAME_PERIOD_S,
-        duration_s=speech.shape[0] * FRAME_PERIOD_S,
-        pause_time_s=pause_frames * FRAME_PERIOD_S,
+        start_s=round(first * FRAME_PERIOD_S, 9),
+        duration_s=round(speech.shape[0] * FRAME_PERIOD_S, 9),
+        pause_time_s=round(pause_frames * FRAME_PERIOD_S, 9),
     )
 
 
@@ -367,7 +367,7 @@ def compare(
         mcd_db=float(np.mean(mcd)),
         log_f0_rmse_cents=f0_rmse,
         vuv_error=float(np.mean(voiced_ref != voiced_sys)),
-        duration_difference_s=hyp.duration_s - ref.duration_s,
+        duration_difference_s=round(hyp.duration_s - ref.duration_s, 9),
         aligned_frames=int(ri.shape[0]),
         voiced_pairs=int(both.sum()),
         reference_duration_s=ref.duration_s,
@@ -433,7 +433,7 @@ def prosody_descriptors(
         range_st = float(high - low)
     else:
         mean_st = std_st = range_st = math.nan
-    articulation = clip.duration_s - clip.pause_time_s
+    articulation = round(clip.duration_s - clip.pause_time_s, 9)
     rate = None
     if syllables is not None:
         rate = float(syllables) / articulation if articulation > 0 else math.nan
