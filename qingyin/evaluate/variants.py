@@ -50,6 +50,10 @@ def parse_variant(spec: str) -> Variant:
                 raise InvalidOptionError(
                     f"variant {spec!r}: unknown option {name!r}; known: speed, pitch, energy, speaker")
             options[name] = value.strip() if name == "speaker" else _number(spec, name, value)
+    try:
+        SynthesisOptions(**options).validated()
+    except InvalidOptionError as error:
+        raise InvalidOptionError(f"variant {spec!r}: {error}") from None
     return Variant(voice, backend, options)
 
 
