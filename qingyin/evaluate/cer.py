@@ -20,6 +20,7 @@ import numpy as np
 from qingyin.evaluate.assets import METRIC_SAMPLE_RATE, ensure_whisper, import_optional, prepare_audio
 from qingyin.text import text_to_sentences
 
+PAD_SECONDS = 0.5
 WHISPER_PROMPT = "以下是普通话的句子。"  # nudges Whisper towards simplified characters and punctuation
 
 
@@ -99,8 +100,15 @@ class WhisperTranscriber:
         wav = prepare_audio(audio, sample_rate, METRIC_SAMPLE_RATE)
         if wav.size == 0:
             return ""
+        # Half a second of silence each side: Whisper-base often drops a one-word clip that starts and ends
+        # at the edges (on our short sentences, CER 0.25 -> 0.08). The same for every system measured.
+        pad = np.zeros(int(PAD_SECONDS * METRIC_SAMPLE_RATE), dtype=wav.dtype)
+        wav = np.concatenate([pad, wav, pad])
         segments, _info = self._model.transcribe(
             wav, language="zh", task="transcribe", initial_prompt=WHISPER_PROMPT, beam_size=self.beam_size,
             condition_on_previous_text=False, vad_filter=False,
         )
-        return "".join(segment.text.strip() for segment in segments)
+        text = "".join(segment.text.strip() for segment in segments)
+        # On very short clips Whisper sometimes repeats its prompt instead of transcribing; the prompt is ours,
+        # never the speaker's, so an echo of it is removed rather than counted as nine inserted characters.
+        return text.replace(WHISPER_PROMPT, "").replace(WHISPER_PROMPT.rstrip("。"), "")
