@@ -223,7 +223,22 @@ def _rss_child(spec: str, threads: int, texts: list[str]) -> None:
     system = ReferenceSystem(threads) if spec == "reference" else QingyinSystem(parse_variant(spec), threads)
     for phones in sentence_phones(texts):
         system.run(phones)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux reports KiB
+    print(peak_rss_of_this_process() / 2**20)
+
+
+def peak_rss_of_this_process() -> int:
+    """Peak resident bytes of this process's own address space.
+
+    Not getrusage's ru_maxrss: after fork + exec, Linux carries the parent's peak over into the child's, so a
+    child started from a process holding models would report the parent's memory.
+    """
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 if __name__ == "__main__":
