@@ -107,6 +107,7 @@ class WhisperTranscriber:
         segments, _info = self._model.transcribe(
             wav, language="zh", task="transcribe", initial_prompt=WHISPER_PROMPT, beam_size=self.beam_size,
             condition_on_previous_text=False, vad_filter=False,
+            temperature=0.0,  # no sampling fallback: deterministic, and no minutes-long retries on garbled audio
         )
         text = "".join(segment.text.strip() for segment in segments)
         # On very short clips Whisper sometimes repeats its prompt instead of transcribing; the prompt is ours,
