@@ -6,7 +6,8 @@ Needs the eval extra, Debian's `espeak-ng` and `gcin-voice` packages (apt-get in
 and `soundfile` (to read gcin-voice's Ogg files).
 
 1. CER (Whisper-base) and DNSMOS on the default text set: the Baker voice vs espeak-ng's Mandarin voice
-   (`-v cmn`, formant synthesis: the negative control a good metric must rank far worse).
+   (`-v cmn-latn-pinyin` reading our pinyin; formant synthesis: the negative control a good metric must rank
+   far worse).
 2. Real recordings (gcin-voice: isolated, tone-labelled syllables, two speakers): DNSMOS, and the pitch
    movement of each tone (semitones from the first to the last third of the voiced part) next to the
    Baker voice saying the same syllables: tone 1 level, 2 rising, 3 low, 4 falling.
@@ -29,6 +30,7 @@ from qingyin.evaluate.signal_metrics import analyze
 from qingyin.evaluate.variants import read_texts
 from qingyin.runtime.audio import read_wav
 from qingyin.runtime.synthesizer import Synthesizer
+from qingyin.text import text_to_sentences
 
 GCIN = Path("/usr/share/gcin-voice/ogg")
 GCIN_TONES = {"": 1, "2": 2, "3": 3, "4": 4}  # gcin names tone 1 with no digit
@@ -39,8 +41,10 @@ BOPOMOFO = dict(zip("ㄅㄆㄇㄈㄉㄊㄋㄌㄍㄎㄏ", "bpmfdtnlgkh", strict=T
 
 
 def espeak(text: str, folder: Path) -> tuple[np.ndarray, int]:
+    """espeak-ng's Mandarin formant voice reading our frontend's pinyin (its Hanzi reading is worse still)."""
+    pinyin = ", ".join(" ".join(p for _, p in s.pinyin) for s in text_to_sentences(text).sentences)
     path = folder / "espeak.wav"
-    subprocess.run(["espeak-ng", "-v", "cmn", "-w", str(path), text], check=True, capture_output=True)
+    subprocess.run(["espeak-ng", "-v", "cmn-latn-pinyin", "-w", str(path), pinyin], check=True, capture_output=True)
     return read_wav(path)
 
 
@@ -50,7 +54,7 @@ def intelligibility(texts: list[str]) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         for text in texts:
             for name, (audio, rate) in (("baker", (tts.synthesize(text).audio, tts.sample_rate)),
-                                        ("espeak-ng cmn", espeak(text, Path(tmp)))):
+                                        ("espeak-ng pinyin", espeak(text, Path(tmp)))):
                 errors, chars = character_errors(text, transcriber.transcribe(audio, rate), normalize=True)
                 row = totals[name]
                 row[0] += errors
