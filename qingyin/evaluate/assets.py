@@ -79,12 +79,18 @@ def prepare_audio(audio: np.ndarray, sample_rate: int, target_rate: int = METRIC
     if np.issubdtype(wav.dtype, np.integer):
         wav = wav.astype(np.float64) / float(-np.iinfo(wav.dtype).min)
     wav = wav.astype(np.float32, copy=False)
-    sample_rate = int(sample_rate)
-    if sample_rate == target_rate or wav.size == 0:
+    if wav.size == 0:
+        return wav
+    return resample(wav, int(sample_rate), target_rate).astype(np.float32, copy=False)
+
+
+def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """(N,) at from_rate -> (N * to_rate / from_rate,) at to_rate (polyphase, scipy.signal.resample_poly)."""
+    if from_rate == to_rate:
         return wav
     signal = import_optional("scipy.signal", "scipy")
-    divisor = math.gcd(sample_rate, target_rate)
-    return signal.resample_poly(wav, target_rate // divisor, sample_rate // divisor).astype(np.float32)
+    divisor = math.gcd(from_rate, to_rate)
+    return signal.resample_poly(wav, to_rate // divisor, from_rate // divisor)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from qingyin.evaluate.assets import import_optional
+from qingyin.evaluate.assets import import_optional, resample
 
 __all__ = [
     "ClipAnalysis",
@@ -167,15 +167,6 @@ def _as_mono(audio: Any, name: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(wav)
 
 
-def _resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """(N,) at from_rate -> (N * to_rate / from_rate,) at to_rate (polyphase, scipy.signal.resample_poly)."""
-    if from_rate == to_rate:
-        return wav
-    signal = import_optional("scipy.signal", "scipy")
-    divisor = math.gcd(from_rate, to_rate)
-    return np.ascontiguousarray(signal.resample_poly(wav, to_rate // divisor, from_rate // divisor), np.float64)
-
-
 def _mcep_alpha(sample_rate: int) -> float:
     """All-pass constant approximating the mel scale: 0.46 at 24 kHz (ESPnet), else pysptk's estimate."""
     if sample_rate == 24000:
@@ -284,7 +275,7 @@ def _as_analysis(clip: np.ndarray | ClipAnalysis, sample_rate: int, target_rate:
     sample_rate = _check_rate(sample_rate)
     if target_rate is None or target_rate == sample_rate:
         return analyze(clip, sample_rate)
-    return analyze(_resample(_as_mono(clip), sample_rate, target_rate), target_rate)
+    return analyze(resample(_as_mono(clip), sample_rate, target_rate), target_rate)
 
 
 # --- alignment ----------------------------------------------------------------------------------------------
