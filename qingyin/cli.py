@@ -1,4 +1,4 @@
-"""`qingyin` command line: say, models."""
+"""`qingyin` command line: say, frontend, bench, eval, models."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import numpy as np
 EXAMPLES = """examples:
   qingyin say "今天天气不错。" -o out.wav
   qingyin say "欢迎使用轻音。" -o fast.wav --speed 1.3 --pitch 1.2
+  qingyin say "我们重[chong2]新开始。" -o fix.wav --lexicon my_words.tsv
+  qingyin say '<speak>请稍等<break time="500ms"/>好了。</speak>' -o ssml.wav
+  qingyin frontend "2024年3月5日，银行行长来了。" --json
   qingyin say --phones "sil n i3 #0 h ao3 sil" -o hello.wav --durations 10,5,12,2,6,14,10,1
   qingyin models fetch baker
   qingyin bench --threads 2
@@ -60,6 +63,16 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="also write mel, durations, pitch and energy to this .npz file")
     say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
+    _add_text_options(say)
+
+    frontend = commands.add_parser(
+        "frontend", help="show how text is read: normalized text, words, pinyin, phones, warnings",
+        description="Run only the text frontend (no model needed) and print each stage. Text may be plain, "
+                    "with inline pinyin (重[chong2]新), or SSML (<speak>...</speak>).", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    frontend.add_argument("text", help="text to analyse ('-' reads standard input)")
+    frontend.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_text_options(frontend)
 
     bench = commands.add_parser(
         "bench", help="speed: real-time factor, first-audio latency, throughput, memory vs the original voice",
@@ -99,6 +112,14 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_text_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lexicon", type=Path, metavar="TSV",
+                        help="your pronunciations, one 'word<TAB>pin1 yin1' per line; wins over the built-in ones")
+    parser.add_argument("--prosody", choices=["marks", "plain"], default="marks",
+                        help="prosodic boundaries: 'marks' places #1/#2/#3 from the text (default), "
+                             "'plain' only pauses at punctuation")
+
+
 def _read_text(args: argparse.Namespace) -> str:
     from qingyin.runtime.synthesizer import InvalidOptionError
 
@@ -135,7 +156,7 @@ def _say(args: argparse.Namespace) -> int:
     if args.save_features:
         _check_writable(Path(args.save_features), "--save-features")
 
-    tts = Synthesizer(args.voice, threads=args.threads)
+    tts = Synthesizer(args.voice, threads=args.threads, lexicon=args.lexicon, prosody=args.prosody)
     if args.phones is not None:
         sentences = iter(tts.synthesize_phones(args.phones, durations=args.durations, **options).sentences)
         total = 1
@@ -147,7 +168,6 @@ def _say(args: argparse.Namespace) -> int:
 
     # Written sentence by sentence, so long texts stream to disk in bounded memory; the file appears
     # under its name only when complete.
-    pause = tts.pause(**options)
     done: list[SentenceAudio] = []
     partial = output.with_name(output.name + ".part")
     try:
@@ -155,10 +175,12 @@ def _say(args: argparse.Namespace) -> int:
             for i, sentence in enumerate(tqdm(sentences, total=total, unit="sentence", file=sys.stderr,
                                               disable=None if total > 1 else True)):
                 if i:
-                    writer.write(pause)
+                    writer.write(tts.gap(done[-1], **options))
                 writer.write(sentence.audio)
                 sentence.audio = sentence.audio[:0]  # keep features and timings, not the samples
                 done.append(sentence)
+            if done and done[-1].break_ms is not None:  # a trailing <break> is kept
+                writer.write(tts.gap(done[-1], **options))
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
@@ -176,6 +198,28 @@ def _say(args: argparse.Namespace) -> int:
         print(f"qingyin: {audio_seconds:.2f} s of audio in {acoustic + vocoder:.2f} s, real-time factor {rtf:.3f} "
               f"(acoustic {acoustic:.2f} s, vocoder {vocoder:.2f} s)", file=sys.stderr)
     print(output)
+    return 0
+
+
+def _frontend(args: argparse.Namespace) -> int:
+    import json
+
+    from qingyin.text import Frontend
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    result = Frontend(lexicon=args.lexicon, prosody_mode=args.prosody)(text)
+    if args.json:
+        print(json.dumps(result.report(), ensure_ascii=False, indent=1))
+        return 0
+    for warning in result.warnings:
+        print(f"qingyin: warning: {warning}", file=sys.stderr)
+    for sentence in result.sentences:
+        if not sentence.phones:
+            print(f"<break {sentence.break_ms} ms>\n")
+            continue
+        print(f"normalized: {sentence.normalized}\nwords:      {' / '.join(sentence.words)}\n"
+              f"pinyin:     {' '.join(p for _, p in sentence.pinyin)}\nphones:     {' '.join(sentence.phones)}"
+              + (f"\nbreak:      {sentence.break_ms} ms" if sentence.break_ms is not None else "") + "\n")
     return 0
 
 
@@ -255,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _build_parser().parse_args(argv)
     try:
-        return {"say": _say, "bench": _bench, "eval": _eval, "models": _models}[args.command](args)
+        commands = {"say": _say, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models}
+        return commands[args.command](args)
     except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:
         # Bad input and missing voices raise these, with messages that say what to do.
         print(f"qingyin: error: {error}", file=sys.stderr)

@@ -38,10 +38,10 @@ def cli(tts, monkeypatch, capsys):
 
     real = synthesizer.Synthesizer
 
-    def make(voice: str = "baker", threads: int | None = None, fetch: bool = True):
-        if voice == "baker" and threads is None:
+    def make(voice: str = "baker", threads: int | None = None, fetch: bool = True, lexicon=None, prosody="marks"):
+        if voice == "baker" and threads is None and lexicon is None and prosody == "marks":
             return tts
-        return real(voice, threads=threads, fetch=fetch)
+        return real(voice, threads=threads, fetch=fetch, lexicon=lexicon, prosody=prosody)
 
     monkeypatch.setattr(synthesizer, "Synthesizer", make)
     if hasattr(qingyin.cli, "Synthesizer"):
@@ -266,14 +266,15 @@ def test_save_features_into_missing_folder(cli, tmp_path):
 
 
 def test_twenty_thousand_characters_of_mostly_noise(cli, tts, tmp_path):
-    noise = "😀 hello, world! …… ©®™ 🚀🚀 abc-def; "
+    noise = "😀 ♪, ★! …… ©®™ 🚀🚀 ⚡-☂; "  # no letters: those are spelled out, not dropped
     text = "你好。" + (noise * (20000 // len(noise) + 1))[: 20000 - 6] + "再见。"
     assert len(text) == 20000
 
     start = time.perf_counter()
     frontend = tts.frontend(text)
     assert time.perf_counter() - start < 5.0, "the frontend is too slow on 20,000 characters"
-    assert [s.text for s in frontend.sentences][0] == "你好。" and len(frontend.sentences) == 2
+    assert [s.text for s in frontend.sentences][0] == "你好。"
+    assert frontend.sentences[-1].normalized == "再见。"
     assert 0 < len(frontend.warnings) <= 60  # capped, with a summary line
 
     out = tmp_path / "out.wav"
@@ -281,7 +282,7 @@ def test_twenty_thousand_characters_of_mostly_noise(cli, tts, tmp_path):
     code, _, stderr = cli("say", text, "-o", out)
     assert code == 0, stderr[-2000:]
     assert time.perf_counter() - start < 30.0
-    assert "qingyin: warning:" in stderr and "more skipped" in stderr
+    assert "qingyin: warning:" in stderr and "more warnings" in stderr
     assert len(stderr.splitlines()) <= 70
     assert_wav(out)
 
@@ -290,8 +291,9 @@ def test_twenty_thousand_chinese_characters_are_cut_fast(tts):
     start = time.perf_counter()
     frontend = tts.frontend("中文" * 10000)
     assert time.perf_counter() - start < 10.0
-    assert len(frontend.sentences) == 500
+    assert 500 <= len(frontend.sentences) <= 700
     assert all(len(s.pinyin) <= 40 for s in frontend.sentences)
+    assert sum(len(s.pinyin) for s in frontend.sentences) == 20000
 
 
 def test_say_500_characters_streams_to_one_file(cli, tts, tmp_path):

@@ -296,12 +296,10 @@ def test_text_must_be_a_string(tts, text):
 # --- messy input -------------------------------------------------------------------------------------
 
 
-def test_emoji_and_latin_are_skipped_with_warnings(tts):
-    result = tts.synthesize("😀今天天气不错hello。")
+def test_emoji_is_skipped_with_a_warning(tts):
+    result = tts.synthesize("😀今天天气不错。")
     assert len(result.audio) > 0 and np.isfinite(result.audio).all()
-    assert result.warnings, "skipped input should be reported"
-    joined = " ".join(result.warnings)
-    assert "😀" in joined and "hello" in joined
+    assert result.warnings == ['dropped "😀" at 0: no Mandarin reading']
     assert result.sentences[0].phones == tts.frontend("今天天气不错。").sentences[0].phones
 
 
@@ -309,6 +307,49 @@ def test_digits_are_read(tts):
     result = tts.synthesize("2024年")
     assert len(result.sentences) == 1 and result.warnings == []
     assert len(result.sentences[0].phones) > 8
+
+
+# --- SSML, inline pinyin and lexicons through the synthesizer ----------------------------------------
+
+
+def test_ssml_break_is_exact_silence_in_place_of_the_pause(tts):
+    result = tts.synthesize('<speak>你好。<break time="700ms"/>再见。</speak>')
+    first, second = result.sentences
+    gap = int(round(0.7 * SAMPLE_RATE))
+    assert len(result.audio) == len(first.audio) + gap + len(second.audio)
+    assert not result.audio[len(first.audio) : len(first.audio) + gap].any()
+
+
+def test_ssml_leading_and_trailing_breaks_are_kept(tts):
+    result = tts.synthesize('<speak><break time="200ms"/>你好<break time="300ms"/></speak>')
+    spoken = [s for s in result.sentences if s.phones]
+    assert len(result.audio) == int(0.2 * SAMPLE_RATE) + len(spoken[0].audio) + int(0.3 * SAMPLE_RATE)
+
+
+def test_ssml_prosody_rate_slows_only_its_span(tts):
+    plain = tts.synthesize("你好世界").sentences[0].features.durations
+    slow = tts.synthesize('<speak>你好<prosody rate="50%">世界</prosody></speak>').sentences[0].features.durations
+    assert plain.shape == slow.shape
+    assert slow[:4].sum() == plain[:4].sum()  # sil n i2 #0: untouched
+    assert slow[-6:-2].sum() > 1.6 * plain[-6:-2].sum()  # sh iii4 #0 j ie4 ...: about twice as long
+
+
+def test_inline_pinyin_and_request_lexicon_change_the_phones(tts):
+    default = tts.synthesize("银行").sentences[0].phones
+    assert default[1:3] == ["^", "in2"] and "h" in default
+    assert "x" in tts.synthesize("银[yin2]行[xing2]").sentences[0].phones
+    assert "x" in tts.synthesize("银行", lexicon={"银行": "yin2 xing2"}).sentences[0].phones
+    assert tts.synthesize("银行").sentences[0].phones == default
+
+
+def test_broken_ssml_is_a_value_error_naming_the_line(tts):
+    with pytest.raises(ValueError, match="line 1, column"):
+        tts.synthesize("<speak>你好<break time='1s'></speak>")
+
+
+def test_iter_sentences_raises_nothing_to_say_when_the_stream_ends_empty(tts):
+    with pytest.raises(NothingToSayError):
+        list(tts.iter_sentences("😀。！"))
 
 
 # --- sentences longer than the model's positional table ---------------------------------------------

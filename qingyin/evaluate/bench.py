@@ -64,7 +64,7 @@ class QingyinSystem(System):
     def __init__(self, variant: Variant, threads: int):
         self.name = variant.name
         self.options = dict(variant.options)
-        self.tts = Synthesizer(variant.voice, threads=threads)
+        self.tts = Synthesizer(variant.voice, threads=threads, prosody=variant.prosody)
 
     def run(self, phones: list[str]) -> Timing:
         sentence = self.tts.synthesize_phones(phones, **self.options).sentences[0]

@@ -86,15 +86,17 @@ def run_eval(
     if reference.name not in {v.name for v in variants}:
         variants.insert(0, reference)
     meters = Meters(metrics)
-    voices: dict[tuple[str, str], Synthesizer] = {}
+    voices: dict[tuple[str, str, str], Synthesizer] = {}
     utterances: list[Utterance] = []
     skipped: list[str] = []
     for index, text in enumerate(texts):
         syllables = syllable_count(text)
         clips: dict[str, tuple[np.ndarray, object, np.ndarray | None]] = {}
         for variant in variants:
-            key = (variant.voice, variant.backend)
-            tts = voices.setdefault(key, Synthesizer(variant.voice))
+            key = (variant.voice, variant.backend, variant.prosody)
+            if key not in voices:
+                voices[key] = Synthesizer(variant.voice, prosody=variant.prosody)
+            tts = voices[key]
             try:
                 audio = tts.synthesize(text, **variant.options).audio
             except NothingToSayError:

@@ -1,6 +1,7 @@
 """Variants: what `qingyin eval` and `qingyin bench` compare. A variant = voice + backend + options.
 
-Spelled `voice[:backend][:name=value,...]`, e.g. `baker`, `baker:torch`, `baker:speed=1.2,pitch=1.1`.
+Spelled `voice[:backend][:name=value,...]`, e.g. `baker`, `baker:torch`, `baker:speed=1.2,pitch=1.1`,
+`baker:prosody=plain` (the frontend's boundary mode, see qingyin.text.prosody).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qingyin.runtime.synthesizer import InvalidOptionError, SynthesisOptions
+from qingyin.text.prosody import MODES
 from qingyin.voices.registry import get_voice
 
 BACKENDS = ("torch",)  # more arrive with the fast-inference work
@@ -20,14 +22,16 @@ class Variant:
     voice: str
     backend: str = "torch"
     options: dict[str, float | str] = field(default_factory=dict)
+    prosody: str = "marks"
 
     @property
     def name(self) -> str:
         parts = [self.voice]
         if self.backend != "torch":
             parts.append(self.backend)
-        if self.options:
-            parts.append(",".join(f"{k}={v}" for k, v in sorted(self.options.items())))
+        settings = dict(self.options, **({"prosody": self.prosody} if self.prosody != "marks" else {}))
+        if settings:
+            parts.append(",".join(f"{k}={v}" for k, v in sorted(settings.items())))
         return ":".join(parts)
 
 
@@ -35,7 +39,7 @@ def parse_variant(spec: str) -> Variant:
     """'baker:speed=1.2' -> Variant; errors name the bad part and the choices."""
     parts = [p.strip() for p in spec.split(":")]
     voice = get_voice(parts[0]).name  # raises UnknownVoiceError listing the voices
-    backend, options = "torch", {}
+    backend, options, prosody = "torch", {}, "marks"
     for part in parts[1:]:
         if "=" not in part:
             if part not in BACKENDS:
@@ -46,15 +50,20 @@ def parse_variant(spec: str) -> Variant:
         for item in part.split(","):
             name, _, value = item.partition("=")
             name = name.strip()
+            if name == "prosody":
+                prosody = value.strip()
+                if prosody not in MODES:
+                    raise InvalidOptionError(f"variant {spec!r}: prosody must be one of {', '.join(MODES)}")
+                continue
             if name not in SynthesisOptions.__dataclass_fields__:
                 raise InvalidOptionError(
-                    f"variant {spec!r}: unknown option {name!r}; known: speed, pitch, energy, speaker")
+                    f"variant {spec!r}: unknown option {name!r}; known: speed, pitch, energy, speaker, prosody")
             options[name] = value.strip() if name == "speaker" else _number(spec, name, value)
     try:
         SynthesisOptions(**options).validated()
     except InvalidOptionError as error:
         raise InvalidOptionError(f"variant {spec!r}: {error}") from None
-    return Variant(voice, backend, options)
+    return Variant(voice, backend, options, prosody)
 
 
 def _number(spec: str, name: str, value: str) -> float:

@@ -30,9 +30,9 @@ class AcousticFeatures:
 class AcousticControls:
     """Model-level controls (see FastSpeech2.forward): scales of the predictions, or per-symbol overrides."""
 
-    duration_scale: float = 1.0
-    pitch_scale: float = 1.0
-    energy_scale: float = 1.0
+    duration_scale: float | np.ndarray = 1.0  # a float, or one value per symbol (eos included)
+    pitch_scale: float | np.ndarray = 1.0
+    energy_scale: float | np.ndarray = 1.0
     speaker: int = 0
     durations: np.ndarray | None = None
 
@@ -60,9 +60,9 @@ class TorchBackend:
         out = self.acoustic_model(
             torch.tensor([ids], dtype=torch.long),
             speakers=torch.tensor([controls.speaker]),
-            duration_scale=controls.duration_scale,
-            pitch_scale=controls.pitch_scale,
-            energy_scale=controls.energy_scale,
+            duration_scale=_scale(controls.duration_scale),
+            pitch_scale=_scale(controls.pitch_scale),
+            energy_scale=_scale(controls.energy_scale),
             durations=durations,
         )
         return AcousticFeatures(out.mel[0].numpy(), out.durations[0].numpy().astype(np.int64),
@@ -78,6 +78,13 @@ class TorchBackend:
         padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, self.min_vocoder_frames - frames), axis=0)])
         audio = self.vocoder(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None])[0]
         return audio[: frames * self.hop_length].numpy()
+
+
+def _scale(value: float | np.ndarray) -> float | torch.Tensor:
+    """A float as is; per-symbol values as a (1, symbols) tensor."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))[None]
+    return value
 
 
 def _load(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type) -> torch.nn.Module:

@@ -14,7 +14,9 @@ import numpy as np
 from qingyin.models.fastspeech2 import SequenceTooLongError
 from qingyin.runtime.audio import write_wav
 from qingyin.runtime.backends import AcousticControls, AcousticFeatures, TorchBackend
-from qingyin.text import FrontendResult, SymbolTable, text_to_sentences
+from qingyin.text import Frontend, FrontendResult, Sentence, SymbolTable
+from qingyin.text.frontend import LexiconLike
+from qingyin.text.markup import Controls
 from qingyin.voices import registry
 from qingyin.voices.fetch import VoiceNotAvailableError, ensure_voice, verify_voice
 
@@ -69,6 +71,7 @@ class SentenceAudio:
     audio: np.ndarray
     acoustic_seconds: float
     vocoder_seconds: float
+    break_ms: int | None = None  # explicit pause after this sentence (SSML <break>); None = sentence_pause
 
 
 @dataclass
@@ -122,7 +125,17 @@ def stack_features(sentences: Sequence[SentenceAudio]) -> dict[str, np.ndarray]:
 class Synthesizer:
     """A loaded voice. `synthesize(text)` for whole results, `iter_sentences(text)` to stream them."""
 
-    def __init__(self, voice: str = registry.DEFAULT_VOICE, threads: int | None = None, fetch: bool = True):
+    def __init__(
+        self,
+        voice: str = registry.DEFAULT_VOICE,
+        threads: int | None = None,
+        fetch: bool = True,
+        lexicon: LexiconLike = None,
+        prosody: str = "marks",
+    ):
+        """`lexicon` (a Lexicon, a word → pinyin mapping or a TSV path) overrides the built-in one for every
+        request; `prosody` is the frontend's boundary mode ("marks": #1/#2/#3 from the text, "plain": #0 and #3)."""
+        self.text_frontend = Frontend(lexicon=lexicon, prosody_mode=prosody)
         self.spec = registry.get_voice(voice)
         if fetch:
             directory = ensure_voice(voice)
@@ -136,29 +149,45 @@ class Synthesizer:
         self.sample_rate = self.spec.sample_rate
 
     # --- public API ------------------------------------------------------------------------------
-    def frontend(self, text: str) -> FrontendResult:
-        """Text -> sentences of symbols; raises NothingToSayError when nothing is readable."""
+    def frontend(self, text: str, lexicon: LexiconLike = None) -> FrontendResult:
+        """Text -> sentences of symbols; raises NothingToSayError when nothing is readable.
+
+        `lexicon` applies to this request only and wins over the synthesizer's and the built-in one.
+        """
         if not isinstance(text, str):
             raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
-        result = text_to_sentences(text)
-        if not result.sentences:
+        result = self.text_frontend(text, lexicon)
+        if not any(s.phones for s in result.sentences):
             detail = f" ({'; '.join(result.warnings[:3])})" if result.warnings else ""
             raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
         return result
 
-    def synthesize(self, text: str, **options: object) -> SynthesisResult:
+    def synthesize(self, text: str, lexicon: LexiconLike = None, **options: object) -> SynthesisResult:
         opts = self._options(options)
-        frontend = self.frontend(text)
+        frontend = self.frontend(text, lexicon)
         return self._result(list(self.iter_sentences(frontend, **options)), opts, frontend.warnings)
 
-    def iter_sentences(self, text: str | FrontendResult, **options: object) -> Iterator[SentenceAudio]:
-        """Sentences one by one, each as soon as it is synthesized (pauses are the caller's to insert).
+    def iter_sentences(
+        self, text: str | FrontendResult, lexicon: LexiconLike = None, **options: object
+    ) -> Iterator[SentenceAudio]:
+        """Sentences one by one, each as soon as it is synthesized; `gap(previous)` is the pause to put between.
 
-        Text and options are checked here, before the first sentence is asked for.
+        Options are checked here, before the first sentence is asked for. Text given as a string is read
+        lazily, sentence by sentence, so any length streams through in bounded memory; a text with nothing to
+        say raises NothingToSayError when the stream ends without a sentence.
         """
         opts = self._options(options)
-        frontend = self.frontend(text) if isinstance(text, str) else text
-        return (piece for sentence in frontend.sentences for piece in self._fit(sentence.text, sentence.phones, opts))
+        if isinstance(text, FrontendResult):
+            return (piece for sentence in text.sentences for piece in self._speak(sentence, opts))
+        if not isinstance(text, str):
+            raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+        return self._stream(self.text_frontend.iter_sentences(text, lexicon), opts)
+
+    def gap(self, previous: SentenceAudio, **options: object) -> np.ndarray:
+        """The silence after `previous`: its explicit break, else the sentence pause."""
+        if previous.break_ms is not None:
+            return np.zeros(int(round(previous.break_ms * self.sample_rate / 1000)), np.float32)
+        return self.pause(**options)
 
     def synthesize_phones(
         self, phones: str | Sequence[str], durations: Sequence[int] | None = None, **options: object
@@ -182,6 +211,29 @@ class Synthesizer:
         return self._result([sentence], opts, [])
 
     # --- internals -------------------------------------------------------------------------------
+    def _stream(self, sentences: Iterator[Sentence], opts: SynthesisOptions) -> Iterator[SentenceAudio]:
+        spoken = False
+        warnings: list[str] = []
+        for sentence in sentences:
+            warnings.extend(sentence.warnings)
+            for piece in self._speak(sentence, opts):
+                spoken = spoken or bool(piece.phones)
+                yield piece
+        if not spoken:
+            detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
+            raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
+
+    def _speak(self, sentence: Sentence, opts: SynthesisOptions) -> Iterator[SentenceAudio]:
+        """Audio for one frontend sentence; a pure pause (no phones) gives an empty piece carrying its break."""
+        if not sentence.phones:
+            if sentence.break_ms is not None:
+                yield SentenceAudio(sentence.text, [], _no_features(), np.zeros(0, np.float32), 0.0, 0.0,
+                                    sentence.break_ms)
+            return
+        pieces = list(self._fit(sentence.text, sentence.phones, opts, sentence.controls))
+        pieces[-1].break_ms = sentence.break_ms
+        yield from pieces
+
     def _forced_durations(self, durations: Sequence[int], count: int) -> np.ndarray:
         values = list(durations) if isinstance(durations, Iterable) and not isinstance(durations, str) else None
         if values is None or not all(isinstance(v, numbers.Integral) or
@@ -205,27 +257,40 @@ class Synthesizer:
                 f"unknown speaker {opts.speaker!r} for voice {self.spec.name!r}; available: {self.spec.speakers}")
         return opts
 
-    def _controls(self, opts: SynthesisOptions, durations: np.ndarray | None = None) -> AcousticControls:
+    def _controls(
+        self, opts: SynthesisOptions, durations: np.ndarray | None = None, per_phone: list[Controls] | None = None
+    ) -> AcousticControls:
+        """Model controls: the request's scales, times the per-phone ones from SSML <prosody> if any."""
         speaker = self.spec.speakers.index(opts.speaker) if opts.speaker else 0
-        return AcousticControls(1.0 / opts.speed, opts.pitch, opts.energy, speaker, durations)
+        if per_phone is None:
+            return AcousticControls(1.0 / opts.speed, opts.pitch, opts.energy, speaker, durations)
+        per_symbol = [*per_phone, per_phone[-1]]  # eos follows the last phone's settings
+        speed = np.array([c.speed for c in per_symbol], np.float32) * opts.speed
+        pitch = np.array([c.pitch for c in per_symbol], np.float32) * opts.pitch
+        energy = np.array([c.energy for c in per_symbol], np.float32) * opts.energy
+        return AcousticControls(1.0 / speed, pitch, energy, speaker, durations)
 
-    def _fit(self, text: str, phones: list[str], opts: SynthesisOptions) -> Iterator[SentenceAudio]:
+    def _fit(
+        self, text: str, phones: list[str], opts: SynthesisOptions, controls: list[Controls] | None = None
+    ) -> Iterator[SentenceAudio]:
         """Synthesize, halving at a prosodic boundary when the sentence is too long for the model."""
         try:
-            yield self._sentence(text, phones, opts)
+            yield self._sentence(text, phones, opts, per_phone=controls)
         except SequenceTooLongError:
             marks = [i for i, p in enumerate(phones) if p in BOUNDARY_MARKS]
             if not marks:
                 raise
             cut = min(marks, key=lambda i: abs(i - len(phones) / 2))
-            yield from self._fit(text, phones[:cut] + ["sil"], opts)
-            yield from self._fit("", ["sil"] + phones[cut + 1:], opts)
+            head = None if controls is None else controls[:cut] + [controls[cut]]
+            tail = None if controls is None else [controls[cut]] + controls[cut + 1:]
+            yield from self._fit(text, phones[:cut] + ["sil"], opts, head)
+            yield from self._fit("", ["sil"] + phones[cut + 1:], opts, tail)
 
     def _sentence(self, text: str, phones: list[str], opts: SynthesisOptions,
-                  durations: np.ndarray | None = None) -> SentenceAudio:
+                  durations: np.ndarray | None = None, per_phone: list[Controls] | None = None) -> SentenceAudio:
         ids = self.symbols.ids(phones) + [self.symbols.eos_id]
         start = time.perf_counter()
-        features = self.backend.acoustic(ids, self._controls(opts, durations))
+        features = self.backend.acoustic(ids, self._controls(opts, durations, per_phone))
         middle = time.perf_counter()
         audio = self.backend.vocode(features.mel)
         end = time.perf_counter()
@@ -236,11 +301,18 @@ class Synthesizer:
         return np.zeros(int(round(self._options(options).sentence_pause * self.sample_rate)), np.float32)
 
     def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:
-        pause = self.pause(sentence_pause=opts.sentence_pause)
         pieces: list[np.ndarray] = []
         for i, sentence in enumerate(sentences):
             if i:
-                pieces.append(pause)
+                pieces.append(self.gap(sentences[i - 1], sentence_pause=opts.sentence_pause))
             pieces.append(sentence.audio)
+        if sentences and sentences[-1].break_ms is not None:  # a trailing <break> is kept
+            pieces.append(self.gap(sentences[-1]))
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         return SynthesisResult(audio.astype(np.float32), self.sample_rate, sentences, list(warnings))
+
+
+def _no_features() -> AcousticFeatures:
+    """Features of a pure pause: nothing was synthesized."""
+    return AcousticFeatures(np.zeros((0, 80), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                            np.zeros(0, np.float32))

@@ -1,44 +1,52 @@
-"""Text → Baker phone sequences, one per sentence, following the TensorFlowTTS Baker conventions.
+"""Text (plain, with inline pinyin, or SSML) → what the voice says, one sentence at a time.
 
-A sentence is spoken as ``sil <syllable> #0 <syllable> ... sil``: every syllable is [initial, final+tone],
-syllables are joined by ``#0``, a comma-class mark inside the sentence becomes ``#3`` (the Baker labels put
-a #3 at commas), and erhua is the host syllable followed by ``er5`` with no ``#0``.
+The stages, each in its own module: markup (`markup.parse`: spans, breaks, fixed readings) → raw pieces of
+bounded length (`prosody.split_raw`) → normalization (`normalize`) → sentences → word segmentation and citation
+pinyin (`g2p`, with the lexicon) → prosodic structure (`prosody.plan`) → tone sandhi, neutral tones and erhua
+(`sandhi`) → Baker phones (`symbols`). A sentence is spoken as ``sil <syllable> <mark> <syllable> ... sil``:
+every syllable is [initial, final+tone], marks are #0–#3, and an erhua 儿 is ``er5`` right after its host.
+
+Everything is lazy: `Frontend.iter_sentences` reads its input piece by piece, so 100,000 characters go through
+in bounded memory.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
-from .g2p import is_han, readings
+from . import prosody
+from .g2p import citation_pinyin, segment
+from .hanzi import is_han
+from .lexicon import Lexicon, builtin_lexicon
+from .markup import Break, Controls, Segment, Span, parse
+from .normalize import normalize
+from .sandhi import apply_sandhi
 from .symbols import ERHUA_SUFFIX, syllable_to_phones
 
-SENTENCE_ENDS = "。！？!?；;\n"
-PAUSES = frozenset("，、,：:")
-_CLOSERS = "”’」』）)]》"
-_SENTENCE = re.compile(
-    f"[^{SENTENCE_ENDS}]*[{SENTENCE_ENDS}][{re.escape(SENTENCE_ENDS + _CLOSERS)}]*|[^{SENTENCE_ENDS}]+"
-)
-_LINE_BREAKS = frozenset("\n\r\v\f\x85\u2028\u2029")
-_ERHUA_CHARS = frozenset("儿兒")
+DEFAULT_MAX_CHARS = 40
 _MAX_WARNINGS = 50
-_MAX_SHOWN = 24
-# Stop-gap until a real text normalizer exists: digits are read one by one ("2024" → 二零二四,
-# "3.14" → 三点一四); a comma between thousands groups is dropped. Every substitution is one character
-# for one character so that positions in the normalized text map straight back to the input.
-_DIGIT_TABLE = str.maketrans("0123456789", "零一二三四五六七八九")
-_DECIMAL_POINT = re.compile(r"(?<=[0-9])\.(?=[0-9])")
-_THOUSANDS_COMMA = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+_WARNING_POSITION = re.compile(r" at (\d+):")
+
+LexiconLike = Lexicon | Mapping[str, Sequence[str] | str] | str | Path | None
 
 
 @dataclass
 class Sentence:
-    """One utterance for the acoustic model."""
+    """One utterance for the acoustic model, with every stage that produced it."""
 
-    text: str  # the slice of input text this sentence covers
-    phones: list[str]  # Baker symbols, e.g. ["sil","n","i3","#0","h","ao3","sil"]; eos NOT included
-    pinyin: list[tuple[str, str]]  # (character, TONE3 pinyin) per spoken Han character
+    text: str  # the input this sentence came from (normalized text where the input was markup)
+    phones: list[str]  # Baker symbols, e.g. ["sil","n","i2","#0","h","ao3","sil"]; eos NOT included; [] = a pause
+    pinyin: list[tuple[str, str]]  # (character, TONE3 pinyin after sandhi) per spoken Han character
+    normalized: str = ""  # the normalized text of this sentence
+    words: list[str] = field(default_factory=list)  # segmentation of `normalized`, punctuation included
+    controls: list[Controls] | None = None  # per phone, from SSML <prosody>; None = all neutral
+    break_ms: int | None = None  # explicit pause after this sentence (SSML <break>); None = the default pause
+    warnings: list[str] = field(default_factory=list)  # what was dropped on the way to this sentence
 
 
 @dataclass
@@ -48,209 +56,265 @@ class FrontendResult:
     sentences: list[Sentence]
     warnings: list[str]
 
+    def report(self) -> dict[str, object]:
+        """Each stage for the whole text, then per sentence, as JSON-ready data (`qingyin frontend --json`).
+
+        `pinyin` has one [character, TONE3 reading after sandhi] pair per spoken Chinese character; `phones` is
+        the symbol string the model receives, sentences joined by spaces (each starts and ends with sil).
+        """
+        sentences = [
+            {"text": s.text, "normalized": s.normalized, "words": s.words, "pinyin": [list(p) for p in s.pinyin],
+             "phones": " ".join(s.phones), "break_ms": s.break_ms}
+            for s in self.sentences
+        ]
+        spoken = [s for s in self.sentences if s.phones]
+        return {
+            "normalized": "".join(s.normalized for s in spoken),
+            "words": [w for s in spoken for w in s.words],
+            "pinyin": [list(p) for s in spoken for p in s.pinyin],
+            "phones": " ".join(" ".join(s.phones) for s in spoken),
+            "warnings": list(self.warnings),
+            "sentences": sentences,
+        }
+
+
+@dataclass(frozen=True)
+class _Char:
+    char: str
+    forced: str | None
+    controls: Controls
+
 
 @dataclass(frozen=True)
 class _Syllable:
-    index: int  # position in the normalized text
+    position: int  # index in the sentence's normalized text
+    word: int
     char: str
-    pinyin: str
+    reading: str
     phones: list[str]
+    controls: Controls
+    erhua: bool  # an erhua 儿, fused with the syllable before it
 
 
-@dataclass(frozen=True)
-class _Pause:
-    index: int
+class Frontend:
+    """The text pipeline with its settings: a lexicon (built-in + this instance's), prosody mode, sentence cap."""
+
+    def __init__(self, lexicon: LexiconLike = None, prosody_mode: str = "marks", max_chars: int = DEFAULT_MAX_CHARS):
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, got {max_chars}")
+        if prosody_mode not in prosody.MODES:
+            raise ValueError(f"unknown prosody mode {prosody_mode!r}; choose one of {', '.join(prosody.MODES)}")
+        self.lexicon = builtin_lexicon().layered(as_lexicon(lexicon))
+        self.prosody_mode = prosody_mode
+        self.max_chars = max_chars
+
+    def __call__(self, text: str, lexicon: LexiconLike = None) -> FrontendResult:
+        """All sentences of `text` at once (see iter_sentences)."""
+        sentences, warnings = [], []
+        for sentence in self.iter_sentences(text, lexicon):
+            warnings.extend(sentence.warnings)
+            if sentence.phones or sentence.break_ms is not None:
+                sentences.append(sentence)
+        if len(warnings) > _MAX_WARNINGS:
+            warnings = warnings[:_MAX_WARNINGS] + [f"... and {len(warnings) - _MAX_WARNINGS} more warnings"]
+        return FrontendResult(sentences, warnings)
+
+    def iter_sentences(self, text: str, lexicon: LexiconLike = None) -> Iterator[Sentence]:
+        """Sentences of `text` as they are ready. `lexicon` (per request) wins over the instance's.
+
+        A yielded sentence may have no phones: a pure pause (break_ms set) or only warnings about dropped input.
+        Raises markup.MarkupError (a ValueError naming the position) for broken inline pinyin or SSML.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        words_lexicon = self.lexicon.layered(as_lexicon(lexicon)) if lexicon is not None else self.lexicon
+        return _merge_breaks(self._sentences(parse(text), _SentenceBuilder(self, words_lexicon)))
+
+    @staticmethod
+    def _sentences(segments: list[Segment], builder: _SentenceBuilder) -> Iterator[Sentence]:
+        for segment_ in segments:
+            if isinstance(segment_, Break):
+                yield from builder.flush(break_ms=segment_.ms)
+            else:
+                yield from builder.add_span(segment_)
+        yield from builder.flush()
 
 
-_Token = _Syllable | _Pause
-
-
-@dataclass
-class _Warnings:
-    """Collects one warning per skipped run, capped so that huge inputs cannot flood the caller."""
-
-    lines: list[str] = field(default_factory=list)
-    dropped: int = 0
-
-    def skipped(self, run: str, position: int) -> None:
-        """Record a run of input that has no Mandarin reading."""
-        if len(self.lines) >= _MAX_WARNINGS:
-            self.dropped += 1
-            return
-        shown = "".join(
-            c if unicodedata.category(c) != "Cs" else f"\\u{ord(c):04x}" for c in run[:_MAX_SHOWN]
-        )
-        if len(run) > _MAX_SHOWN:
-            shown += "…"
-        self.lines.append(f'skipped "{shown}" at {position}: no Mandarin reading')
-
-    def result(self) -> list[str]:
-        """All warnings, with a summary line for those over the cap."""
-        extra = [f"... and {self.dropped} more skipped runs"] if self.dropped else []
-        return self.lines + extra
-
-
-def text_to_sentences(text: str, max_chars: int = 40) -> FrontendResult:
-    """Split `text` into sentences of at most `max_chars` Han characters and turn each into Baker phones."""
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    norm, origin = _normalize(text)
-    warnings = _Warnings()
-    sentences = []
-    for match in _SENTENCE.finditer(norm):
-        tokens = _tokenize(norm, match.start(), match.end(), origin, warnings)
-        for start, end, chunk in _bound(tokens, max_chars, match.start(), match.end()):
-            phones, pinyin = _phones(chunk)
-            if phones:
-                sentences.append(Sentence(text[origin[start] : origin[end - 1] + 1].strip(), phones, pinyin))
-    return FrontendResult(sentences, warnings.result())
-
-
-def _normalize(text: str) -> tuple[str, list[int]]:
-    """Fold full-width ASCII, unify line breaks, drop control characters, spell digits.
-
-    Returns the normalized text and, for each of its characters, the index it came from in `text`.
-    """
-    chars, origin = [], []
-    for i, char in enumerate(text):
-        folded = _fold(char)
-        if folded:
-            chars.append(folded)
-            origin.append(i)
-    norm = _THOUSANDS_COMMA.sub(" ", _DECIMAL_POINT.sub("点", "".join(chars)))
-    return norm.translate(_DIGIT_TABLE), origin
-
-
-def _fold(char: str) -> str:
-    """One character's normalized form: "" for control/format characters."""
-    code = ord(char)
-    if 0xFF01 <= code <= 0xFF5E:
-        return chr(code - 0xFEE0)
-    if char in _LINE_BREAKS:
-        return "\n"
-    if char.isspace():
-        return " "
-    if unicodedata.category(char) in ("Cc", "Cf"):
-        return ""
-    return char
-
-
-def _tokenize(norm: str, start: int, end: int, origin: list[int], warnings: _Warnings) -> list[_Token]:
-    """Syllables and pauses of norm[start:end]; unreadable runs become warnings."""
-    tokens: list[_Token] = []
-    skip: list[int] = []  # first and last index of the current unreadable run
-    i = start
-    while i < end:
-        char = norm[i]
-        if is_han(char):
-            j = i + 1
-            while j < end and is_han(norm[j]):
-                j += 1
-            for k, reading in enumerate(readings(norm[i:j]), start=i):
-                syllable = _syllable(k, norm[k], reading)
-                if syllable is None:
-                    skip = [skip[0] if skip else k, k]
-                else:
-                    _flush(skip, norm, origin, warnings)
-                    tokens.append(syllable)
-            i = j
+def _merge_breaks(sentences: Iterator[Sentence]) -> Iterator[Sentence]:
+    """A break right after a finished sentence becomes that sentence's pause, instead of a pause of its own
+    added to the default one (你好。<break time="1s"/>再见 pauses 1 s, not 1.2 s)."""
+    held: Sentence | None = None
+    for sentence in sentences:
+        if held is not None and held.phones and not sentence.phones and sentence.break_ms is not None:
+            held.break_ms = (held.break_ms or 0) + sentence.break_ms
+            held.warnings.extend(sentence.warnings)
             continue
-        if char in PAUSES:
-            _flush(skip, norm, origin, warnings)
-            tokens.append(_Pause(i))
-        elif not _is_silent(char):
-            skip = [skip[0] if skip else i, i]
-        i += 1
-    _flush(skip, norm, origin, warnings)
-    return tokens
+        if held is not None:
+            yield held
+        held = sentence
+    if held is not None:
+        yield held
 
 
-def _syllable(index: int, char: str, reading: str | None) -> _Syllable | None:
-    """A syllable token, or None when the character has no usable reading."""
-    if reading is None:
-        return None
-    try:
-        return _Syllable(index, char, reading, syllable_to_phones(reading))
-    except ValueError:
-        return None
+class _SentenceBuilder:
+    """Collects normalized characters until a sentence ends, then turns them into Sentences."""
+
+    def __init__(self, frontend: Frontend, lexicon: Lexicon):
+        self.frontend = frontend
+        self.lexicon = lexicon
+        self.chars: list[_Char] = []
+        self.raw: list[str] = []
+        self.warnings: list[str] = []
+        self.offset = 0  # position in the input of the current span's raw text (for warnings)
+
+    def add_span(self, span: Span) -> Iterator[Sentence]:
+        if span.pinyin is not None:
+            self.raw.append(span.text)
+            self.chars.extend(_Char(c, p, span.controls) for c, p in zip(span.text, span.pinyin, strict=True))
+            return
+        for offset, piece in prosody.split_raw(span.text):
+            normalized = normalize(piece, span.say_as)
+            self.warnings.extend(_shift(w, offset) for w in normalized.warnings)
+            self.raw.append(_printable(piece))
+            for char, forced in zip(normalized.text, normalized.pinyin, strict=True):
+                self.chars.append(_Char(char, forced, span.controls))
+                if char in prosody.SENTENCE_END:
+                    yield from self.flush()
+            if prosody.ends_sentence(piece) and self.chars:  # e.g. a line break the normalizer dropped
+                yield from self.flush()
+
+    def flush(self, break_ms: int | None = None) -> Iterator[Sentence]:
+        """The pending characters as sentences (several when longer than max_chars syllables)."""
+        chars, raw, warnings = self.chars, "".join(self.raw).strip(), self.warnings
+        self.chars, self.raw, self.warnings = [], [], []
+        sentences = self._sentences(chars, raw, warnings) if chars else []
+        if not sentences:
+            sentences = [Sentence("", [], [], break_ms=break_ms, warnings=warnings)]
+        elif break_ms is not None:
+            sentences[-1].break_ms = break_ms
+        yield from (s for s in sentences if s.phones or s.break_ms is not None or s.warnings)
+
+    def _sentences(self, chars: list[_Char], raw: str, warnings: list[str]) -> list[Sentence]:
+        normalized = "".join(c.char for c in chars)
+        forced = [c.forced for c in chars]
+        words = segment(normalized, self.lexicon)
+        citation = citation_pinyin(words, forced, self.lexicon)
+        counts = [sum(r is not None for r in readings) for readings in citation]
+        plan = prosody.plan(words, counts, self.frontend.prosody_mode)
+        locked = _per_word(words, [f is not None for f in forced])
+        spoken = apply_sandhi(words, citation, plan.prosodic_words, locked)
+        syllables = self._syllables(words, spoken, chars, warnings)
+        if not syllables:
+            return [Sentence(raw, [], [], normalized, words, warnings=warnings)] if warnings else []
+        joints = [_joint(a, b, plan.after) for a, b in zip(syllables, syllables[1:], strict=False)]
+        starts = [0, *prosody.cut_points(joints, self.frontend.max_chars), len(syllables)]
+        sentences = []
+        for n, (first, end) in enumerate(zip(starts, starts[1:], strict=False)):
+            text_start = 0 if n == 0 else syllables[first].position
+            text_end = len(normalized) if end == len(syllables) else syllables[end].position
+            chunk = normalized[text_start:text_end]
+            text = raw if len(starts) == 2 and raw else chunk
+            sentences.append(_sentence(text, chunk, words, syllables[first:end], joints[first:end]))
+        sentences[0].warnings = warnings
+        return sentences
+
+    @staticmethod
+    def _syllables(
+        words: list[str], spoken: list[list[str | None]], chars: list[_Char], warnings: list[str]
+    ) -> list[_Syllable]:
+        syllables: list[_Syllable] = []
+        position = 0
+        for w, word in enumerate(words):
+            for i, char in enumerate(word):
+                reading = spoken[w][i]
+                if reading is None:
+                    if is_han(char):
+                        warnings.append(f'skipped "{char}": no known reading')
+                else:
+                    try:
+                        phones = syllable_to_phones(reading)
+                    except ValueError:
+                        warnings.append(f'skipped "{char}": {reading!r} is not a syllable the voice can say')
+                    else:
+                        erhua = (
+                            char == "儿" and reading == "er5" and i > 0 and bool(syllables)
+                            and syllables[-1].word == w and syllables[-1].position == position - 1
+                        )  # fmt: skip
+                        syllables.append(_Syllable(position, w, char, reading, phones, chars[position].controls, erhua))
+                position += 1
+        return syllables
 
 
-def _is_silent(char: str) -> bool:
-    """Whitespace and punctuation are skipped without a warning."""
-    return char.isspace() or unicodedata.category(char).startswith("P")
+def _joint(left: _Syllable, right: _Syllable, after: list[str]) -> str:
+    """The boundary between two consecutive syllables: "" before erhua, #0 inside a word, else the plan's mark."""
+    if right.erhua:
+        return ""
+    if left.word == right.word:
+        return "#0"
+    return after[left.word]
 
 
-def _flush(skip: list[int], norm: str, origin: list[int], warnings: _Warnings) -> None:
-    """Emit a warning for the pending unreadable run, if any, and clear it."""
-    if skip:
-        first, last = skip
-        warnings.skipped(norm[first : last + 1], origin[first])
-        skip.clear()
-
-
-def _bound(tokens: list[_Token], max_chars: int, start: int, end: int) -> list[tuple[int, int, list[_Token]]]:
-    """Cut a sentence's tokens into chunks of at most max_chars syllables, with their text spans.
-
-    Cuts after the last comma-class pause that fits, else hard-cuts (keeping an erhua 儿 with its host).
-    """
-    chunks: list[list[_Token]] = []
-    current: list[_Token] = []
-    count = 0
-    for token in tokens:
-        if isinstance(token, _Syllable):
-            if count == max_chars:
-                head, current = _cut(current, token, max_chars)
-                chunks.append(head)
-                count = sum(isinstance(t, _Syllable) for t in current)
-            count += 1
-        current.append(token)
-    chunks.append(current)
-    spans = []
-    for n, chunk in enumerate(chunks):
-        chunk_end = end if n == len(chunks) - 1 else chunk[-1].index + 1
-        spans.append((start, chunk_end, chunk))
-        start = chunk_end
-    return spans
-
-
-def _cut(current: list[_Token], following: _Syllable, max_chars: int) -> tuple[list[_Token], list[_Token]]:
-    """Split a full chunk into (head, rest) so that `following` can join rest."""
-    first = next(n for n, t in enumerate(current) if isinstance(t, _Syllable))
-    for n in range(len(current) - 1, first, -1):
-        if isinstance(current[n], _Pause):
-            return current[: n + 1], current[n + 1 :]
-    last = current[-1]
-    if max_chars > 1 and isinstance(last, _Syllable) and _is_erhua(last, following):
-        return current[:-1], [last]
-    return current, []
-
-
-def _is_erhua(host: _Syllable, token: _Syllable) -> bool:
-    """Whether `token` is an erhua 儿 (read neutral) directly after `host`, to be fused with it."""
-    return (
-        token.char in _ERHUA_CHARS
-        and token.pinyin == "er5"
-        and token.index == host.index + 1
-        and not host.phones[1].startswith("er")
+def _sentence(
+    text: str, normalized: str, words: list[str], syllables: list[_Syllable], joints: list[str]
+) -> Sentence:
+    """One chunk of syllables as a Sentence; joints[k] is the boundary after syllables[k] (the last is unused)."""
+    phones: list[str] = ["sil"]
+    controls: list[Controls] = [syllables[0].controls]
+    for k, syllable in enumerate(syllables):
+        if syllable.erhua and k > 0:
+            added = [ERHUA_SUFFIX]
+        else:
+            added = ([joints[k - 1]] if k > 0 else []) + syllable.phones
+        phones.extend(added)
+        controls.extend([syllable.controls] * len(added))
+    phones.append("sil")
+    controls.append(syllables[-1].controls)
+    first_word, last_word = syllables[0].word, syllables[-1].word
+    neutral = all(c == Controls() for c in controls)
+    return Sentence(
+        text=text,
+        phones=phones,
+        pinyin=[(s.char, s.reading) for s in syllables],
+        normalized=normalized,
+        words=words[first_word : last_word + 1],
+        controls=None if neutral else controls,
     )
 
 
-def _phones(chunk: list[_Token]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Phones (sil ... sil, or [] when nothing is spoken) and pinyin of one chunk."""
-    phones: list[str] = []
-    pinyin: list[tuple[str, str]] = []
-    previous: _Syllable | None = None
-    pause = False
-    for token in chunk:
-        if isinstance(token, _Pause):
-            pause = previous is not None
-            continue
-        if previous is not None and _is_erhua(previous, token):
-            phones.append(ERHUA_SUFFIX)
-        else:
-            if previous is not None:
-                phones.append("#3" if pause else "#0")
-            phones.extend(token.phones)
-        pinyin.append((token.char, token.pinyin))
-        previous, pause = token, False
-    return (["sil", *phones, "sil"] if phones else []), pinyin
+def _printable(text: str) -> str:
+    """`text` without control and format characters (kept for display in Sentence.text)."""
+    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+
+
+def _per_word(words: Sequence[str], flags: Sequence[bool]) -> list[list[bool]]:
+    out, position = [], 0
+    for word in words:
+        out.append(list(flags[position : position + len(word)]))
+        position += len(word)
+    return out
+
+
+def _shift(warning: str, offset: int) -> str:
+    """A normalizer warning with its position made relative to the whole input."""
+    return _WARNING_POSITION.sub(lambda m: f" at {int(m.group(1)) + offset}:", warning, count=1)
+
+
+def as_lexicon(lexicon: LexiconLike) -> Lexicon | None:
+    """A Lexicon from an instance, a word → pinyin mapping, or a TSV file path."""
+    if lexicon is None or isinstance(lexicon, Lexicon):
+        return lexicon
+    if isinstance(lexicon, str | Path):
+        return Lexicon.from_file(lexicon)
+    return Lexicon(lexicon)
+
+
+@cache
+def default_frontend() -> Frontend:
+    """The frontend with built-in settings (shared; it holds no per-request state)."""
+    return Frontend()
+
+
+def text_to_sentences(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> FrontendResult:
+    """Split `text` into sentences of at most `max_chars` syllables, each as Baker phones."""
+    frontend = default_frontend() if max_chars == DEFAULT_MAX_CHARS else Frontend(max_chars=max_chars)
+    return frontend(text)

@@ -1,0 +1,17 @@
+"""What counts as a Chinese character, in one place for every stage of the frontend."""
+
+from __future__ import annotations
+
+
+def is_han(char: str) -> bool:
+    """Whether `char` is one CJK ideograph (the basic block, extensions A–G, compatibility ideographs) or 〇."""
+    if len(char) != 1:
+        return False
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x20000 <= code <= 0x3134F
+        or code == 0x3007
+    )
