@@ -18,9 +18,8 @@ from qingyin.text.normalize import (
     SAY_AS,
     Normalized,
     normalize,
-    read_digits,
-    read_integer,
 )
+from qingyin.text.numbers import read_digits, read_integer
 from qingyin.text.symbols import syllable_to_phones
 
 DATA = Path(__file__).parent / "data"
