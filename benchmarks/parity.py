@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from qingyin.evaluate.reference import load_reference
-from qingyin.runtime.backends import TorchBackend
+from qingyin.runtime.torch_backend import TorchBackend
 from qingyin.voices.fetch import ensure_voice
 from tests.activation_quant import xnnpack_dynamic_int8
 from tests.test_parity import EMULATED, FLOAT, Parity, random_cases

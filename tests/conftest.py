@@ -18,7 +18,7 @@ def baker_dir():
 
 @pytest.fixture(scope="session")
 def backend(baker_dir):
-    from qingyin.runtime.backends import TorchBackend
+    from qingyin.runtime.torch_backend import TorchBackend
 
     return TorchBackend(baker_dir)
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import SequenceTooLongError
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -69,10 +71,6 @@ class AcousticOutput(NamedTuple):
     durations: Tensor  # (B, T_text), integer frames actually used
     pitch: Tensor  # (B, T_text), normalized pitch actually used
     energy: Tensor  # (B, T_text), normalized energy actually used
-
-
-class SequenceTooLongError(ValueError):
-    """A symbol sequence or its mel is longer than the model's positional table."""
 
 
 def sinusoid_table(positions: int, dim: int) -> Tensor:

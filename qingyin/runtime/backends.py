@@ -1,95 +1,42 @@
-"""The models behind a voice, loaded for inference. One small interface so other runtimes can follow."""
+"""Backends: the models behind a voice, loaded for inference, behind one small interface.
+
+A backend has `acoustic(ids, controls) -> AcousticFeatures`, `vocode(mel) -> audio`, and the attributes
+`hop_length`, `max_positions` and `min_vocoder_frames`. This module picks one by name and imports it only
+then, so that a process using ONNX Runtime never loads torch.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import torch
-from safetensors.torch import load_file
 
-from qingyin.models.config import config_from_dict
-from qingyin.models.fastspeech2 import FastSpeech2, FastSpeech2Config
-from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator
-from qingyin.voices import registry
+from qingyin.runtime.features import AcousticControls, AcousticFeatures
+
+BACKENDS = ("torch",)
 
 
-@dataclass
-class AcousticFeatures:
-    """One utterance's acoustic model output (numpy, batch dimension removed)."""
+class Backend(Protocol):
+    hop_length: int
+    max_positions: int
+    min_vocoder_frames: int
 
-    mel: np.ndarray  # (frames, num_mels), normalized, after the postnet
-    durations: np.ndarray  # (symbols,) int frames, eos included
-    pitch: np.ndarray  # (symbols,) normalized pitch used
-    energy: np.ndarray  # (symbols,) normalized energy used
+    def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures: ...
 
-
-@dataclass(frozen=True)
-class AcousticControls:
-    """Model-level controls (see FastSpeech2.forward): scales of the predictions, or per-symbol overrides."""
-
-    duration_scale: float | np.ndarray = 1.0  # a float, or one value per symbol (eos included)
-    pitch_scale: float | np.ndarray = 1.0
-    energy_scale: float | np.ndarray = 1.0
-    speaker: int = 0
-    durations: np.ndarray | None = None
+    def vocode(self, mel: np.ndarray) -> np.ndarray: ...
 
 
-class TorchBackend:
-    """FastSpeech2 + MB-MelGAN as PyTorch modules on the CPU."""
-
-    def __init__(self, voice_dir: str | Path, threads: int | None = None):
-        voice_dir = Path(voice_dir)
-        if threads is not None:
-            if not isinstance(threads, int) or threads < 1:
-                raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
-            torch.set_num_threads(threads)
-        self.acoustic_model = _load(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS,
-                                    FastSpeech2Config, FastSpeech2)
-        self.vocoder = _load(voice_dir, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS,
-                             MBMelGANConfig, MBMelGANGenerator)
-        self.hop_length = self.vocoder.config.hop_length
-        self.max_positions = self.acoustic_model.config.max_positions
-        self.min_vocoder_frames = self.vocoder.config.min_frames
-
-    @torch.inference_mode()
-    def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures:
-        durations = None if controls.durations is None else torch.as_tensor(controls.durations)[None].long()
-        out = self.acoustic_model(
-            torch.tensor([ids], dtype=torch.long),
-            speakers=torch.tensor([controls.speaker]),
-            duration_scale=_scale(controls.duration_scale),
-            pitch_scale=_scale(controls.pitch_scale),
-            energy_scale=_scale(controls.energy_scale),
-            durations=durations,
-        )
-        return AcousticFeatures(out.mel[0].numpy(), out.durations[0].numpy().astype(np.int64),
-                                out.pitch[0].numpy(), out.energy[0].numpy())
-
-    @torch.inference_mode()
-    def vocode(self, mel: np.ndarray) -> np.ndarray:
-        frames = mel.shape[0]
-        if frames == 0:
-            return np.zeros(0, np.float32)
-        # The vocoder's reflection pads need `min_frames`; extend a shorter mel by repeating its
-        # last frame and keep only the audio of the real frames.
-        padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, self.min_vocoder_frames - frames), axis=0)])
-        audio = self.vocoder(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None])[0]
-        return audio[: frames * self.hop_length].numpy()
+class UnknownBackendError(ValueError):
+    """A backend or variant name that does not exist; the message lists the valid ones."""
 
 
-def _scale(value: float | np.ndarray) -> float | torch.Tensor:
-    """A float as is; per-symbol values as a (1, symbols) tensor."""
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))[None]
-    return value
+def load_backend(name: str, voice_dir: str | Path, threads: int | None = None, variant: str | None = None) -> Backend:
+    """The backend `name` (one of BACKENDS) for the voice in `voice_dir`."""
+    if name == "torch":
+        if variant not in (None, "fp32"):
+            raise UnknownBackendError(f"the torch backend has only the fp32 variant, not {variant!r}")
+        from qingyin.runtime.torch_backend import TorchBackend
 
-
-def _load(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type) -> torch.nn.Module:
-    config = config_from_dict(config_cls, json.loads((voice_dir / config_name).read_text()))
-    with torch.device("meta"):  # no random initialization: every tensor comes from the file
-        model = model_cls(config)
-    model.load_state_dict(load_file(str(voice_dir / weights_name)), strict=True, assign=True)
-    return model.eval()
+        return TorchBackend(voice_dir, threads=threads)
+    raise UnknownBackendError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qingyin.models.fastspeech2 import SequenceTooLongError
+from qingyin.models.errors import SequenceTooLongError
 from qingyin.runtime.audio import write_wav
-from qingyin.runtime.backends import AcousticControls, AcousticFeatures, TorchBackend
+from qingyin.runtime.backends import load_backend
+from qingyin.runtime.features import AcousticControls, AcousticFeatures
 from qingyin.text import Frontend, FrontendResult, Sentence, SymbolTable
 from qingyin.text.frontend import LexiconLike
 from qingyin.text.markup import Controls
@@ -132,9 +133,12 @@ class Synthesizer:
         fetch: bool = True,
         lexicon: LexiconLike = None,
         prosody: str = "marks",
+        backend: str = "torch",
+        variant: str | None = None,
     ):
         """`lexicon` (a Lexicon, a word → pinyin mapping or a TSV path) overrides the built-in one for every
-        request; `prosody` is the frontend's boundary mode ("marks": #1/#2/#3 from the text, "plain": #0 and #3)."""
+        request; `prosody` is the frontend's boundary mode ("marks": #1/#2/#3 from the text, "plain": #0 and #3);
+        `backend` and `variant` pick the inference runtime (see qingyin.runtime.backends)."""
         self.text_frontend = Frontend(lexicon=lexicon, prosody_mode=prosody)
         self.spec = registry.get_voice(voice)
         if fetch:
@@ -145,7 +149,7 @@ class Synthesizer:
             raise VoiceNotAvailableError(f"voice {voice!r} is not installed; run `qingyin models fetch {voice}`")
         verify_voice(voice)
         self.symbols = SymbolTable.from_json(directory / registry.SYMBOLS)
-        self.backend = TorchBackend(directory, threads=threads)
+        self.backend = load_backend(backend, directory, threads=threads, variant=variant)
         self.sample_rate = self.spec.sample_rate
 
     # --- public API ------------------------------------------------------------------------------

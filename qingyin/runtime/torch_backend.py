@@ -1,0 +1,74 @@
+"""The voice's models as PyTorch modules on the CPU (the reference backend; see backends.py for the interface)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from qingyin.models.config import config_from_dict
+from qingyin.models.fastspeech2 import FastSpeech2, FastSpeech2Config
+from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator
+from qingyin.runtime.features import AcousticControls, AcousticFeatures
+from qingyin.voices import registry
+
+
+class TorchBackend:
+    """FastSpeech2 + MB-MelGAN as PyTorch modules on the CPU."""
+
+    def __init__(self, voice_dir: str | Path, threads: int | None = None):
+        voice_dir = Path(voice_dir)
+        if threads is not None:
+            if not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+            torch.set_num_threads(threads)
+        self.acoustic_model = _load(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS,
+                                    FastSpeech2Config, FastSpeech2)
+        self.vocoder = _load(voice_dir, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS,
+                             MBMelGANConfig, MBMelGANGenerator)
+        self.hop_length = self.vocoder.config.hop_length
+        self.max_positions = self.acoustic_model.config.max_positions
+        self.min_vocoder_frames = self.vocoder.config.min_frames
+
+    @torch.inference_mode()
+    def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures:
+        durations = None if controls.durations is None else torch.as_tensor(controls.durations)[None].long()
+        out = self.acoustic_model(
+            torch.tensor([ids], dtype=torch.long),
+            speakers=torch.tensor([controls.speaker]),
+            duration_scale=_scale(controls.duration_scale),
+            pitch_scale=_scale(controls.pitch_scale),
+            energy_scale=_scale(controls.energy_scale),
+            durations=durations,
+        )
+        return AcousticFeatures(out.mel[0].numpy(), out.durations[0].numpy().astype(np.int64),
+                                out.pitch[0].numpy(), out.energy[0].numpy())
+
+    @torch.inference_mode()
+    def vocode(self, mel: np.ndarray) -> np.ndarray:
+        frames = mel.shape[0]
+        if frames == 0:
+            return np.zeros(0, np.float32)
+        # The vocoder's reflection pads need `min_frames`; extend a shorter mel by repeating its
+        # last frame and keep only the audio of the real frames.
+        padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, self.min_vocoder_frames - frames), axis=0)])
+        audio = self.vocoder(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None])[0]
+        return audio[: frames * self.hop_length].numpy()
+
+
+def _scale(value: float | np.ndarray) -> float | torch.Tensor:
+    """A float as is; per-symbol values as a (1, symbols) tensor."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))[None]
+    return value
+
+
+def _load(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type) -> torch.nn.Module:
+    config = config_from_dict(config_cls, json.loads((voice_dir / config_name).read_text()))
+    with torch.device("meta"):  # no random initialization: every tensor comes from the file
+        model = model_cls(config)
+    model.load_state_dict(load_file(str(voice_dir / weights_name)), strict=True, assign=True)
+    return model.eval()
