@@ -8,7 +8,7 @@ DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统�
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx]'
 	touch $(STAMP)
 
 setup: $(STAMP)

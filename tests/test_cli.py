@@ -38,10 +38,12 @@ def cli(tts, monkeypatch, capsys):
 
     real = synthesizer.Synthesizer
 
-    def make(voice: str = "baker", threads: int | None = None, fetch: bool = True, lexicon=None, prosody="marks"):
-        if voice == "baker" and threads is None and lexicon is None and prosody == "marks":
+    def make(voice: str = "baker", threads: int | None = None, fetch: bool = True, lexicon=None, prosody="marks",
+             backend="torch", variant=None):
+        if (voice, threads, lexicon, prosody, backend, variant) == ("baker", None, None, "marks", "torch", None):
             return tts
-        return real(voice, threads=threads, fetch=fetch, lexicon=lexicon, prosody=prosody)
+        return real(voice, threads=threads, fetch=fetch, lexicon=lexicon, prosody=prosody, backend=backend,
+                    variant=variant)
 
     monkeypatch.setattr(synthesizer, "Synthesizer", make)
     if hasattr(qingyin.cli, "Synthesizer"):

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-
-import torch
+from importlib.metadata import version
 
 from qingyin.evaluate.reference import load_reference, reference_available
 from qingyin.evaluate.variants import Variant, parse_variant
@@ -55,6 +54,10 @@ class System:
     def run(self, phones: list[str]) -> Timing:
         raise NotImplementedError
 
+    def first_audio(self, text: str, phones: list[str]) -> None:
+        """Produce the first audio of `text` (`phones`): by default the whole sentence."""
+        self.run(phones)
+
     def worker(self) -> System:
         """An instance that can run on another thread at the same time as this one."""
         return self
@@ -64,11 +67,18 @@ class QingyinSystem(System):
     def __init__(self, variant: Variant, threads: int):
         self.name = variant.name
         self.options = dict(variant.options)
-        self.tts = Synthesizer(variant.voice, threads=threads, prosody=variant.prosody)
+        self.tts = Synthesizer(variant.voice, threads=threads, prosody=variant.prosody, backend=variant.backend,
+                               variant=variant.variant)
 
     def run(self, phones: list[str]) -> Timing:
         sentence = self.tts.synthesize_phones(phones, **self.options).sentences[0]
         return Timing(sentence.acoustic_seconds, sentence.vocoder_seconds, len(sentence.audio) / SAMPLE_RATE)
+
+    def first_audio(self, text: str, phones: list[str]) -> None:
+        """The first chunk of the stream, from the text: frontend, acoustic model, first vocoder chunk."""
+        stream = self.tts.synthesize_stream(text, **self.options)
+        next(stream)
+        stream.close()
 
 
 class ReferenceSystem(System):
@@ -108,12 +118,13 @@ def measure_rtf(system: System, sentences: list[list[str]], repeats: int) -> tup
     return best
 
 
-def measure_first_audio(system: System, phones: list[str], repeats: int = 5) -> float:
+def measure_first_audio(system: System, text: str, phones: list[str], repeats: int = 5) -> float:
     """Median milliseconds from request to the first audio (whole sentence for sentence-level systems)."""
+    system.first_audio(text, phones)  # warm-up
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
-        system.run(phones)
+        system.first_audio(text, phones)
         samples.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples)
 
@@ -141,9 +152,10 @@ def measure_throughput(system: System, sentences: list[list[str]], concurrency: 
     return audio[0] / (time.perf_counter() - start)
 
 
-def peak_rss_mb(system_spec: str, threads: int, texts: Sequence[str]) -> float | None:
-    """Peak resident memory (MB) of a fresh process that loads the system and synthesizes the texts."""
-    command = [sys.executable, "-m", "qingyin.evaluate.bench", system_spec, str(threads), json.dumps(list(texts))]
+def peak_rss_mb(system_spec: str, threads: int, sentences: Sequence[list[str]]) -> float | None:
+    """Peak resident memory (MB) of a fresh process that loads the voice and synthesizes the sentences' phones
+    (the text frontend is left out: the reference has none)."""
+    command = [sys.executable, "-m", "qingyin.evaluate.bench", system_spec, str(threads), json.dumps(list(sentences))]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         return None
@@ -159,7 +171,6 @@ def run_bench(
     with_reference: bool = True,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, object]:
-    torch.set_num_threads(threads)
     sentences = sentence_phones(texts)
     if not sentences:
         raise ValueError("no speakable sentences in the benchmark texts")
@@ -176,11 +187,12 @@ def run_bench(
         progress(f"bench: {spec}")
         system = build()
         rtf, acoustic, vocoder = measure_rtf(system, sentences, repeats)
-        result = SystemResult(system.name, rtf, acoustic, vocoder, measure_first_audio(system, latency_phones))
+        first_audio = measure_first_audio(system, LATENCY_TEXT, latency_phones)
+        result = SystemResult(system.name, rtf, acoustic, vocoder, first_audio)
         for level in concurrency:
             progress(f"bench: {spec} at concurrency {level}")
             result.throughput[level] = measure_throughput(system, sentences, level)
-        result.peak_rss_mb = peak_rss_mb(spec, threads, texts)
+        result.peak_rss_mb = peak_rss_mb(spec, threads, sentences)
         results.append(result)
 
     reference = next((r for r in results if r.name == "reference"), None)
@@ -191,7 +203,7 @@ def run_bench(
     return {
         "threads": threads,
         "sentences": len(sentences),
-        "torch": torch.__version__,
+        "torch": version("torch"),
         "reference": asdict(reference) if reference else {"unavailable": unavailable},
         "variants": variants_out,
     }
@@ -217,11 +229,10 @@ def format_report(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _rss_child(spec: str, threads: int, texts: list[str]) -> None:
-    """Child process entry: load one system, synthesize the texts, print peak RSS in MB."""
-    torch.set_num_threads(threads)
+def _rss_child(spec: str, threads: int, sentences: list[list[str]]) -> None:
+    """Child process entry: load one system, synthesize the phones, print peak RSS in MB."""
     system = ReferenceSystem(threads) if spec == "reference" else QingyinSystem(parse_variant(spec), threads)
-    for phones in sentence_phones(texts):
+    for phones in sentences:
         system.run(phones)
     print(peak_rss_of_this_process() / 2**20)
 

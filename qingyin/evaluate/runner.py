@@ -86,16 +86,17 @@ def run_eval(
     if reference.name not in {v.name for v in variants}:
         variants.insert(0, reference)
     meters = Meters(metrics)
-    voices: dict[tuple[str, str, str], Synthesizer] = {}
+    voices: dict[tuple[str, str, str, str | None], Synthesizer] = {}
     utterances: list[Utterance] = []
     skipped: list[str] = []
     for index, text in enumerate(texts):
         syllables = syllable_count(text)
         clips: dict[str, tuple[np.ndarray, object, np.ndarray | None]] = {}
         for variant in variants:
-            key = (variant.voice, variant.backend, variant.prosody)
+            key = (variant.voice, variant.backend, variant.prosody, variant.variant)
             if key not in voices:
-                voices[key] = Synthesizer(variant.voice, prosody=variant.prosody)
+                voices[key] = Synthesizer(variant.voice, prosody=variant.prosody, backend=variant.backend,
+                                          variant=variant.variant)
             tts = voices[key]
             try:
                 audio = tts.synthesize(text, **variant.options).audio

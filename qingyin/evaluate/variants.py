@@ -1,7 +1,7 @@
 """Variants: what `qingyin eval` and `qingyin bench` compare. A variant = voice + backend + options.
 
-Spelled `voice[:backend][:name=value,...]`, e.g. `baker`, `baker:torch`, `baker:speed=1.2,pitch=1.1`,
-`baker:prosody=plain` (the frontend's boundary mode, see qingyin.text.prosody).
+Spelled `voice[:backend][:name=value,...]`, e.g. `baker`, `baker:onnx`, `baker:onnx:variant=int8-dynamic`,
+`baker:speed=1.2,pitch=1.1`, `baker:prosody=plain` (the frontend's boundary mode, see qingyin.text.prosody).
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qingyin.export import VARIANTS
+from qingyin.runtime.backends import BACKENDS
 from qingyin.runtime.synthesizer import InvalidOptionError, SynthesisOptions
 from qingyin.text.prosody import MODES
 from qingyin.voices.registry import get_voice
 
-BACKENDS = ("torch",)  # more arrive with the fast-inference work
 DEFAULT_TEXTS = Path(__file__).with_name("texts") / "zh_default.txt"
 
 
@@ -23,13 +24,15 @@ class Variant:
     backend: str = "torch"
     options: dict[str, float | str] = field(default_factory=dict)
     prosody: str = "marks"
+    variant: str | None = None  # the backend's model variant (onnx: fp32, int8-dynamic); None = its default
 
     @property
     def name(self) -> str:
         parts = [self.voice]
         if self.backend != "torch":
             parts.append(self.backend)
-        settings = dict(self.options, **({"prosody": self.prosody} if self.prosody != "marks" else {}))
+        settings = dict(self.options, **({"prosody": self.prosody} if self.prosody != "marks" else {}),
+                        **({"variant": self.variant} if self.variant else {}))
         if settings:
             parts.append(",".join(f"{k}={v}" for k, v in sorted(settings.items())))
         return ":".join(parts)
@@ -39,7 +42,7 @@ def parse_variant(spec: str) -> Variant:
     """'baker:speed=1.2' -> Variant; errors name the bad part and the choices."""
     parts = [p.strip() for p in spec.split(":")]
     voice = get_voice(parts[0]).name  # raises UnknownVoiceError listing the voices
-    backend, options, prosody = "torch", {}, "marks"
+    backend, options, prosody, model_variant = "torch", {}, "marks", None
     for part in parts[1:]:
         if "=" not in part:
             if part not in BACKENDS:
@@ -50,20 +53,27 @@ def parse_variant(spec: str) -> Variant:
         for item in part.split(","):
             name, _, value = item.partition("=")
             name = name.strip()
+            if name == "variant":
+                model_variant = value.strip()
+                if model_variant not in VARIANTS:
+                    raise InvalidOptionError(f"variant {spec!r}: variant must be one of {', '.join(VARIANTS)}")
+                continue
             if name == "prosody":
                 prosody = value.strip()
                 if prosody not in MODES:
                     raise InvalidOptionError(f"variant {spec!r}: prosody must be one of {', '.join(MODES)}")
                 continue
             if name not in SynthesisOptions.__dataclass_fields__:
-                raise InvalidOptionError(
-                    f"variant {spec!r}: unknown option {name!r}; known: speed, pitch, energy, speaker, prosody")
+                known = "speed, pitch, energy, speaker, prosody, variant"
+                raise InvalidOptionError(f"variant {spec!r}: unknown option {name!r}; known: {known}")
             options[name] = value.strip() if name == "speaker" else _number(spec, name, value)
     try:
         SynthesisOptions(**options).validated()
     except InvalidOptionError as error:
         raise InvalidOptionError(f"variant {spec!r}: {error}") from None
-    return Variant(voice, backend, options, prosody)
+    if model_variant is not None and backend != "onnx" and model_variant != "fp32":
+        raise InvalidOptionError(f"variant {spec!r}: the {backend} backend has only the fp32 variant")
+    return Variant(voice, backend, options, prosody, model_variant)
 
 
 def _number(spec: str, name: str, value: str) -> float:

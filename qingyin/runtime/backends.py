@@ -1,8 +1,8 @@
 """Backends: the models behind a voice, loaded for inference, behind one small interface.
 
 A backend has `acoustic(ids, controls) -> AcousticFeatures`, `vocode(mel) -> audio`, and the attributes
-`hop_length`, `max_positions` and `min_vocoder_frames`. This module picks one by name and imports it only
-then, so that a process using ONNX Runtime never loads torch.
+`hop_length`, `max_positions`, `min_vocoder_frames` and `vocoder_context_frames`. This module picks one by
+name and imports it only then, so that a process using ONNX Runtime never loads torch.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import numpy as np
 
 from qingyin.runtime.features import AcousticControls, AcousticFeatures
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnx")
 
 
 class Backend(Protocol):
     hop_length: int
     max_positions: int
     min_vocoder_frames: int
+    vocoder_context_frames: int  # mel frames of context for exact chunked vocoding (runtime/streaming.py)
 
     def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures: ...
 
@@ -39,4 +40,16 @@ def load_backend(name: str, voice_dir: str | Path, threads: int | None = None, v
         from qingyin.runtime.torch_backend import TorchBackend
 
         return TorchBackend(voice_dir, threads=threads)
+    if name == "onnx":
+        from qingyin.export import VARIANTS, UnknownVariantError
+
+        try:
+            from qingyin.runtime.onnx_backend import OnnxBackend
+        except ImportError as error:
+            raise ImportError(f"the onnx backend needs onnxruntime: pip install 'qingyin[onnx]' ({error})") from None
+        try:
+            return OnnxBackend(voice_dir, variant=variant or "fp32", threads=threads)
+        except UnknownVariantError:
+            raise UnknownBackendError(
+                f"unknown onnx variant {variant!r}; available: {', '.join(VARIANTS)}") from None
     raise UnknownBackendError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")

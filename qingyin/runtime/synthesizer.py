@@ -6,6 +6,7 @@ import math
 import numbers
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from qingyin.models.errors import SequenceTooLongError
 from qingyin.runtime.audio import write_wav
 from qingyin.runtime.backends import load_backend
 from qingyin.runtime.features import AcousticControls, AcousticFeatures
+from qingyin.runtime.streaming import stream_vocoder
 from qingyin.text import Frontend, FrontendResult, Sentence, SymbolTable
 from qingyin.text.frontend import LexiconLike
 from qingyin.text.markup import Controls
@@ -123,6 +125,16 @@ def stack_features(sentences: Sequence[SentenceAudio]) -> dict[str, np.ndarray]:
     }
 
 
+@dataclass
+class _Acoustic:
+    """One piece's acoustic features, before the vocoder."""
+
+    text: str
+    phones: list[str]
+    features: AcousticFeatures
+    seconds: float
+
+
 class Synthesizer:
     """A loaded voice. `synthesize(text)` for whole results, `iter_sentences(text)` to stream them."""
 
@@ -189,9 +201,7 @@ class Synthesizer:
 
     def gap(self, previous: SentenceAudio, **options: object) -> np.ndarray:
         """The silence after `previous`: its explicit break, else the sentence pause."""
-        if previous.break_ms is not None:
-            return np.zeros(int(round(previous.break_ms * self.sample_rate / 1000)), np.float32)
-        return self.pause(**options)
+        return self._silence(previous.break_ms, self._options(options))
 
     def synthesize_phones(
         self, phones: str | Sequence[str], durations: Sequence[int] | None = None, **options: object
@@ -214,6 +224,27 @@ class Synthesizer:
         sentence = self._sentence(" ".join(symbols), symbols, opts, forced)
         return self._result([sentence], opts, [])
 
+    def synthesize_stream(
+        self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100, **options: object
+    ) -> Iterator[np.ndarray]:
+        """Audio as float32 chunks as soon as they exist, pauses included.
+
+        Sentence by sentence, the acoustic model of the next sentence runs while this one is vocoded, and
+        within a sentence the vocoder runs on mel chunks (`first_chunk` frames first, so the first audio comes
+        quickly, then `chunk` frames; 12.5 ms each) with enough context on both sides that the stream is the
+        same audio as `synthesize(text).audio` — exactly (≤ 1e-4) for a vocoder without sub-band
+        quantization; for the Baker voice, whose vocoder rounds its sub-bands to 1/128 like the original,
+        a sample that sits on a rounding edge can round the other way (see qingyin.runtime.streaming).
+        """
+        opts = self._options(options)
+        for name, value in (("first_chunk", first_chunk), ("chunk", chunk)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise InvalidOptionError(f"{name} must be a whole number of mel frames >= 1, got {value!r}")
+        if not isinstance(text, str):
+            raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+        planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
+        return self._chunks(planned, opts, int(first_chunk), int(chunk))
+
     # --- internals -------------------------------------------------------------------------------
     def _stream(self, sentences: Iterator[Sentence], opts: SynthesisOptions) -> Iterator[SentenceAudio]:
         spoken = False
@@ -227,6 +258,52 @@ class Synthesizer:
             detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
             raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
 
+    def _planned(
+        self, sentences: Iterator[Sentence], opts: SynthesisOptions
+    ) -> Iterator[tuple[_Acoustic | None, int | None]]:
+        """(acoustic features or None for a pure pause, explicit break after it) for every piece of speech."""
+        spoken = False
+        warnings: list[str] = []
+        for sentence in sentences:
+            warnings.extend(sentence.warnings)
+            if not sentence.phones:
+                if sentence.break_ms is not None:
+                    yield None, sentence.break_ms
+                continue
+            pieces = list(self._fit(sentence.text, sentence.phones, opts, sentence.controls))
+            spoken = True
+            for i, piece in enumerate(pieces):
+                yield piece, sentence.break_ms if i == len(pieces) - 1 else None
+        if not spoken:
+            detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
+            raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
+
+    def _chunks(
+        self, planned: Iterator[tuple[_Acoustic | None, int | None]], opts: SynthesisOptions, first: int, chunk: int
+    ) -> Iterator[np.ndarray]:
+        """Vocode planned pieces in chunks while a worker thread computes the next piece's features."""
+        context = self.backend.vocoder_context_frames
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(next, planned, None)
+            gap: np.ndarray | None = None
+            while (item := pending.result()) is not None:
+                pending = pool.submit(next, planned, None)
+                piece, break_ms = item
+                if gap is not None:
+                    yield gap
+                if piece is not None:
+                    yield from stream_vocoder(self.backend.vocode, piece.features.mel, self.backend.hop_length,
+                                              context, first, chunk, min_frames=self.backend.min_vocoder_frames)
+                gap = self._silence(break_ms, opts)
+        if gap is not None and break_ms is not None:  # a trailing <break> is kept, as in synthesize()
+            yield gap
+
+    def _silence(self, break_ms: int | None, opts: SynthesisOptions) -> np.ndarray:
+        """An explicit break, or the sentence pause when there is none."""
+        if break_ms is None:
+            return np.zeros(int(round(opts.sentence_pause * self.sample_rate)), np.float32)
+        return np.zeros(int(round(break_ms * self.sample_rate / 1000)), np.float32)
+
     def _speak(self, sentence: Sentence, opts: SynthesisOptions) -> Iterator[SentenceAudio]:
         """Audio for one frontend sentence; a pure pause (no phones) gives an empty piece carrying its break."""
         if not sentence.phones:
@@ -234,7 +311,7 @@ class Synthesizer:
                 yield SentenceAudio(sentence.text, [], _no_features(), np.zeros(0, np.float32), 0.0, 0.0,
                                     sentence.break_ms)
             return
-        pieces = list(self._fit(sentence.text, sentence.phones, opts, sentence.controls))
+        pieces = [self._vocoded(piece) for piece in self._fit(sentence.text, sentence.phones, opts, sentence.controls)]
         pieces[-1].break_ms = sentence.break_ms
         yield from pieces
 
@@ -276,10 +353,10 @@ class Synthesizer:
 
     def _fit(
         self, text: str, phones: list[str], opts: SynthesisOptions, controls: list[Controls] | None = None
-    ) -> Iterator[SentenceAudio]:
-        """Synthesize, halving at a prosodic boundary when the sentence is too long for the model."""
+    ) -> Iterator[_Acoustic]:
+        """Acoustic features, halving at a prosodic boundary when the sentence is too long for the model."""
         try:
-            yield self._sentence(text, phones, opts, per_phone=controls)
+            yield self._acoustic(text, phones, opts, per_phone=controls)
         except SequenceTooLongError:
             marks = [i for i, p in enumerate(phones) if p in BOUNDARY_MARKS]
             if not marks:
@@ -290,19 +367,26 @@ class Synthesizer:
             yield from self._fit(text, phones[:cut] + ["sil"], opts, head)
             yield from self._fit("", ["sil"] + phones[cut + 1:], opts, tail)
 
-    def _sentence(self, text: str, phones: list[str], opts: SynthesisOptions,
-                  durations: np.ndarray | None = None, per_phone: list[Controls] | None = None) -> SentenceAudio:
+    def _acoustic(self, text: str, phones: list[str], opts: SynthesisOptions,
+                  durations: np.ndarray | None = None, per_phone: list[Controls] | None = None) -> _Acoustic:
         ids = self.symbols.ids(phones) + [self.symbols.eos_id]
         start = time.perf_counter()
         features = self.backend.acoustic(ids, self._controls(opts, durations, per_phone))
-        middle = time.perf_counter()
-        audio = self.backend.vocode(features.mel)
-        end = time.perf_counter()
-        return SentenceAudio(text, phones, features, audio, middle - start, end - middle)
+        return _Acoustic(text, phones, features, time.perf_counter() - start)
+
+    def _vocoded(self, piece: _Acoustic) -> SentenceAudio:
+        start = time.perf_counter()
+        audio = self.backend.vocode(piece.features.mel)
+        return SentenceAudio(piece.text, piece.phones, piece.features, audio, piece.seconds,
+                             time.perf_counter() - start)
+
+    def _sentence(self, text: str, phones: list[str], opts: SynthesisOptions,
+                  durations: np.ndarray | None = None) -> SentenceAudio:
+        return self._vocoded(self._acoustic(text, phones, opts, durations))
 
     def pause(self, **options: object) -> np.ndarray:
         """The silence inserted between sentences."""
-        return np.zeros(int(round(self._options(options).sentence_pause * self.sample_rate)), np.float32)
+        return self._silence(None, self._options(options))
 
     def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:
         pieces: list[np.ndarray] = []

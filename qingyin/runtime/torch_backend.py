@@ -13,6 +13,7 @@ from qingyin.models.config import config_from_dict
 from qingyin.models.fastspeech2 import FastSpeech2, FastSpeech2Config
 from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator
 from qingyin.runtime.features import AcousticControls, AcousticFeatures
+from qingyin.runtime.streaming import vocoder_context_frames
 from qingyin.voices import registry
 
 
@@ -32,6 +33,7 @@ class TorchBackend:
         self.hop_length = self.vocoder.config.hop_length
         self.max_positions = self.acoustic_model.config.max_positions
         self.min_vocoder_frames = self.vocoder.config.min_frames
+        self.vocoder_context_frames = vocoder_context_frames(self.vocoder.config)
 
     @torch.inference_mode()
     def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures:

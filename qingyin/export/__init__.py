@@ -1,0 +1,87 @@
+"""Exports of a voice's models to other runtimes (ONNX), and where the exported files live.
+
+This module only names the layout and checks it, so runtimes can import it without torch or onnx;
+`qingyin.export.onnx_export` does the exporting (it needs torch, onnx and onnxruntime).
+
+    voice_dir/onnx/<variant>/acoustic_encoder.onnx   ids, scales -> encoder states, durations, pitch, energy
+    voice_dir/onnx/<variant>/acoustic_decoder.onnx   length-regulated states -> mel
+    voice_dir/onnx/<variant>/vocoder.onnx            mel -> audio
+    voice_dir/onnx/<variant>/manifest.json           written last: sha256 of the files and of their source
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from qingyin.voices import registry
+
+VARIANTS = ("fp32", "int8-dynamic")
+ONNX_FOLDER = "onnx"
+ENCODER_FILE = "acoustic_encoder.onnx"
+DECODER_FILE = "acoustic_decoder.onnx"
+VOCODER_FILE = "vocoder.onnx"
+MODEL_FILES = (ENCODER_FILE, DECODER_FILE, VOCODER_FILE)
+MANIFEST_FILE = "manifest.json"
+FORMAT = 1  # of the graphs' inputs and outputs and of the manifest; an export of another format is redone
+SOURCE_FILES = (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS)
+
+
+class UnknownVariantError(ValueError):
+    """An export variant that does not exist; the message lists the valid ones."""
+
+
+def check_variant(variant: str) -> str:
+    """`variant` itself, or UnknownVariantError naming the choices."""
+    if variant not in VARIANTS:
+        raise UnknownVariantError(f"unknown ONNX variant {variant!r}; available: {', '.join(VARIANTS)}")
+    return variant
+
+
+def variant_dir(voice_dir: str | Path, variant: str) -> Path:
+    """Where the files of one exported variant of the voice in `voice_dir` live."""
+    return Path(voice_dir) / ONNX_FOLDER / check_variant(variant)
+
+
+def source_hashes(voice_dir: str | Path) -> dict[str, str]:
+    """sha256 of the converted voice's config and weight files, as its own manifest records them (or hashed now)."""
+    voice_dir = Path(voice_dir)
+    manifest = voice_dir / registry.MANIFEST
+    recorded = json.loads(manifest.read_text())["files"] if manifest.is_file() else {}
+    return {name: recorded.get(name) or sha256_file(voice_dir / name) for name in SOURCE_FILES}
+
+
+def is_exported(voice_dir: str | Path, variant: str) -> bool:
+    """True when the variant's files are complete and were exported from the voice's current weights.
+
+    Only the manifest is read (hashing the models on every load would cost more than it protects);
+    `verify_export` checks the files themselves.
+    """
+    manifest_path = variant_dir(voice_dir, variant) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    files_present = all((manifest_path.parent / name).is_file() for name in MODEL_FILES)
+    current = manifest.get("format") == FORMAT and manifest.get("source") == source_hashes(voice_dir)
+    return files_present and current
+
+
+def verify_export(voice_dir: str | Path, variant: str) -> list[str]:
+    """Names of the variant's model files whose sha256 differs from its manifest (empty = all good)."""
+    folder = variant_dir(voice_dir, variant)
+    recorded = json.loads((folder / MANIFEST_FILE).read_text())["files"]
+    return [name for name in MODEL_FILES
+            if not (folder / name).is_file() or sha256_file(folder / name) != recorded.get(name)]
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

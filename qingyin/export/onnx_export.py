@@ -1,0 +1,263 @@
+"""Export a voice's FastSpeech2 + MB-MelGAN to ONNX, for `qingyin.runtime.onnx_backend.OnnxBackend`.
+
+    .venv/bin/python -m qingyin.export.onnx_export [--voice baker] [--variant fp32] [--force]
+
+The acoustic model's length regulator repeats each symbol's vector a data-dependent number of times, and its
+rounding of durations must match the torch model exactly, so the acoustic model is cut there into two graphs:
+
+    acoustic_encoder: ids, lengths, speakers, duration/pitch/energy scales (per symbol)
+                      -> states (after the pitch/energy embeddings), log_durations, frames (unrounded,
+                         already scaled), pitch, energy
+    acoustic_decoder: states expanded to frames, mel_lengths -> mel (after the postnet)
+
+The runtime rounds `frames` half to even (as torch.round does), applies forced durations, checks the mel
+length and expands the states with numpy between the two. Every axis is dynamic: batch and symbols/frames.
+
+Variants (see qingyin.export.VARIANTS):
+    fp32          the exported graphs after ONNX Runtime's offline graph optimizations (level "extended",
+                  which stays portable; layout-specific ones are left to load time)
+    int8-dynamic  the same graphs with the MatMul weights quantized to int8 (quantize_dynamic); activations are
+                  quantized on the fly. Convolutions stay float: ConvInteger is slower than float Conv on CPU.
+fp16 is not offered: ONNX Runtime's CPU provider has few fp16 kernels, so it only adds Cast nodes (measured in
+benchmarks/onnx_variants.py's notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from qingyin.export import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    FORMAT,
+    MANIFEST_FILE,
+    MODEL_FILES,
+    VARIANTS,
+    VOCODER_FILE,
+    check_variant,
+    is_exported,
+    sha256_file,
+    source_hashes,
+    variant_dir,
+)
+from qingyin.models.fastspeech2 import FastSpeech2, sequence_mask
+from qingyin.models.mb_melgan import MBMelGANGenerator
+from qingyin.voices import registry
+
+__all__ = ["VARIANTS", "export_voice", "export_voice_dir"]
+
+OPSET = 18
+# Ops whose weights int8-dynamic quantizes. MatMul holds the transformers' and projections' weights; Conv is
+# left out on purpose (ConvInteger has no fast CPU kernel, it made the vocoder several times slower).
+QUANTIZED_OPS = ["MatMul"]
+
+
+class AcousticEncoderGraph(nn.Module):
+    """FastSpeech2 up to the length regulator: the first half of its forward, with per-symbol scales."""
+
+    def __init__(self, model: FastSpeech2):
+        super().__init__()
+        self.model = model
+
+    def forward(self, symbols: Tensor, lengths: Tensor, speakers: Tensor, duration_scale: Tensor,
+                pitch_scale: Tensor, energy_scale: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        model = self.model
+        mask = sequence_mask(lengths, symbols.shape[1])
+        valid = mask[..., None].float()
+        x = model.encoder(model.symbol_embedding(symbols), mask)
+        x = x + model.speaker_embedding(speakers)[:, None, :] * valid
+        log_durations = model.duration_predictor(x, mask)
+        frames = torch.relu(torch.exp(log_durations) - 1.0) * duration_scale
+        pitch = model.pitch_predictor(x, mask) * pitch_scale * mask
+        energy = model.energy_predictor(x, mask) * energy_scale * mask
+        states = x + model.pitch_embedding(pitch, mask) + model.energy_embedding(energy, mask)
+        return states, log_durations, frames, pitch, energy
+
+
+class AcousticDecoderGraph(nn.Module):
+    """FastSpeech2 after the length regulator: decoder, mel projection and postnet."""
+
+    def __init__(self, model: FastSpeech2):
+        super().__init__()
+        self.model = model
+
+    def forward(self, states: Tensor, mel_lengths: Tensor) -> Tensor:
+        model = self.model
+        mask = sequence_mask(mel_lengths, states.shape[1])
+        x = model.decoder(model.decoder_projection(states), mask)
+        mel_before = model.mel_projection(x) * mask[..., None]
+        return mel_before + model.postnet(mel_before, mask)
+
+
+def export_voice(voice: str, variant: str = "fp32", force: bool = False) -> Path:
+    """Export the installed voice `voice` (fetched and converted first if needed); returns the variant's folder.
+
+    Does nothing when the variant is already exported from the current weights, unless `force`.
+    """
+    from qingyin.voices.fetch import ensure_voice
+
+    registry.get_voice(voice)  # UnknownVoiceError before any work
+    return export_voice_dir(ensure_voice(voice, quiet=True), variant, force)
+
+
+def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool = False) -> Path:
+    """Export the converted voice in `voice_dir`; writes into a temporary folder, then renames it into place."""
+    voice_dir = Path(voice_dir)
+    target = variant_dir(voice_dir, check_variant(variant))
+    if is_exported(voice_dir, variant) and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the voice's other folders are readable
+    try:
+        _export_into(voice_dir, variant, staging)
+        _replace_folder(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
+    """Write the variant's three graphs and its manifest (last) into `folder`."""
+    from qingyin.runtime.torch_backend import TorchBackend
+
+    backend = TorchBackend(voice_dir)
+    raw = folder / "raw"
+    raw.mkdir()
+    _export_acoustic(backend.acoustic_model, raw)
+    _export_vocoder(backend.vocoder, raw)
+    finish: Callable[[Path, Path], None] = _optimize if variant == "fp32" else _quantize_and_optimize
+    for name in MODEL_FILES:
+        finish(raw / name, folder / name)
+    shutil.rmtree(raw)
+    manifest = {
+        "format": FORMAT,
+        "variant": variant,
+        "files": {name: sha256_file(folder / name) for name in MODEL_FILES},
+        "source": source_hashes(voice_dir),
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "opset": OPSET,
+        "geometry": {"hop_length": backend.hop_length, "max_positions": backend.max_positions,
+                     "min_vocoder_frames": backend.min_vocoder_frames},
+    }
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _export_acoustic(model: FastSpeech2, folder: Path) -> None:
+    """The two halves of the acoustic model, with dynamic batch, symbol and frame axes."""
+    limit = model.config.max_positions
+    batch = torch.export.Dim("batch", min=1, max=256)
+    symbols = torch.export.Dim("symbols", min=2, max=limit)
+    frames = torch.export.Dim("frames", min=2, max=limit)
+    # Examples with batch 2: torch.export specializes an axis whose example size is 1.
+    ids = torch.randint(1, model.config.num_symbols, (2, 12))
+    # One tensor per scale: torch.export would merge arguments that are the same tensor into one input.
+    scales = [torch.full((2, 12), value) for value in (1.0, 1.1, 0.9)]
+    per_symbol = {0: batch, 1: symbols}
+    _export(AcousticEncoderGraph(model), (ids, torch.tensor([12, 9]), torch.tensor([0, 0]), *scales),
+            folder / ENCODER_FILE,
+            inputs=["symbols", "lengths", "speakers", "duration_scale", "pitch_scale", "energy_scale"],
+            outputs=["states", "log_durations", "frames", "pitch", "energy"],
+            dynamic_shapes=(per_symbol, {0: batch}, {0: batch}, per_symbol, per_symbol, per_symbol))
+    states = torch.randn(2, 40, model.config.encoder.hidden)
+    _export(AcousticDecoderGraph(model), (states, torch.tensor([40, 31])), folder / DECODER_FILE,
+            inputs=["states", "mel_lengths"], outputs=["mel"],
+            dynamic_shapes=({0: batch, 1: frames}, {0: batch}))
+
+
+def _export_vocoder(vocoder: MBMelGANGenerator, folder: Path) -> None:
+    """The vocoder, mel (batch, frames >= min_frames, mels) -> audio (batch, frames * hop)."""
+    config = vocoder.config
+    frames = torch.export.Dim("frames", min=config.min_frames, max=1 << 16)
+    batch = torch.export.Dim("batch", min=1, max=256)
+    mel = torch.randn(2, max(40, config.min_frames), config.num_mels)
+    _export(vocoder, (mel,), folder / VOCODER_FILE, inputs=["mel"], outputs=["audio"],
+            dynamic_shapes=({0: batch, 1: frames},))
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+            dynamic_shapes: tuple) -> None:
+    """torch.export-based ONNX export into one self-contained file."""
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_shapes=dynamic_shapes, opset_version=OPSET, dynamo=True,
+                          external_data=False, verbose=False)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's progress lines (printed) and its notes about torchvision ops it skips (logged)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _optimize(source: Path, target: Path) -> None:
+    """Save ONNX Runtime's portable ("extended") offline optimization of `source` to `target`."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(target)
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+
+
+def _quantize_and_optimize(source: Path, target: Path) -> None:
+    """int8 weights for the MatMuls of `source` (dynamic activation quantization), then optimized like fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantized = target.with_suffix(".quantized.onnx")
+    quantize_dynamic(source, quantized, op_types_to_quantize=QUANTIZED_OPS, weight_type=QuantType.QInt8)
+    _optimize(quantized, target)
+    quantized.unlink()
+
+
+def _replace_folder(staging: Path, target: Path) -> None:
+    """Move the finished `staging` folder to `target`, replacing an old export with one rename each way."""
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+        os.replace(target, retired / target.name)
+        try:
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
+        return
+    try:
+        os.replace(staging, target)
+    except OSError:  # another process finished the same export first: keep theirs
+        if not (target / MANIFEST_FILE).is_file():
+            raise
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--voice", default=registry.DEFAULT_VOICE)
+    parser.add_argument("--variant", choices=VARIANTS, default="fp32")
+    parser.add_argument("--force", action="store_true", help="export again even if the files are current")
+    args = parser.parse_args()
+    print(export_voice(args.voice, args.variant, args.force))
+
+
+if __name__ == "__main__":
+    main()

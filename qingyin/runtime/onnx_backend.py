@@ -1,0 +1,139 @@
+"""The voice's models on ONNX Runtime (CPU), with the torch backend's interface; never imports torch.
+
+The acoustic model runs as two graphs (see qingyin.export.onnx_export): the encoder gives unrounded, scaled
+frame counts per symbol; here they are rounded half to even (as torch.round), replaced by forced durations
+if given, and the encoder states are repeated per frame before the decoder graph. The graphs are exported
+on first use if the variant's files are missing or were made from other weights (that needs torch once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnxruntime as ort
+
+from qingyin.export import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    MANIFEST_FILE,
+    VOCODER_FILE,
+    check_variant,
+    is_exported,
+    variant_dir,
+)
+from qingyin.models.errors import SequenceTooLongError
+from qingyin.runtime.features import AcousticControls, AcousticFeatures
+from qingyin.runtime.streaming import vocoder_context_frames
+from qingyin.voices import registry
+
+DEFAULT_THREADS = 2
+
+
+class OnnxBackend:
+    """FastSpeech2 + MB-MelGAN as ONNX Runtime sessions on the CPU; `variant` is one of qingyin.export.VARIANTS."""
+
+    def __init__(self, voice_dir: str | Path, variant: str = "fp32", threads: int | None = None):
+        voice_dir = Path(voice_dir)
+        self.variant = check_variant(variant)
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
+        folder = _ensure_exported(voice_dir, variant)
+        options = session_options(self.threads)
+        self.encoder = _session(folder / ENCODER_FILE, options)
+        self.decoder = _session(folder / DECODER_FILE, options)
+        self.vocoder = _session(folder / VOCODER_FILE, options)
+        geometry = _geometry(folder)
+        self.hop_length = geometry["hop_length"]
+        self.max_positions = geometry["max_positions"]
+        self.min_vocoder_frames = geometry["min_vocoder_frames"]
+        vocoder_config = json.loads((voice_dir / registry.VOCODER_CONFIG).read_text(encoding="utf-8"))
+        # The config's fields, read without importing the torch module that defines MBMelGANConfig.
+        self.vocoder_context_frames = vocoder_context_frames(
+            SimpleNamespace(**vocoder_config, hop_length=self.hop_length))
+
+    def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures:
+        count = len(ids)
+        if count > self.max_positions:
+            raise SequenceTooLongError(f"{count} symbols exceed the model's limit of {self.max_positions}")
+        states, _, frames, pitch, energy = self.encoder.run(None, {
+            "symbols": np.asarray([ids], dtype=np.int64),
+            "lengths": np.asarray([count], dtype=np.int64),
+            "speakers": np.asarray([controls.speaker], dtype=np.int64),
+            "duration_scale": _per_symbol(controls.duration_scale, count),
+            "pitch_scale": _per_symbol(controls.pitch_scale, count),
+            "energy_scale": _per_symbol(controls.energy_scale, count),
+        })
+        durations = _durations(frames[0], controls.durations)
+        total = int(durations.sum())
+        if total == 0:
+            raise ValueError("every symbol got zero frames: nothing to synthesize (speak slower or force durations)")
+        if total > self.max_positions:
+            raise SequenceTooLongError(f"{total} mel frames exceed the model's limit of {self.max_positions}; "
+                                       "synthesize shorter sentences or speak faster")
+        expanded = np.repeat(states[0], durations, axis=0)[None]
+        (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray([total], dtype=np.int64)})
+        return AcousticFeatures(mel[0], durations, pitch[0], energy[0])
+
+    def vocode(self, mel: np.ndarray) -> np.ndarray:
+        frames = mel.shape[0]
+        if frames == 0:
+            return np.zeros(0, np.float32)
+        # As in TorchBackend: the vocoder needs `min_vocoder_frames`; repeat the last frame, keep the real audio.
+        padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, self.min_vocoder_frames - frames), axis=0)])
+        (audio,) = self.vocoder.run(None, {"mel": np.ascontiguousarray(padded, dtype=np.float32)[None]})
+        return audio[0, : frames * self.hop_length]
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """One session runs its nodes in order on `threads` intra-op threads (synthesis is one utterance at a time)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # The files hold the portable ("extended") optimizations already; "all" adds the CPU-specific layouts.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no notes about shape-inference merges
+    return options
+
+
+def _ensure_exported(voice_dir: Path, variant: str) -> Path:
+    """The variant's folder, exporting it first (torch needed, once) when missing or stale."""
+    if not is_exported(voice_dir, variant):
+        from qingyin.export.onnx_export import export_voice_dir
+
+        export_voice_dir(voice_dir, variant)
+    return variant_dir(voice_dir, variant)
+
+
+def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _per_symbol(scale: float | np.ndarray, count: int) -> np.ndarray:
+    """A scale as the (1, symbols) float32 array the encoder graph takes."""
+    values = np.asarray(scale, dtype=np.float32)
+    if values.ndim == 0:
+        return np.full((1, count), values, dtype=np.float32)
+    if values.shape != (count,):
+        raise ValueError(f"per-symbol scales need {count} values (eos included), got shape {values.shape}")
+    return np.ascontiguousarray(values)[None]
+
+
+def _durations(frames: np.ndarray, forced: np.ndarray | None) -> np.ndarray:
+    """Integer frames per symbol: the predictions rounded half to even like torch.round, or the forced ones."""
+    if forced is None:
+        return np.rint(frames).astype(np.int64)
+    forced = np.asarray(forced).astype(np.int64)
+    if forced.shape != frames.shape:
+        raise ValueError(f"forced durations need {frames.shape[0]} values (eos included), got shape {forced.shape}")
+    return forced
+
+
+def _geometry(folder: Path) -> dict[str, int]:
+    """hop_length, max_positions and min_vocoder_frames, as the exporter recorded them from the torch configs."""
+    return json.loads((folder / MANIFEST_FILE).read_text())["geometry"]

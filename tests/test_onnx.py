@@ -1,0 +1,179 @@
+"""The ONNX Runtime backend against the torch backend, on real sentences of the Baker voice.
+
+Exports into the voice's folder in $QINGYIN_HOME, as users get it (once; later sessions reuse the files).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
+
+from qingyin.models.errors import SequenceTooLongError  # noqa: E402
+from qingyin.runtime.features import AcousticControls  # noqa: E402
+
+TEXTS = ("今天天气很好，我们去公园散步吧。", "银行行长说：重新开始吧！", "2024年3月5日，气温25摄氏度。")
+# Measured with onnxruntime 1.31.1 against torch 2.13 (x86-64): mel max |diff| ~2e-5, pitch/energy ~1e-5.
+MEL_TOLERANCE = 2e-4
+VARIANCE_TOLERANCE = 1e-4
+# The vocoder's int8 fake quantization of its sub-band signals (steps of 1/128) turns float differences of
+# ~1e-6 into a whole step where a value sits on a rounding edge: ~140 dB with no such flip, 60-66 dB with one.
+MIN_VOCODER_SNR_DB = 55.0
+
+
+def _needs_exporter(baker_dir, variant: str) -> None:
+    """Skip when the variant must be exported and the exporter's packages are missing."""
+    from qingyin.export import is_exported
+
+    if not is_exported(baker_dir, variant):
+        pytest.importorskip("onnx", reason="exporting to ONNX needs onnx and onnxscript")
+        pytest.importorskip("onnxscript", reason="exporting to ONNX needs onnx and onnxscript")
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32(baker_dir):
+    from qingyin.runtime.onnx_backend import OnnxBackend
+
+    _needs_exporter(baker_dir, "fp32")
+    return OnnxBackend(baker_dir, "fp32", threads=2)
+
+
+@pytest.fixture(scope="session")
+def onnx_int8(baker_dir):
+    from qingyin.runtime.onnx_backend import OnnxBackend
+
+    _needs_exporter(baker_dir, "int8-dynamic")
+    return OnnxBackend(baker_dir, "int8-dynamic", threads=2)
+
+
+@pytest.fixture(scope="session")
+def sentence_ids(baker_dir) -> list[list[int]]:
+    from qingyin.text import SymbolTable, text_to_sentences
+
+    table = SymbolTable.from_json(baker_dir / "symbols.json")
+    return [table.ids(sentence.phones) + [table.eos_id]
+            for text in TEXTS for sentence in text_to_sentences(text).sentences if sentence.phones]
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(reference**2) / max(float(np.sum((reference - other) ** 2)), 1e-30)))
+
+
+def assert_same_features(expected, actual) -> None:
+    np.testing.assert_array_equal(actual.durations, expected.durations)
+    assert actual.mel.shape == expected.mel.shape
+    assert np.abs(actual.mel - expected.mel).max() < MEL_TOLERANCE
+    assert np.abs(actual.pitch - expected.pitch).max() < VARIANCE_TOLERANCE
+    assert np.abs(actual.energy - expected.energy).max() < VARIANCE_TOLERANCE
+
+
+def test_geometry_matches_torch(onnx_fp32, backend):
+    assert (onnx_fp32.hop_length, onnx_fp32.max_positions, onnx_fp32.min_vocoder_frames) == (
+        backend.hop_length, backend.max_positions, backend.min_vocoder_frames)
+
+
+def test_fp32_acoustic_matches_torch(onnx_fp32, backend, sentence_ids):
+    for ids in sentence_ids:
+        assert_same_features(backend.acoustic(ids, AcousticControls()), onnx_fp32.acoustic(ids, AcousticControls()))
+
+
+def test_fp32_vocoder_matches_torch(onnx_fp32, backend, sentence_ids):
+    mel = backend.acoustic(sentence_ids[0], AcousticControls()).mel
+    expected, actual = backend.vocode(mel), onnx_fp32.vocode(mel)
+    assert actual.shape == expected.shape
+    assert snr_db(expected, actual) >= MIN_VOCODER_SNR_DB
+    middle = len(mel) // 2
+    short = mel[middle : middle + 3]  # below the vocoder's minimum: padded the same way
+    assert snr_db(backend.vocode(short), onnx_fp32.vocode(short)) >= MIN_VOCODER_SNR_DB
+    assert onnx_fp32.vocode(mel[:0]).shape == (0,)
+
+
+def test_scales_and_forced_durations_match_torch(onnx_fp32, backend, sentence_ids):
+    ids = sentence_ids[1]
+    rng = np.random.default_rng(0)
+    per_symbol = AcousticControls(duration_scale=rng.uniform(0.6, 1.5, len(ids)).astype(np.float32),
+                                  pitch_scale=rng.uniform(0.5, 1.5, len(ids)).astype(np.float32),
+                                  energy_scale=rng.uniform(0.5, 1.5, len(ids)).astype(np.float32))
+    uniform = AcousticControls(duration_scale=1 / 1.3, pitch_scale=1.2, energy_scale=0.8)
+    forced = AcousticControls(durations=rng.integers(0, 12, len(ids)))
+    for controls in (per_symbol, uniform, forced):
+        assert_same_features(backend.acoustic(ids, controls), onnx_fp32.acoustic(ids, controls))
+
+
+def test_too_long_raises_like_torch(onnx_fp32, backend, sentence_ids):
+    too_many_symbols = sentence_ids[0] * (backend.max_positions // len(sentence_ids[0]) + 1)
+    too_many_frames = AcousticControls(durations=np.full(len(sentence_ids[0]), backend.max_positions))
+    for ids, controls in ((too_many_symbols, AcousticControls()), (sentence_ids[0], too_many_frames)):
+        for model in (backend, onnx_fp32):
+            with pytest.raises(SequenceTooLongError):
+                model.acoustic(ids, controls)
+
+
+def test_int8_dynamic_stays_close_to_fp32(onnx_int8, onnx_fp32, sentence_ids):
+    """Measured on TEXTS: 97-98 % of durations identical, all within 1 frame; with fp32's durations forced, mel
+    mean |diff| 0.019-0.041 (max 0.54) and audio RMS within 1 %. The waveform SNR is no use here (-1 to 8 dB):
+    a slightly different mel shifts the vocoder's phases, not what one hears."""
+    diffs = []
+    for ids in sentence_ids:
+        reference = onnx_fp32.acoustic(ids, AcousticControls())
+        diffs.append(np.abs(onnx_int8.acoustic(ids, AcousticControls()).durations - reference.durations))
+        quantized = onnx_int8.acoustic(ids, AcousticControls(durations=reference.durations))
+        assert np.abs(quantized.mel - reference.mel).mean() < 0.08
+        expected, actual = onnx_fp32.vocode(reference.mel), onnx_int8.vocode(quantized.mel)
+        assert actual.shape == expected.shape and np.isfinite(actual).all()
+        assert 0.9 < np.sqrt(np.mean(actual**2) / np.mean(expected**2)) < 1.1
+    assert np.mean(np.concatenate(diffs) <= 1) >= 0.95
+
+
+# --- wiring: the same choices everywhere ----------------------------------------------------------------------
+
+
+def test_synthesizer_with_the_onnx_backend_streams_without_torch(onnx_fp32):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, qingyin\n"
+        "tts = qingyin.TTS(backend='onnx', variant='fp32', threads=1)\n"
+        "text = '今天天气不错，我们去公园散步吧。'\n"
+        "whole = tts.synthesize(text).audio\n"
+        "stream = np.concatenate(list(tts.synthesize_stream(text, first_chunk=5, chunk=30)))\n"
+        "assert stream.shape == whole.shape and np.abs(stream - whole).max() <= 2 * 7.9e-3, 'stream differs'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_backend_and_variant_errors_name_the_choices(baker_dir):
+    from qingyin.runtime.backends import UnknownBackendError, load_backend
+
+    with pytest.raises(UnknownBackendError, match="torch, onnx"):
+        load_backend("tflite", baker_dir)
+    with pytest.raises(UnknownBackendError, match="fp32"):
+        load_backend("torch", baker_dir, variant="int8-dynamic")
+    with pytest.raises(UnknownBackendError, match="int8-dynamic"):
+        load_backend("onnx", baker_dir, variant="int4")
+
+
+def test_eval_and_bench_variants_name_backend_and_model_variant():
+    from qingyin.evaluate.variants import parse_variant
+    from qingyin.runtime.synthesizer import InvalidOptionError
+
+    variant = parse_variant("baker:onnx:variant=int8-dynamic,speed=1.2")
+    assert (variant.backend, variant.variant, variant.options) == ("onnx", "int8-dynamic", {"speed": 1.2})
+    assert variant.name == "baker:onnx:speed=1.2,variant=int8-dynamic"
+    with pytest.raises(InvalidOptionError, match="fp32"):
+        parse_variant("baker:variant=int8-dynamic")
+    with pytest.raises(InvalidOptionError, match="int8-dynamic"):
+        parse_variant("baker:onnx:variant=int3")
+
+
+def test_cli_say_with_the_onnx_backend(onnx_int8, tmp_path):
+    from qingyin.cli import main
+
+    out = tmp_path / "out.wav"
+    assert main(["say", "你好。", "-o", str(out), "--backend", "onnx", "--variant", "int8-dynamic"]) == 0
+    assert out.stat().st_size > 10_000
+    assert main(["say", "你好。", "-o", str(out), "--variant", "int8-dynamic"]) == 2  # torch has only fp32
