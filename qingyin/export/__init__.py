@@ -11,11 +11,11 @@ This module only names the layout and checks it, so runtimes can import it witho
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from qingyin.voices import registry
+from qingyin.voices.wheels import sha256_file
 
 VARIANTS = ("fp32", "int8-dynamic")
 ONNX_FOLDER = "onnx"
@@ -78,10 +78,3 @@ def verify_export(voice_dir: str | Path, variant: str) -> list[str]:
             if not (folder / name).is_file() or sha256_file(folder / name) != recorded.get(name)]
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
