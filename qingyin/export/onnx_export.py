@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -120,6 +121,8 @@ def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool =
     target = variant_dir(voice_dir, check_variant(variant))
     if is_exported(voice_dir, variant) and not force:
         return target
+    print(f"qingyin: exporting {voice_dir.name} to ONNX ({variant}), once; this takes about half a minute",
+          file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the voice's other folders are readable
@@ -228,7 +231,13 @@ def _quantize_and_optimize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantized = target.with_suffix(".quantized.onnx")
-    quantize_dynamic(source, quantized, op_types_to_quantize=QUANTIZED_OPS, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a generic "consider pre-processing" warning per graph
+    try:
+        quantize_dynamic(source, quantized, op_types_to_quantize=QUANTIZED_OPS, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     _optimize(quantized, target)
     quantized.unlink()
 
