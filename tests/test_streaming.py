@@ -1,3 +1,5 @@
+"""Chunked vocoding (qingyin.runtime.streaming) and Synthesizer.synthesize_stream: the stream is the same audio."""
+
 import dataclasses
 
 import numpy as np
@@ -12,6 +14,7 @@ from qingyin.runtime.streaming import (
     vocoder_reach,
     vocoder_window,
 )
+from tests.rounding import assert_equal_but_for_rounding_flips
 
 HOP = 300
 
@@ -185,20 +188,12 @@ def test_wrong_sample_count_from_vocode_raises():
 # --- Synthesizer.synthesize_stream ---------------------------------------------------------------------------
 
 
-def _rounding_flips_only(streamed_audio: np.ndarray, whole: np.ndarray) -> None:
-    """Equal but for the Baker vocoder's 1/128 sub-band rounding, which a chunk edge can tip (see streaming.py)."""
-    assert streamed_audio.shape == whole.shape
-    off = np.abs(streamed_audio - whole)
-    assert off.max() <= 2 * 7.9e-3
-    assert (off > 1e-4).mean() < 0.01
-
-
 def test_synthesize_stream_is_the_same_audio_as_synthesize(tts):
     text = '<speak><break time="100ms"/>你好。今天天气很好，我们一起去公园散步吧！<break time="300ms"/>再见。</speak>'
     whole = tts.synthesize(text).audio
     pieces = list(tts.synthesize_stream(text, first_chunk=5, chunk=40))
     assert len(pieces) > 6
-    _rounding_flips_only(np.concatenate(pieces), whole)
+    assert_equal_but_for_rounding_flips(np.concatenate(pieces), whole)
 
 
 def test_synthesize_stream_first_piece_is_small(tts):

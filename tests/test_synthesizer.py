@@ -13,6 +13,7 @@ import qingyin
 from qingyin.runtime.audio import read_wav
 from qingyin.runtime.synthesizer import InvalidOptionError, NothingToSayError
 from qingyin.voices.registry import UnknownVoiceError
+from tests.rounding import assert_equal_but_for_rounding_flips
 
 SAMPLE_RATE = 24000
 HOP = 300  # samples per mel frame at 24 kHz (12.5 ms)
@@ -387,3 +388,29 @@ def test_text_frontend_does_not_import_torch():
                                "assert 'torch' not in sys.modules, 'torch was imported'"],
         check=True, capture_output=True, timeout=60,
     )
+
+
+# --- batches ----------------------------------------------------------------------------------------------
+
+
+def test_batch_gives_what_one_by_one_gives(tts):
+    texts = ["你好。", "今天天气很好，我们一起去公园散步吧！再见。",
+             '<speak>请稍等<break time="300ms"/>好了。</speak>', "银行", "一二三四五六七八九十。"]
+    batch = tts.synthesize_batch(texts, batch_size=3, lexicon={"银行": "yin2 xing2"}, speed=1.1)
+    alone = [tts.synthesize(t, lexicon={"银行": "yin2 xing2"}, speed=1.1) for t in texts]
+    for b, a in zip(batch, alone, strict=True):
+        assert [s.phones for s in b.sentences] == [s.phones for s in a.sentences]
+        for sb, sa in zip(b.sentences, a.sentences, strict=True):
+            assert np.array_equal(sb.features.durations, sa.features.durations)
+            if len(sa.features.mel):
+                np.testing.assert_allclose(sb.features.mel, sa.features.mel, rtol=0, atol=1e-4)
+        assert_equal_but_for_rounding_flips(b.audio, a.audio, overlapping_flips=4)
+
+
+def test_batch_errors_name_the_text(tts):
+    with pytest.raises(NothingToSayError, match="text 1"):
+        tts.synthesize_batch(["你好", "😀"])
+    with pytest.raises(InvalidOptionError, match="batch_size"):
+        tts.synthesize_batch(["你好"], batch_size=0)
+    with pytest.raises(InvalidOptionError, match="list of strings"):
+        tts.synthesize_batch("你好")

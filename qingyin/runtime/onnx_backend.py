@@ -79,6 +79,10 @@ class OnnxBackend:
         (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray([total], dtype=np.int64)})
         return AcousticFeatures(mel[0], durations, pitch[0], energy[0])
 
+    def acoustic_batch(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
+        """One by one: the exported graphs take batches, but the padded decoder pass is not wired up yet."""
+        return [self.acoustic(ids, controls) for ids, controls in batch]
+
     def vocode(self, mel: np.ndarray) -> np.ndarray:
         frames = mel.shape[0]
         if frames == 0:

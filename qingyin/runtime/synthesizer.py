@@ -224,6 +224,58 @@ class Synthesizer:
         sentence = self._sentence(" ".join(symbols), symbols, opts, forced)
         return self._result([sentence], opts, [])
 
+    def synthesize_batch(
+        self, texts: Sequence[str], batch_size: int = 8, lexicon: LexiconLike = None, **options: object
+    ) -> list[SynthesisResult]:
+        """Several texts at once, for batch jobs and load: their sentences go through the acoustic model in
+        padded batches of up to `batch_size` (sorted by length, so little is padded; masks keep every item as
+        it would be alone), then each is vocoded. Each result is what `synthesize(text)` gives.
+        """
+        opts = self._options(options)
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidOptionError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise InvalidOptionError("texts must be a list of strings; for one text use synthesize()")
+        frontends = []
+        for index, text in enumerate(texts):
+            try:
+                frontends.append(self.frontend(text, lexicon))
+            except ValueError as error:
+                raise type(error)(f"text {index}: {error}") from None
+        spoken = [s for frontend in frontends for s in frontend.sentences if s.phones]
+        batched = self._acoustic_batches(spoken, opts, int(batch_size))
+        results = []
+        for frontend in frontends:
+            pieces: list[SentenceAudio] = []
+            for sentence in frontend.sentences:
+                if id(sentence) in batched:
+                    piece = self._vocoded(batched[id(sentence)])
+                    piece.break_ms = sentence.break_ms
+                    pieces.append(piece)
+                else:  # pure pauses, and sentences too long for one pass (split like synthesize() does)
+                    pieces.extend(self._speak(sentence, opts))
+            results.append(self._result(pieces, opts, frontend.warnings))
+        return results
+
+    def _acoustic_batches(self, sentences: list[Sentence], opts: SynthesisOptions, size: int) -> dict[int, _Acoustic]:
+        """Acoustic features of `sentences` by id(sentence), computed in padded batches of similar lengths;
+        a batch that is too long for the model is left out (its sentences are then split and run alone)."""
+        ordered = sorted(sentences, key=lambda s: len(s.phones))
+        done: dict[int, _Acoustic] = {}
+        for start in range(0, len(ordered), size):
+            group = ordered[start : start + size]
+            inputs = [(self.symbols.ids(s.phones) + [self.symbols.eos_id], self._controls(opts, None, s.controls))
+                      for s in group]
+            began = time.perf_counter()
+            try:
+                features = self.backend.acoustic_batch(inputs)
+            except SequenceTooLongError:
+                continue
+            share = (time.perf_counter() - began) / len(group)
+            for sentence, feature in zip(group, features, strict=True):
+                done[id(sentence)] = _Acoustic(sentence.text, sentence.phones, feature, share)
+        return done
+
     def synthesize_stream(
         self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100, **options: object
     ) -> Iterator[np.ndarray]:

@@ -50,6 +50,35 @@ class TorchBackend:
                                 out.pitch[0].numpy(), out.energy[0].numpy())
 
     @torch.inference_mode()
+    def acoustic_batch(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
+        """Several utterances in one padded forward pass (masks keep each item as it would be alone).
+
+        Forced durations are not batched: such items go through `acoustic` one by one.
+        """
+        if any(controls.durations is not None for _, controls in batch) or len(batch) == 1:
+            return [self.acoustic(ids, controls) for ids, controls in batch]
+        lengths = [len(ids) for ids, _ in batch]
+        steps = max(lengths)
+        symbols = torch.full((len(batch), steps), self.acoustic_model.config.pad_id, dtype=torch.long)
+        for row, (ids, _) in enumerate(batch):
+            symbols[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        out = self.acoustic_model(
+            symbols,
+            torch.tensor(lengths),
+            speakers=torch.tensor([controls.speaker for _, controls in batch]),
+            duration_scale=_batch_scale([c.duration_scale for _, c in batch], steps),
+            pitch_scale=_batch_scale([c.pitch_scale for _, c in batch], steps),
+            energy_scale=_batch_scale([c.energy_scale for _, c in batch], steps),
+        )
+        features = []
+        for row, count in enumerate(lengths):
+            frames = int(out.mel_lengths[row])
+            features.append(AcousticFeatures(
+                out.mel[row, :frames].numpy(), out.durations[row, :count].numpy().astype(np.int64),
+                out.pitch[row, :count].numpy(), out.energy[row, :count].numpy()))
+        return features
+
+    @torch.inference_mode()
     def vocode(self, mel: np.ndarray) -> np.ndarray:
         frames = mel.shape[0]
         if frames == 0:
@@ -66,6 +95,17 @@ def _scale(value: float | np.ndarray) -> float | torch.Tensor:
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))[None]
     return value
+
+
+def _batch_scale(scales: list[float | np.ndarray], steps: int) -> torch.Tensor:
+    """(batch, steps) per-symbol scales: a float fills its row; an array fills its row's first symbols."""
+    rows = torch.ones(len(scales), steps)
+    for row, scale in enumerate(scales):
+        if isinstance(scale, np.ndarray):
+            rows[row, : len(scale)] = torch.from_numpy(np.asarray(scale, dtype=np.float32))
+        else:
+            rows[row] = float(scale)
+    return rows
 
 
 def _load(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type) -> torch.nn.Module:
