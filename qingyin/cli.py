@@ -16,6 +16,8 @@ EXAMPLES = """examples:
   qingyin say '<speak>请稍等<break time="500ms"/>好了。</speak>' -o ssml.wav
   qingyin frontend "2024年3月5日，银行行长来了。" --json
   qingyin say --phones "sil n i3 #0 h ao3 sil" -o hello.wav --durations 10,5,12,2,6,14,10,1
+  qingyin say "今天天气不错。" -o out.wav --backend onnx --threads 2
+  qingyin export baker --variant fp32
   qingyin models fetch baker
   qingyin bench --threads 2
   qingyin eval --variant baker --variant baker:speed=1.3 --limit 20
