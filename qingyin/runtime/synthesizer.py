@@ -135,6 +135,9 @@ class _Acoustic:
     seconds: float
 
 
+_Piece = tuple[_Acoustic | None, int | None]  # features (None: a pure pause), explicit break after it (ms)
+
+
 class Synthesizer:
     """A loaded voice. `synthesize(text)` for whole results, `iter_sentences(text)` to stream them."""
 
@@ -170,12 +173,10 @@ class Synthesizer:
 
         `lexicon` applies to this request only and wins over the synthesizer's and the built-in one.
         """
-        if not isinstance(text, str):
-            raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+        _check_text(text)
         result = self.text_frontend(text, lexicon)
         if not any(s.phones for s in result.sentences):
-            detail = f" ({'; '.join(result.warnings[:3])})" if result.warnings else ""
-            raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
+            raise _nothing_to_say(result.warnings)
         return result
 
     def synthesize(self, text: str, lexicon: LexiconLike = None, **options: object) -> SynthesisResult:
@@ -195,9 +196,9 @@ class Synthesizer:
         opts = self._options(options)
         if isinstance(text, FrontendResult):
             return (piece for sentence in text.sentences for piece in self._speak(sentence, opts))
-        if not isinstance(text, str):
-            raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
-        return self._stream(self.text_frontend.iter_sentences(text, lexicon), opts)
+        _check_text(text)
+        planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
+        return (self._heard(piece, break_ms) for piece, break_ms in planned)
 
     def gap(self, previous: SentenceAudio, **options: object) -> np.ndarray:
         """The silence after `previous`: its explicit break, else the sentence pause."""
@@ -232,8 +233,7 @@ class Synthesizer:
         it would be alone), then each is vocoded. Each result is what `synthesize(text)` gives.
         """
         opts = self._options(options)
-        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InvalidOptionError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        _check_count("batch_size", batch_size, "")
         if isinstance(texts, str) or not isinstance(texts, Sequence):
             raise InvalidOptionError("texts must be a list of strings; for one text use synthesize()")
         frontends = []
@@ -249,9 +249,7 @@ class Synthesizer:
             pieces: list[SentenceAudio] = []
             for sentence in frontend.sentences:
                 if id(sentence) in batched:
-                    piece = self._vocoded(batched[id(sentence)])
-                    piece.break_ms = sentence.break_ms
-                    pieces.append(piece)
+                    pieces.append(self._heard(batched[id(sentence)], sentence.break_ms))
                 else:  # pure pauses, and sentences too long for one pass (split like synthesize() does)
                     pieces.extend(self._speak(sentence, opts))
             results.append(self._result(pieces, opts, frontend.warnings))
@@ -289,49 +287,42 @@ class Synthesizer:
         a sample that sits on a rounding edge can round the other way (see qingyin.runtime.streaming).
         """
         opts = self._options(options)
-        for name, value in (("first_chunk", first_chunk), ("chunk", chunk)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise InvalidOptionError(f"{name} must be a whole number of mel frames >= 1, got {value!r}")
-        if not isinstance(text, str):
-            raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+        _check_count("first_chunk", first_chunk, " of mel frames")
+        _check_count("chunk", chunk, " of mel frames")
+        _check_text(text)
         planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
         return self._chunks(planned, opts, int(first_chunk), int(chunk))
 
     # --- internals -------------------------------------------------------------------------------
-    def _stream(self, sentences: Iterator[Sentence], opts: SynthesisOptions) -> Iterator[SentenceAudio]:
+    def _planned(self, sentences: Iterator[Sentence], opts: SynthesisOptions) -> Iterator[_Piece]:
+        """The pieces of every sentence in turn; NothingToSayError at the end if none of them spoke."""
         spoken = False
         warnings: list[str] = []
         for sentence in sentences:
             warnings.extend(sentence.warnings)
-            for piece in self._speak(sentence, opts):
-                spoken = spoken or bool(piece.phones)
-                yield piece
+            spoken = spoken or bool(sentence.phones)
+            yield from self._plan(sentence, opts)
         if not spoken:
-            detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
-            raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
+            raise _nothing_to_say(warnings)
 
-    def _planned(
-        self, sentences: Iterator[Sentence], opts: SynthesisOptions
-    ) -> Iterator[tuple[_Acoustic | None, int | None]]:
-        """(acoustic features or None for a pure pause, explicit break after it) for every piece of speech."""
-        spoken = False
-        warnings: list[str] = []
-        for sentence in sentences:
-            warnings.extend(sentence.warnings)
-            if not sentence.phones:
-                if sentence.break_ms is not None:
-                    yield None, sentence.break_ms
-                continue
-            pieces = list(self._fit(sentence.text, sentence.phones, opts, sentence.controls))
-            spoken = True
-            for i, piece in enumerate(pieces):
-                yield piece, sentence.break_ms if i == len(pieces) - 1 else None
-        if not spoken:
-            detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
-            raise NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
+    def _plan(self, sentence: Sentence, opts: SynthesisOptions) -> list[_Piece]:
+        """(acoustic features, or None for a pure pause; explicit break after it) for each piece of a sentence:
+        one piece, or several when it was halved for the model; the sentence's break follows the last."""
+        if not sentence.phones:
+            return [] if sentence.break_ms is None else [(None, sentence.break_ms)]
+        pieces = list(self._fit(sentence.text, sentence.phones, opts, sentence.controls))
+        return [(piece, sentence.break_ms if i == len(pieces) - 1 else None) for i, piece in enumerate(pieces)]
+
+    def _heard(self, piece: _Acoustic | None, break_ms: int | None) -> SentenceAudio:
+        """A piece vocoded (an empty one for a pure pause), carrying its break."""
+        if piece is None:
+            return SentenceAudio("", [], _no_features(), np.zeros(0, np.float32), 0.0, 0.0, break_ms)
+        audio = self._vocoded(piece)
+        audio.break_ms = break_ms
+        return audio
 
     def _chunks(
-        self, planned: Iterator[tuple[_Acoustic | None, int | None]], opts: SynthesisOptions, first: int, chunk: int
+        self, planned: Iterator[_Piece], opts: SynthesisOptions, first: int, chunk: int
     ) -> Iterator[np.ndarray]:
         """Vocode planned pieces in chunks while a worker thread computes the next piece's features."""
         context = self.backend.vocoder_context_frames
@@ -356,16 +347,9 @@ class Synthesizer:
             return np.zeros(int(round(opts.sentence_pause * self.sample_rate)), np.float32)
         return np.zeros(int(round(break_ms * self.sample_rate / 1000)), np.float32)
 
-    def _speak(self, sentence: Sentence, opts: SynthesisOptions) -> Iterator[SentenceAudio]:
+    def _speak(self, sentence: Sentence, opts: SynthesisOptions) -> list[SentenceAudio]:
         """Audio for one frontend sentence; a pure pause (no phones) gives an empty piece carrying its break."""
-        if not sentence.phones:
-            if sentence.break_ms is not None:
-                yield SentenceAudio(sentence.text, [], _no_features(), np.zeros(0, np.float32), 0.0, 0.0,
-                                    sentence.break_ms)
-            return
-        pieces = [self._vocoded(piece) for piece in self._fit(sentence.text, sentence.phones, opts, sentence.controls)]
-        pieces[-1].break_ms = sentence.break_ms
-        yield from pieces
+        return [self._heard(piece, break_ms) for piece, break_ms in self._plan(sentence, opts)]
 
     def _forced_durations(self, durations: Sequence[int], count: int) -> np.ndarray:
         values = list(durations) if isinstance(durations, Iterable) and not isinstance(durations, str) else None
@@ -450,6 +434,22 @@ class Synthesizer:
             pieces.append(self.gap(sentences[-1]))
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         return SynthesisResult(audio.astype(np.float32), self.sample_rate, sentences, list(warnings))
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+
+
+def _check_count(name: str, value: object, unit: str) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise InvalidOptionError(f"{name} must be a whole number{unit} >= 1, got {value!r}")
+
+
+def _nothing_to_say(warnings: list[str]) -> NothingToSayError:
+    """The error for a text with nothing speakable, naming the first things that were dropped."""
+    detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
+    return NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
 
 
 def _no_features() -> AcousticFeatures:

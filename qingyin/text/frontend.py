@@ -12,7 +12,6 @@ in bounded memory.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from . import prosody
-from .g2p import citation_pinyin, segment
+from .g2p import citation_pinyin, per_word, segment
 from .hanzi import is_han
 from .lexicon import Lexicon, builtin_lexicon
 from .markup import Break, Controls, Segment, Span, parse
@@ -30,7 +29,6 @@ from .symbols import ERHUA_SUFFIX, syllable_to_phones
 
 DEFAULT_MAX_CHARS = 40
 _MAX_WARNINGS = 50
-_WARNING_POSITION = re.compile(r" at (\d+):")
 
 LexiconLike = Lexicon | Mapping[str, Sequence[str] | str] | str | Path | None
 
@@ -165,7 +163,6 @@ class _SentenceBuilder:
         self.chars: list[_Char] = []
         self.raw: list[str] = []
         self.warnings: list[str] = []
-        self.offset = 0  # position in the input of the current span's raw text (for warnings)
 
     def add_span(self, span: Span) -> Iterator[Sentence]:
         if span.pinyin is not None:
@@ -173,8 +170,8 @@ class _SentenceBuilder:
             self.chars.extend(_Char(c, p, span.controls) for c, p in zip(span.text, span.pinyin, strict=True))
             return
         for offset, piece in prosody.split_raw(span.text):
-            normalized = normalize(piece, span.say_as)
-            self.warnings.extend(_shift(w, offset) for w in normalized.warnings)
+            normalized = normalize(piece, span.say_as, offset)
+            self.warnings.extend(normalized.warnings)
             self.raw.append(_printable(piece))
             for char, forced in zip(normalized.text, normalized.pinyin, strict=True):
                 self.chars.append(_Char(char, forced, span.controls))
@@ -201,7 +198,7 @@ class _SentenceBuilder:
         citation = citation_pinyin(words, forced, self.lexicon)
         counts = [sum(r is not None for r in readings) for readings in citation]
         plan = prosody.plan(words, counts, self.frontend.prosody_mode)
-        locked = _per_word(words, [f is not None for f in forced])
+        locked = per_word(words, [f is not None for f in forced])
         spoken = apply_sandhi(words, citation, plan.prosodic_words, locked)
         syllables = self._syllables(words, spoken, chars, warnings)
         if not syllables:
@@ -284,19 +281,6 @@ def _sentence(
 def _printable(text: str) -> str:
     """`text` without control and format characters (kept for display in Sentence.text)."""
     return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
-
-
-def _per_word(words: Sequence[str], flags: Sequence[bool]) -> list[list[bool]]:
-    out, position = [], 0
-    for word in words:
-        out.append(list(flags[position : position + len(word)]))
-        position += len(word)
-    return out
-
-
-def _shift(warning: str, offset: int) -> str:
-    """A normalizer warning with its position made relative to the whole input."""
-    return _WARNING_POSITION.sub(lambda m: f" at {int(m.group(1)) + offset}:", warning, count=1)
 
 
 def as_lexicon(lexicon: LexiconLike) -> Lexicon | None:

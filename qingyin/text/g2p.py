@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
@@ -421,9 +421,17 @@ def citation_pinyin(
         for position, reading in zip(range(start, end), readings, strict=True):
             chosen[position] = chosen[position] or reading
     _fill_from_dictionary_and_model(words, chosen)
+    return per_word(words, chosen)
+
+
+T = TypeVar("T")
+
+
+def per_word(words: Sequence[str], values: Sequence[T]) -> list[list[T]]:
+    """`values` (one per character of "".join(words)) cut into one list per word."""
     result, position = [], 0
     for word in words:
-        result.append(chosen[position : position + len(word)])
+        result.append(list(values[position : position + len(word)]))
         position += len(word)
     return result
 

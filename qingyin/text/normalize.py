@@ -131,15 +131,15 @@ def _show(run: str) -> str:
     return shown + "…" if len(run) > _MAX_SHOWN else shown
 
 
-def _warning_lines(runs: list[tuple[int, str]]) -> list[str]:
-    """One line per dropped run, capped at _MAX_WARNINGS plus a summary line."""
-    lines = [f'dropped "{_show(run)}" at {start}: no Mandarin reading' for start, run in runs[:_MAX_WARNINGS]]
+def _warning_lines(runs: list[tuple[int, str]], offset: int) -> list[str]:
+    """One line per dropped run (positions shifted by `offset`), capped at _MAX_WARNINGS plus a summary line."""
+    lines = [f'dropped "{_show(run)}" at {offset + start}: no Mandarin reading' for start, run in runs[:_MAX_WARNINGS]]
     if len(runs) > _MAX_WARNINGS:
         lines.append(f"... and {len(runs) - _MAX_WARNINGS} more dropped runs")
     return lines
 
 
-def _clean(text: str) -> _Cleaned:
+def _clean(text: str, offset: int = 0) -> _Cleaned:
     """Stage 1: fold the text to the characters later stages know, and warn about each unreadable run."""
     simplified = _to_simplified(text)
     kept: list[str] = []
@@ -164,7 +164,7 @@ def _clean(text: str) -> _Cleaned:
         kept.append(folded)
     if run_start is not None:
         runs.append((run_start, text[run_start:]))
-    return _Cleaned("".join(kept), _warning_lines(runs))
+    return _Cleaned("".join(kept), _warning_lines(runs, offset))
 
 
 # --- stage 2: our rules before wetext -----------------------------------------------------------------
@@ -819,14 +819,15 @@ def _normalize_clean(text: str, say_as: str | None, wetext: _WetextRunner) -> st
         return _plain_reading(text)
 
 
-def normalize(text: str, say_as: str | None = None) -> Normalized:
+def normalize(text: str, say_as: str | None = None, offset: int = 0) -> Normalized:
     """Normalize `text` for the Mandarin frontend; never raises for any str (see the module docstring).
 
     say_as: None for ordinary text, or one of SAY_AS to read every number one way.
+    offset: where `text` starts in the caller's input, so that warnings point into that input.
     """
     if say_as is not None and say_as not in SAY_AS:
         raise ValueError(f"unknown say_as {say_as!r}; valid: None, {', '.join(map(repr, SAY_AS))}")
-    cleaned = _clean(text)
+    cleaned = _clean(text, offset)
     wetext = _WetextRunner()
     spoken = "".join(_normalize_clean(piece, say_as, wetext) for piece in _pieces(cleaned.text))
     chars, pinyin = _assemble(spoken)
