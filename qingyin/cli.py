@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from qingyin.runtime.backends import BACKENDS  # light: the backends themselves are imported on use
+from qingyin.text.prosody import MODES as PROSODY_MODES
+
 EXAMPLES = """examples:
   qingyin say "今天天气不错。" -o out.wav
   qingyin say "欢迎使用轻音。" -o fast.wav --speed 1.3 --pitch 1.2
@@ -64,7 +67,7 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--save-features", metavar="NPZ",
                      help="also write mel, durations, pitch and energy to this .npz file")
     say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
-    say.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+    say.add_argument("--backend", choices=BACKENDS, default="torch",
                      help="inference runtime (default: torch; onnx needs onnxruntime and exports on first use)")
     say.add_argument("--variant", help="model variant of the backend: fp32 (default) or, for onnx, int8-dynamic")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
@@ -129,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _add_text_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon", type=Path, metavar="TSV",
                         help="your pronunciations, one 'word<TAB>pin1 yin1' per line; wins over the built-in ones")
-    parser.add_argument("--prosody", choices=["marks", "plain"], default="marks",
+    parser.add_argument("--prosody", choices=PROSODY_MODES, default="marks",
                         help="prosodic boundaries: 'marks' places #1/#2/#3 from the text (default), "
                              "'plain' only pauses at punctuation")
 

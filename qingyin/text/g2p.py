@@ -33,6 +33,7 @@ from pypinyin.seg.mmseg import seg as _mmseg
 
 from .hanzi import is_han
 from .lexicon import Lexicon, builtin_lexicon
+from .numbers import DIGIT_NAMES, NUMERAL_CHARS
 
 if TYPE_CHECKING:
     import jieba
@@ -71,8 +72,7 @@ def _tokenizer() -> jieba.Tokenizer:
     return tokenizer
 
 
-_NUMERAL = "[零〇一二两三四五六七八九十百千万亿]"
-_NUMBER = re.compile(f"{_NUMERAL}(?:{_NUMERAL}|点(?=[零〇一二三四五六七八九]))+")
+_NUMBER = re.compile(f"[{NUMERAL_CHARS}](?:[{NUMERAL_CHARS}]|点(?=[〇{DIGIT_NAMES}]))+")
 
 
 def segment(text: str, lexicon: Lexicon | None = None) -> list[str]:

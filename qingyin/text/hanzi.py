@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The same ranges as a regular-expression character class, for patterns that look for Han characters.
+HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3007"
+
 
 def is_han(char: str) -> bool:
     """Whether `char` is one CJK ideograph (the basic block, extensions A–G, compatibility ideographs) or 〇."""

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from .hanzi import is_han
-from .symbols import syllable_to_phones
+from .markup import normalize_syllable
 
 BUILTIN_PATH = Path(__file__).parent / "data" / "lexicon.tsv"
 
@@ -34,12 +34,10 @@ def _validated(word: str, pronunciation: Sequence[str] | str) -> tuple[str, ...]
     for syllable in syllables:
         if not isinstance(syllable, str) or not syllable.strip()[-1:].isdigit():
             raise ValueError(f"syllable {syllable!r} of {word!r} has no tone digit (1-5)")
-        text = syllable.strip().lower().replace("ü", "v").replace("u:", "v")
         try:
-            syllable_to_phones(text)
+            normalized.append(normalize_syllable(syllable))
         except ValueError:
             raise ValueError(f"syllable {syllable!r} of {word!r} is not Mandarin pinyin") from None
-        normalized.append(text)
     return tuple(normalized)
 
 

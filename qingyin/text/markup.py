@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .hanzi import HAN_CLASS
 from .symbols import syllable_to_phones
 
 SAY_AS = ("digits", "cardinal", "telephone", "date", "characters")
@@ -52,11 +53,9 @@ PINYIN_HELP = (
     "with ü written v, ü or u: — e.g. chong2, lv4, ma5"
 )
 
-# CJK Unified Ideographs, Extension A, compatibility ideographs and the supplementary-plane extensions.
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _TONE3_RE = re.compile(r"[a-z]+[1-5]")
 # A Han character followed by a bracketed group; the group is an override only if it holds pinyin.
-_OVERRIDE_RE = re.compile(f"([{_HAN}])\\[([^\\[\\]]*)\\]")
+_OVERRIDE_RE = re.compile(f"([{HAN_CLASS}])\\[([^\\[\\]]*)\\]")
 _SYLLABLE_CHUNK_RE = re.compile(r"[a-zü:]+\d", re.IGNORECASE)
 # A chunk that reads as a try at pinyin rather than a label such as [A4], [x1] or [MP3]: two or more
 # letters, one of them a vowel, then a digit.

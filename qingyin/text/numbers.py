@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 DIGIT_NAMES = "零一二三四五六七八九"
+# Every character a spelled-out number is made of (〇 is the other way to write 零, 两 the counting 2).
+NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万亿"
 _GROUP_UNITS = ("", "万", "亿", "万亿")
 _PLACES = ((1000, "千"), (100, "百"), (10, "十"), (1, ""))
 

@@ -20,11 +20,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from .numbers import NUMERAL_CHARS
+
 MODES = ("marks", "plain")
 SENTENCE_END = "。！？；"
 CLAUSE_END = "，、："
 _LEANING = frozenset("的地得了着过吗呢吧啊呀们么嘛哦啦呗哇")
-_NUMERALS = frozenset("零〇一二两三四五六七八九十百千万亿点")
+_NUMERALS = frozenset(NUMERAL_CHARS + "点")
 _MAX_WORD = 4
 _PHRASE = 5
 _MIN_TAIL = 3

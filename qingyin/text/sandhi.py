@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from .numbers import DIGIT_NAMES, NUMERAL_CHARS
+
 Reading = str | None
 
-NUMERALS = frozenset("零〇一二两三四五六七八九十百千万亿")
-_DIGIT_NAMES = frozenset("零〇一二三四五六七八九")
+NUMERALS = frozenset(NUMERAL_CHARS)
+_DIGIT_NAMES = frozenset(DIGIT_NAMES + "〇")
 _PARTICLES = frozenset("吗吧呢啊呀哇哪啦嘛呗")
 # Reduplicated verbs (看看) and kinship terms (妈妈) take a neutral second syllable; adverbs such as 常常,
 # 渐渐, 天天 do not, so the rule is limited to these characters.
