@@ -30,6 +30,19 @@ class Backend(Protocol):
     def vocode(self, mel: np.ndarray) -> np.ndarray: ...
 
 
+def check_threads(threads: object) -> None:
+    """A backend's `threads` argument: None (the backend's default) or a whole number >= 1."""
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+
+
+def vocoder_input(mel: np.ndarray, min_frames: int) -> np.ndarray:
+    """`mel` as the vocoder takes it: float32, contiguous, at least `min_frames` long (the reflection pads need
+    that many), a shorter one extended by repeating its last frame; keep only the real frames' audio."""
+    padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, min_frames - mel.shape[0]), axis=0)])
+    return np.ascontiguousarray(padded, dtype=np.float32)
+
+
 class UnknownBackendError(ValueError):
     """A backend or variant name that does not exist; the message lists the valid ones."""
 

@@ -26,6 +26,7 @@ from qingyin.export import (
     variant_dir,
 )
 from qingyin.models.errors import SequenceTooLongError
+from qingyin.runtime.backends import check_threads, vocoder_input
 from qingyin.runtime.features import AcousticControls, AcousticFeatures
 from qingyin.runtime.streaming import vocoder_context_frames
 from qingyin.voices import registry
@@ -39,8 +40,7 @@ class OnnxBackend:
     def __init__(self, voice_dir: str | Path, variant: str = "fp32", threads: int | None = None):
         voice_dir = Path(voice_dir)
         self.variant = check_variant(variant)
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        check_threads(threads)
         self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
         folder = _ensure_exported(voice_dir, variant)
         options = session_options(self.threads)
@@ -87,9 +87,7 @@ class OnnxBackend:
         frames = mel.shape[0]
         if frames == 0:
             return np.zeros(0, np.float32)
-        # As in TorchBackend: the vocoder needs `min_vocoder_frames`; repeat the last frame, keep the real audio.
-        padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, self.min_vocoder_frames - frames), axis=0)])
-        (audio,) = self.vocoder.run(None, {"mel": np.ascontiguousarray(padded, dtype=np.float32)[None]})
+        (audio,) = self.vocoder.run(None, {"mel": vocoder_input(mel, self.min_vocoder_frames)[None]})
         return audio[0, : frames * self.hop_length]
 
 

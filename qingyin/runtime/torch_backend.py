@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from qingyin.models.config import config_from_dict
 from qingyin.models.fastspeech2 import FastSpeech2, FastSpeech2Config
 from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator
+from qingyin.runtime.backends import check_threads, vocoder_input
 from qingyin.runtime.features import AcousticControls, AcousticFeatures
 from qingyin.runtime.streaming import vocoder_context_frames
 from qingyin.voices import registry
@@ -22,9 +23,8 @@ class TorchBackend:
 
     def __init__(self, voice_dir: str | Path, threads: int | None = None):
         voice_dir = Path(voice_dir)
+        check_threads(threads)
         if threads is not None:
-            if not isinstance(threads, int) or threads < 1:
-                raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
             torch.set_num_threads(threads)
         self.acoustic_model = _load(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS,
                                     FastSpeech2Config, FastSpeech2)
@@ -83,10 +83,7 @@ class TorchBackend:
         frames = mel.shape[0]
         if frames == 0:
             return np.zeros(0, np.float32)
-        # The vocoder's reflection pads need `min_frames`; extend a shorter mel by repeating its
-        # last frame and keep only the audio of the real frames.
-        padded = np.concatenate([mel, np.repeat(mel[-1:], max(0, self.min_vocoder_frames - frames), axis=0)])
-        audio = self.vocoder(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None])[0]
+        audio = self.vocoder(torch.from_numpy(vocoder_input(mel, self.min_vocoder_frames))[None])[0]
         return audio[: frames * self.hop_length].numpy()
 
 
