@@ -1,14 +1,14 @@
-# Two entry points (see README): `make demo` and `make test`. Both set everything up from scratch.
+# Two entry points (see README): `make serve` and `make test`. Both set everything up from scratch.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统，在两核的处理器上也能流畅运行。
 
-.PHONY: demo test test-heavy setup voice lint clean
+.PHONY: serve demo test test-heavy setup voice browser lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx,server]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -16,10 +16,19 @@ setup: $(STAMP)
 voice: setup
 	$(VENV)/bin/qingyin models fetch baker
 
+serve: voice
+	$(VENV)/bin/qingyin serve --host 127.0.0.1 --port 8000
+
+# The web UI's browser test drives Debian's chromium (Playwright's own browser download needs the internet).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; \
+	  else sudo apt-get install -y -q chromium; fi; } || echo "warning: could not install chromium; the web UI browser test needs it"
+
 demo: voice
 	$(VENV)/bin/qingyin say "$(DEMO_TEXT)" -o demo.wav --verbose
 
-test: voice
+test: voice browser
 	$(PY) -m pytest -q
 	$(VENV)/bin/ruff check qingyin tests benchmarks
 

@@ -1,4 +1,4 @@
-"""`qingyin` command line: say, frontend, bench, eval, models."""
+"""`qingyin` command line: say, frontend, serve, bench, eval, export, models."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   qingyin say --phones "sil n i3 #0 h ao3 sil" -o hello.wav --durations 10,5,12,2,6,14,10,1
   qingyin say "今天天气不错。" -o out.wav --backend onnx --threads 2
   qingyin export baker --variant fp32
+  qingyin serve --port 8000            # REST + OpenAI-compatible API, WebSocket, web UI at /ui
   qingyin models fetch baker
   qingyin bench --threads 2
   qingyin eval --variant baker --variant baker:speed=1.3 --limit 20
@@ -108,6 +109,30 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--metrics", default="cer,dnsmos,prosody,pair,speaker",
                           help="comma-separated subset of cer,dnsmos,prosody,pair,speaker (default: all)")
     evaluate.add_argument("-o", "--output", help="write the full report (every utterance) as JSON")
+
+    serve = commands.add_parser(
+        "serve", help="run the HTTP server: REST + OpenAI-compatible API, streaming, WebSocket, web UI",
+        description="Serve speech over HTTP (FastAPI + uvicorn). Every flag also has an environment variable: "
+                    "QINGYIN_<FLAG> with dashes as underscores (e.g. QINGYIN_MAX_CHARS); a flag wins over it. "
+                    "API keys only come from QINGYIN_API_KEYS (comma-separated), so they stay out of `ps`.")
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_positive_int, help="port (default: 8000)")
+    serve.add_argument("--workers", type=_positive_int, help="server processes, each with its own voice (default: 1)")
+    serve.add_argument("--voice", help="voice to serve (default: baker)")
+    serve.add_argument("--backend", choices=BACKENDS, help="inference runtime (default: torch)")
+    serve.add_argument("--variant", help="model variant of the backend (onnx: fp32, int8-dynamic, ...)")
+    serve.add_argument("--threads", type=_positive_int, help="CPU threads per synthesis (default: the backend's)")
+    serve.add_argument("--concurrency", type=_positive_int, help="syntheses at once per process (default: 2)")
+    serve.add_argument("--queue-size", type=int, help="requests that may wait beyond those running; more get 429 "
+                                                      "(default: 32)")
+    serve.add_argument("--max-chars", type=_positive_int, help="characters per request; more get 413 (default: 5000)")
+    serve.add_argument("--timeout", type=float, help="seconds a request may take, queueing included; streams: per "
+                                                     "chunk (default: 300)")
+    serve.add_argument("--cache-items", type=int, help="in-memory audio cache entries, 0 = off (default: 256)")
+    serve.add_argument("--cache-dir", help="on-disk audio cache ('off' = none; default: $QINGYIN_HOME/cache/audio)")
+    serve.add_argument("--cors-origins", help="comma-separated origins allowed by CORS, or * (default: none)")
+    serve.add_argument("--no-ui", action="store_true", help="do not mount the web UI at /ui")
+    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: info")
 
     models = commands.add_parser("models", help="fetch and list voices")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -324,13 +349,35 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_FLAGS = ("host", "port", "workers", "voice", "backend", "variant", "threads", "concurrency", "queue_size",
+               "max_chars", "timeout", "cache_items", "cache_dir", "cors_origins", "log_level")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from qingyin.server.config import ServerConfig
+
+    flags = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
+    if args.no_ui:
+        flags["ui"] = "false"
+    for name, value in flags.items():  # the worker processes read their settings from the environment
+        os.environ[f"QINGYIN_{name.upper()}"] = str(value)
+    config = ServerConfig.from_env()  # checks every setting before the server starts
+    print(f"qingyin: serving on http://{config.host}:{config.port} (web UI at /ui, API docs at /docs)",
+          file=sys.stderr)
+    uvicorn.run("qingyin.server.app:create_app_from_env", factory=True, host=config.host, port=config.port,
+                workers=config.workers, log_config=None, timeout_graceful_shutdown=int(config.timeout) + 5)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from qingyin.voices.fetch import VoiceNotAvailableError
 
     args = _build_parser().parse_args(argv)
     try:
         commands = {"say": _say, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models,
-                    "export": _export}
+                    "export": _export, "serve": _serve}
         return commands[args.command](args)
     except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:
         # Bad input and missing voices raise these, with messages that say what to do.

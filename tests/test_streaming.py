@@ -227,3 +227,13 @@ def test_synthesize_stream_nothing_to_say(tts):
 
     with pytest.raises(NothingToSayError):
         list(tts.synthesize_stream("😀。"))
+
+
+def test_stream_chunks_say_which_sentence_they_belong_to(tts):
+    text = "你好。今天天气很好！再见。"
+    chunks = list(tts.stream_chunks(text, first_chunk=5, chunk=40))
+    starts = [(c.sentence, c.starts) for c in chunks if c.starts is not None]
+    assert starts == [(0, "你好。"), (1, "今天天气很好！"), (2, "再见。")]
+    assert [c.sentence for c in chunks] == sorted(c.sentence for c in chunks)  # in order, pauses included
+    whole = tts.synthesize(text).audio
+    assert_equal_but_for_rounding_flips(np.concatenate([c.audio for c in chunks]), whole)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +32,10 @@ class InvalidOptionError(ValueError):
 
 class NothingToSayError(ValueError):
     """The text has nothing the voice can read (empty, only punctuation, emoji, ...)."""
+
+
+class SynthesisCancelled(Exception):
+    """The caller's `cancel` callback asked synthesis to stop."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,15 @@ class SentenceAudio:
     acoustic_seconds: float
     vocoder_seconds: float
     break_ms: int | None = None  # explicit pause after this sentence (SSML <break>); None = sentence_pause
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of streamed audio; pauses belong to the sentence before them (the first one's to sentence 0)."""
+
+    audio: np.ndarray
+    sentence: int  # index of the spoken sentence (piece) this audio belongs to
+    starts: str | None = None  # that sentence's text, on its first chunk only
 
 
 @dataclass
@@ -179,10 +192,18 @@ class Synthesizer:
             raise _nothing_to_say(result.warnings)
         return result
 
-    def synthesize(self, text: str, lexicon: LexiconLike = None, **options: object) -> SynthesisResult:
+    def synthesize(self, text: str, lexicon: LexiconLike = None, *, cancel: Callable[[], bool] | None = None,
+                   **options: object) -> SynthesisResult:
+        """The whole text as one result. `cancel`, if given, is asked between sentences; when it returns True
+        the work stops with SynthesisCancelled (servers use it for timeouts and clients that went away)."""
         opts = self._options(options)
         frontend = self.frontend(text, lexicon)
-        return self._result(list(self.iter_sentences(frontend, **options)), opts, frontend.warnings)
+        sentences = []
+        for sentence in self.iter_sentences(frontend, **options):
+            if cancel is not None and cancel():
+                raise SynthesisCancelled("synthesis cancelled")
+            sentences.append(sentence)
+        return self._result(sentences, opts, frontend.warnings)
 
     def iter_sentences(
         self, text: str | FrontendResult, lexicon: LexiconLike = None, **options: object
@@ -199,6 +220,11 @@ class Synthesizer:
         _check_text(text)
         planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
         return (self._heard(piece, break_ms) for piece, break_ms in planned)
+
+    def check_options(self, **options: object) -> SynthesisOptions:
+        """The options as synthesis would use them; InvalidOptionError names a bad one (for servers to check
+        a request before queueing it)."""
+        return self._options(options)
 
     def gap(self, previous: SentenceAudio, **options: object) -> np.ndarray:
         """The silence after `previous`: its explicit break, else the sentence pause."""
@@ -286,6 +312,14 @@ class Synthesizer:
         quantization; for the Baker voice, whose vocoder rounds its sub-bands to 1/128 like the original,
         a sample that sits on a rounding edge can round the other way (see qingyin.runtime.streaming).
         """
+        return (piece.audio for piece in self.stream_chunks(text, lexicon, first_chunk=first_chunk, chunk=chunk,
+                                                            **options))
+
+    def stream_chunks(
+        self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100, **options: object
+    ) -> Iterator[StreamChunk]:
+        """`synthesize_stream`, with each chunk saying which sentence it belongs to (for servers that report
+        sentence boundaries). Options are checked here, before the first chunk is asked for."""
         opts = self._options(options)
         _check_count("first_chunk", first_chunk, " of mel frames")
         _check_count("chunk", chunk, " of mel frames")
@@ -323,9 +357,10 @@ class Synthesizer:
 
     def _chunks(
         self, planned: Iterator[_Piece], opts: SynthesisOptions, first: int, chunk: int
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[StreamChunk]:
         """Vocode planned pieces in chunks while a worker thread computes the next piece's features."""
         context = self.backend.vocoder_context_frames
+        index = -1
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(next, planned, None)
             gap: np.ndarray | None = None
@@ -333,13 +368,16 @@ class Synthesizer:
                 pending = pool.submit(next, planned, None)
                 piece, break_ms = item
                 if gap is not None:
-                    yield gap
+                    yield StreamChunk(gap, max(index, 0))
                 if piece is not None:
-                    yield from stream_vocoder(self.backend.vocode, piece.features.mel, self.backend.hop_length,
-                                              context, first, chunk, min_frames=self.backend.min_vocoder_frames)
+                    index += 1
+                    chunks = stream_vocoder(self.backend.vocode, piece.features.mel, self.backend.hop_length,
+                                            context, first, chunk, min_frames=self.backend.min_vocoder_frames)
+                    for n, audio in enumerate(chunks):
+                        yield StreamChunk(audio, index, piece.text if n == 0 else None)
                 gap = self._silence(break_ms, opts)
         if gap is not None and break_ms is not None:  # a trailing <break> is kept, as in synthesize()
-            yield gap
+            yield StreamChunk(gap, max(index, 0))
 
     def _silence(self, break_ms: int | None, opts: SynthesisOptions) -> np.ndarray:
         """An explicit break, or the sentence pause when there is none."""

@@ -1,0 +1,453 @@
+"""The FastAPI application: REST (native and OpenAI-compatible), streaming, WebSocket, metrics and the web UI.
+
+    qingyin serve --host 127.0.0.1 --port 8000          # or: uvicorn --factory qingyin.server.app:create_app_from_env
+
+Routes (OpenAPI docs at /docs):
+    POST /v1/tts              JSON -> audio (stream: true -> chunked wav/pcm as it is produced)
+    GET  /v1/tts?text=...     the same, for quick use
+    POST /v1/tts/reference    multipart with a reference recording (validated; prosody transfer not available yet)
+    POST /v1/audio/speech     OpenAI's text-to-speech API
+    WS   /v1/tts/ws           JSON requests in, JSON events and binary audio out
+    POST /v1/frontend         what the frontend makes of a text (pinyin, phones, warnings)
+    GET  /v1/voices, /healthz, /metrics, /ui (Gradio)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.websockets import WebSocketDisconnect
+
+import qingyin
+from qingyin.server import encoding
+from qingyin.server.config import ServerConfig
+from qingyin.server.logs import LOGGER, configure_logging, request_id
+from qingyin.server.schemas import FrontendBody, SpeechBody, TTSBody
+from qingyin.server.service import (
+    Audio,
+    BadRequest,
+    NotAvailable,
+    ServiceError,
+    ShuttingDown,
+    SpeechRequest,
+    TextTooLong,
+    TTSService,
+    Unauthorized,
+    UploadTooLarge,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+JSON_OVERHEAD = 64 * 1024  # bytes a request body may have beyond its text (field names, options, a lexicon)
+
+
+def create_app(config: ServerConfig | None = None, service: TTSService | None = None) -> FastAPI:
+    config = config or ServerConfig().validated()
+    service = service or TTSService(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(None, service.start)
+        LOGGER.info("ready", extra={"voices": service.voices, "backend": config.backend})
+        yield
+        LOGGER.info("shutting down: finishing requests in progress")
+        await asyncio.get_running_loop().run_in_executor(None, service.close)
+
+    app = FastAPI(title="qingyin", version=qingyin.__version__, lifespan=lifespan,
+                  description="Mandarin text-to-speech: native and OpenAI-compatible APIs, streaming, web UI.")
+    app.state.service = service
+    app.state.config = config
+    _add_error_handlers(app)
+    _add_routes(app, service, config)
+    if config.ui:
+        _mount_ui(app, service, config)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["X-Request-ID", "X-Audio-Duration", "X-Cache"])
+    app.add_middleware(RequestMiddleware, service=service, config=config)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app configured from QINGYIN_* variables (what `qingyin serve` sets), for uvicorn's --factory."""
+    config = ServerConfig.from_env()
+    configure_logging(config.log_level)
+    return create_app(config)
+
+
+# --- routes ------------------------------------------------------------------------------------------
+def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None:
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/ui/" if config.ui else "/docs")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.post("/v1/tts", tags=["speech"], response_class=Response,
+              responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}}, "description": "the audio"}})
+    async def tts(body: TTSBody) -> Response:
+        """Text or SSML to audio. `stream: true` sends wav or pcm chunks as soon as they are synthesized."""
+        return await _speak(service, body.to_request(), body.stream)
+
+    @app.get("/v1/tts", tags=["speech"], response_class=Response)
+    async def tts_get(
+        text: str = Query(..., description="text to read"), voice: str = config.voice, emotion: str = "neutral",
+        intensity: float = 1.0, speed: float = 1.0, pitch: float = 1.0, energy: float = 1.0, format: str = "wav",
+        sample_rate: int | None = None, stream: bool = False,
+    ) -> Response:
+        """The same as POST /v1/tts, with the options as query parameters."""
+        request = SpeechRequest(text=text, voice=voice, emotion=emotion, intensity=intensity, speed=speed,
+                                pitch=pitch, energy=energy, format=format, sample_rate=sample_rate)
+        return await _speak(service, request, stream)
+
+    @app.post("/v1/tts/reference", tags=["speech"], status_code=501)
+    async def tts_reference(
+        reference: Annotated[UploadFile, File(description="a recording (wav, flac, ogg, mp3)")],
+        text: Annotated[str, Form(description="text to read")],
+    ) -> Response:
+        """Prosody transfer from a reference recording. The upload is checked (size, readable audio), but this
+        version cannot transfer prosody yet: a valid upload gets 501 and the message says what to use instead."""
+        await _checked_upload(reference, config)
+        service.check(SpeechRequest(text=text, voice=config.voice))
+        raise NotAvailable("prosody transfer from a reference recording is not available in this version; send "
+                            "the text to POST /v1/tts and shape it with speed, pitch and energy")
+
+    @app.post("/v1/audio/speech", tags=["openai"], response_class=Response)
+    async def openai_speech(body: SpeechBody) -> Response:
+        """OpenAI-compatible: `client.audio.speech.create(model="tts-1", voice="alloy", input=...)` works with
+        base_url pointed here. OpenAI voice names map to the default voice; `instructions` are ignored."""
+        request = body.to_request(service.voices, config.voice)
+        response = await _speak(service, request, stream=request.format in encoding.STREAM_FORMATS)
+        if body.instructions:
+            response.headers["X-Qingyin-Warning"] = "instructions are not supported and were ignored"
+        return response
+
+    @app.websocket("/v1/tts/ws")
+    async def tts_ws(websocket: WebSocket) -> None:
+        await _websocket_session(websocket, service)
+
+    @app.post("/v1/frontend", tags=["frontend"])
+    async def frontend(body: FrontendBody) -> dict[str, object]:
+        """What the frontend reads: normalized text, words, pinyin, phones and warnings, per sentence."""
+        if len(body.text) > config.max_chars:
+            raise TextTooLong(f"text has {len(body.text)} characters; at most {config.max_chars}", "text")
+        return service.frontend_report(body.text)
+
+    @app.get("/v1/voices", tags=["info"])
+    async def voices() -> dict[str, object]:
+        """Voices, speakers, emotions, sample rates, formats and variants this server offers."""
+        return {"voices": service.voices_info(), "default": config.voice, "max_chars": config.max_chars}
+
+    @app.get("/healthz", tags=["info"])
+    async def healthz() -> Response:
+        if service.closing:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        return JSONResponse({"status": "ok", "version": qingyin.__version__, "voices": service.voices,
+                             "queue_depth": service.queue_depth})
+
+    @app.get("/metrics", tags=["info"])
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+
+async def _speak(service: TTSService, request: SpeechRequest, stream: bool) -> Response:
+    extension = "ogg" if request.format == "opus" else request.format
+    headers = {"Content-Disposition": f'inline; filename="speech.{extension}"'}
+    if stream:
+        began = time.perf_counter()
+        start = await service.stream(request)
+        service.metrics.first_audio.observe(time.perf_counter() - began)
+        return StreamingResponse(start.chunks, media_type=start.content_type,
+                                 headers=headers | {"X-Sample-Rate": str(start.sample_rate)})
+    audio: Audio = await service.synthesize(request)
+    headers |= {"X-Sample-Rate": str(audio.sample_rate), "X-Cache": "hit" if audio.cached else "miss"}
+    if audio.audio_seconds is not None:
+        headers["X-Audio-Duration"] = f"{audio.audio_seconds:.3f}"
+    return Response(audio.data, media_type=audio.content_type, headers=headers)
+
+
+async def _checked_upload(upload: UploadFile, config: ServerConfig) -> None:
+    import io
+
+    import soundfile
+
+    limit = int(config.max_upload_mb * 2**20)
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the reference recording is over {config.max_upload_mb:g} MB; send a shorter one "
+                        "(a few seconds is enough)", "reference")
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except Exception:  # soundfile raises several types for unreadable data
+        raise BadRequest("the reference file is not audio this server can read; send wav, flac, ogg or mp3",
+                         "reference") from None
+    if info.frames == 0:
+        raise BadRequest("the reference recording is empty", "reference")
+
+
+# --- WebSocket -----------------------------------------------------------------------------------------
+class WebSocketBody(TTSBody):
+    """One message on /v1/tts/ws: the fields of POST /v1/tts; audio comes as binary frames (format wav or pcm)."""
+
+    format: str = "pcm"
+
+
+async def _websocket_session(websocket: WebSocket, service: TTSService) -> None:
+    """Each text message is one request, answered in order: a `start` event, then for each sentence a
+    `sentence` event followed by its binary audio, then `done` (or `error`, after which the connection stays
+    open). A message {"type": "close"} ends the session."""
+    await websocket.accept()
+    number = 0
+    while True:
+        try:
+            message = await websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        number += 1
+        began = time.perf_counter()
+        status = 200
+        try:
+            payload = _ws_payload(message)
+            if payload.get("type") == "close":
+                await websocket.close()
+                return
+            payload.pop("type", None)
+            await _ws_request(websocket, service, number, WebSocketBody.model_validate(payload).to_request())
+        except _ClientGone:
+            return
+        except (ServiceError, ValidationError, ValueError) as error:
+            status, text = _error_status_and_message(error)
+            with contextlib.suppress(Exception):
+                await websocket.send_json({"type": "error", "id": number, "status": status, "message": text})
+        finally:
+            service.metrics.requests.labels("/v1/tts/ws", str(status)).inc()
+            service.metrics.latency.labels("/v1/tts/ws").observe(time.perf_counter() - began)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def _ws_payload(message: Message) -> dict[str, Any]:
+    if message.get("text") is None:
+        raise BadRequest('send requests as JSON text messages, e.g. {"text": "你好"}')
+    try:
+        payload = json.loads(message["text"])
+    except json.JSONDecodeError as error:
+        raise BadRequest(f"message is not valid JSON ({error.msg} at position {error.pos})") from None
+    if not isinstance(payload, dict):
+        raise BadRequest('a message must be a JSON object, e.g. {"text": "你好"}')
+    return payload
+
+
+async def _ws_request(websocket: WebSocket, service: TTSService, number: int, request: SpeechRequest) -> None:
+    rate = request.sample_rate or service.synthesizer(request.voice).sample_rate
+    chunks = service.stream_chunks(request)  # checks the request first
+    encoder = encoding.StreamEncoder(request.format, service.synthesizer(request.voice).sample_rate,
+                                     request.sample_rate)
+    seconds = 0.0
+    async with contextlib.aclosing(chunks):
+        first = True
+        async for piece in chunks:
+            if first:
+                await _send(websocket, {"type": "start", "id": number, "format": request.format, "sample_rate": rate})
+                await _send(websocket, encoder.header())
+                first = False
+            if piece.starts is not None:
+                await _send(websocket, {"type": "sentence", "id": number, "index": piece.sentence,
+                                        "text": piece.starts})
+            seconds += len(piece.audio) / service.synthesizer(request.voice).sample_rate
+            await _send(websocket, encoder.encode(piece.audio))
+    await _send(websocket, encoder.finish())
+    await _send(websocket, {"type": "done", "id": number, "audio_seconds": round(seconds, 3)})
+
+
+async def _send(websocket: WebSocket, item: dict[str, object] | bytes) -> None:
+    try:
+        if isinstance(item, dict):
+            await websocket.send_json(item)
+        elif item:
+            await websocket.send_bytes(item)
+    except Exception as error:  # the client went away mid-stream: stop synthesizing for it
+        raise _ClientGone() from error
+
+
+# --- errors --------------------------------------------------------------------------------------------
+def error_response(status: int, kind: str, message: str, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error body every route uses (OpenAI's shape, so OpenAI clients show the message)."""
+    body = {"error": {"message": message, "type": kind, "param": param, "code": status},
+            "request_id": request_id.get()}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error_status_and_message(error: Exception) -> tuple[int, str]:
+    if isinstance(error, ServiceError):
+        return error.status, error.message
+    if isinstance(error, ValidationError):
+        return 400, _validation_message(error.errors())
+    return 400, str(error)
+
+
+def _validation_message(errors: Any) -> str:
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        if error.get("type") == "json_invalid":
+            parts.append("the request body is not valid JSON" + (f" ({error['ctx']['error']})"
+                                                                  if "ctx" in error else ""))
+        elif error.get("type") == "extra_forbidden":
+            parts.append(f"unknown field {where!r}")
+        else:
+            parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        return error_response(error.status, error.kind, error.message, error.param, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request_error", _validation_message(error.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def model_error(request: Request, error: ValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request_error", _validation_message(error.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = str(error.detail) if error.status_code != 404 else f"no route {request.url.path}; see /docs"
+        return error_response(error.status_code, "http_error", message, headers=dict(error.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        LOGGER.exception("unexpected error")
+        return error_response(500, "server_error", "internal error; the server log has the details "
+                                                   f"(request id {request_id.get()})")
+
+
+# --- middleware ------------------------------------------------------------------------------------------
+class RequestMiddleware:
+    """Request ids, API keys, body size limits, a JSON log line and metrics for every request (pure ASGI, so
+    streaming responses and client disconnects pass through untouched)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], service: TTSService, config: ServerConfig):
+        self.app = app
+        self.service = service
+        self.config = config
+        self.body_limit = config.max_chars * 4 + JSON_OVERHEAD  # UTF-8 needs at most 4 bytes a character
+        self.upload_limit = int(config.max_upload_mb * 2**20) + JSON_OVERHEAD
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get("x-request-id", "")
+        rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        status = [0]
+        began = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            rejection = self._rejection(scope, headers)
+            if rejection is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008, "reason": rejection.message[:120]})
+                    return
+                await error_response(rejection.status, rejection.kind, rejection.message, rejection.param,
+                                     rejection.headers)(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                self._record(scope, status[0] or 500, time.perf_counter() - began)
+            request_id.reset(token)
+
+    def _rejection(self, scope: Scope, headers: dict[str, str]) -> ServiceError | None:
+        path = scope["path"]
+        if self.config.api_keys and path.startswith("/v1/") and not self._authorized(scope, headers):
+            return Unauthorized("missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+                                 " (WebSocket: ?api_key=<key>)", headers={"WWW-Authenticate": "Bearer"})
+        length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else 0
+        if path == "/v1/tts/reference" and length > self.upload_limit:
+            return UploadTooLarge(f"the upload is {length / 2**20:.1f} MB; this server accepts at most "
+                                  f"{self.config.max_upload_mb:g} MB (a few seconds of audio is enough)")
+        if path != "/v1/tts/reference" and length > self.body_limit:
+            return TextTooLong(f"request body is {length} bytes; this server accepts at most {self.body_limit} bytes "
+                               f"({self.config.max_chars} characters of text per request; split the text)")
+        if self.service.closing and path.startswith("/v1/"):
+            return ShuttingDown("the server is shutting down; retry on another instance")
+        return None
+
+    def _authorized(self, scope: Scope, headers: dict[str, str]) -> bool:
+        keys = set(self.config.api_keys)
+        bearer = headers.get("authorization", "")
+        if bearer.lower().startswith("bearer ") and bearer[7:].strip() in keys:
+            return True
+        if headers.get("x-api-key") in keys:
+            return True
+        if scope["type"] == "websocket":
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            return any(key in keys for key in query.get("api_key", []))
+        return False
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = scope["path"]
+        endpoint = getattr(route, "path", None) or ("/ui" if path.startswith("/ui") else "other")
+        self.service.metrics.requests.labels(endpoint, str(status)).inc()
+        self.service.metrics.latency.labels(endpoint).observe(seconds)
+        if not path.startswith("/ui"):  # the web UI's own asset requests would drown the log
+            LOGGER.info("request", extra={"method": scope.get("method"), "path": path, "status": status,
+                                          "ms": round(seconds * 1000, 1), "client": (scope.get("client") or [""])[0]})
+
+
+def _mount_ui(app: FastAPI, service: TTSService, config: ServerConfig) -> None:
+    try:
+        import gradio as gr
+
+        from qingyin.server.ui import build_ui
+    except ImportError as error:
+        LOGGER.warning("web UI disabled: %s (install gradio)", error)
+        return
+    auth = None
+    if config.api_keys:  # the UI calls the service directly, so it asks for a key itself
+        keys = set(config.api_keys)
+
+        def auth(username: str, password: str) -> bool:
+            return password in keys
+
+    # The UI's events are private (scripts use /v1/*), so Gradio's "use via API" footer link would show nothing.
+    gr.mount_gradio_app(app, build_ui(service), path="/ui", auth=auth, footer_links=["gradio", "settings"],
+                        auth_message="Enter any user name and one of the server's API keys as the password.")
+

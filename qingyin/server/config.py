@@ -1,0 +1,111 @@
+"""The server's settings: one dataclass, filled from QINGYIN_* environment variables, then CLI flags.
+
+Every field has an environment variable (the field name upper-cased with a QINGYIN_ prefix, e.g.
+QINGYIN_MAX_CHARS=2000); `qingyin serve --max-chars 2000` overrides it. README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from qingyin.voices import registry
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot use; the message names the setting and what is expected."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # server processes; each loads its own copy of the voice
+    voice: str = registry.DEFAULT_VOICE
+    backend: str = "torch"
+    variant: str | None = None  # ONNX variant; None = the backend's default
+    threads: int | None = None  # intra-op threads per synthesis; None = the backend's default
+    concurrency: int = 2  # syntheses running at once in one process
+    queue_size: int = 32  # requests allowed to wait beyond those running; more get 429
+    max_chars: int = 5000  # per request (text or SSML); more gets 413
+    timeout: float = 300.0  # seconds a request may take, waiting included (streams: per chunk); then 504
+    cache_items: int = 256  # in-memory audio cache entries (0 = off)
+    cache_mb: int = 64  # in-memory audio cache size
+    cache_dir: Path | None = None  # on-disk cache; None = $QINGYIN_HOME/cache/audio, "" or "off" = no disk cache
+    cache_disk_mb: int = 512
+    api_keys: tuple[str, ...] = ()  # when set, /v1/* needs `Authorization: Bearer <key>` or `X-API-Key`
+    cors_origins: tuple[str, ...] = ()  # e.g. ("https://example.com",) or ("*",)
+    ui: bool = True  # the Gradio web UI at /ui
+    max_upload_mb: float = 10.0  # reference-audio uploads
+    log_level: str = "info"
+    warmup: bool = True  # synthesize one short sentence at start-up, so the first request is not slow
+
+    def validated(self) -> ServerConfig:
+        for name in ("port", "workers", "concurrency", "max_chars"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("queue_size", "cache_items", "cache_mb", "cache_disk_mb"):
+            _at_least(name, getattr(self, name), 0)
+        if not self.timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if not self.max_upload_mb > 0:
+            raise ConfigError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
+        if self.threads is not None:
+            _at_least("threads", self.threads, 1)
+        registry.get_voice(self.voice)  # UnknownVoiceError lists the voices
+        return self
+
+    @property
+    def disk_cache(self) -> Path | None:
+        if self.cache_dir is None:
+            return registry.qingyin_home() / "cache" / "audio"
+        return None if str(self.cache_dir) in ("", "off") else self.cache_dir
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ServerConfig:
+        """Defaults, then QINGYIN_<FIELD> variables, then `overrides` (None values are skipped; strings are read
+        like the variables)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f"QINGYIN_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw)
+        values.update({k: _parse(k, v) if isinstance(v, str) else v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values).validated()  # type: ignore[arg-type]
+
+
+_INTS = {"port", "workers", "threads", "concurrency", "queue_size", "max_chars", "cache_items", "cache_mb",
+         "cache_disk_mb"}
+_FLOATS = {"timeout", "max_upload_mb"}
+_BOOLS = {"ui", "warmup"}
+_LISTS = {"api_keys", "cors_origins"}
+
+
+def _parse(name: str, raw: str) -> object:
+    """An environment variable's text as the field's type; ConfigError names the variable."""
+    variable = f"QINGYIN_{name.upper()}"
+    try:
+        if name in _INTS:
+            return int(raw)
+        if name in _FLOATS:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{variable} must be a number, got {raw!r}") from None
+    if name in _BOOLS:
+        if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigError(f"{variable} must be true or false, got {raw!r}")
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if name in _LISTS:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if name == "cache_dir":
+        return Path(raw) if raw not in ("", "off") else Path("off")
+    if name == "variant":
+        return raw or None
+    return raw
+
+
+def _at_least(name: str, value: object, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")

@@ -1,0 +1,413 @@
+"""What the HTTP routes, the WebSocket and the web UI share: loaded voices, admission control, caching, timeouts.
+
+Synthesis is CPU work, so it runs in a small thread pool (`concurrency` at once); at most `queue_size` more
+requests wait, the rest get QueueFullError (HTTP 429 with Retry-After). A request that runs past `timeout`
+is stopped between sentences (or chunks, when streaming) so it does not keep a worker busy for nothing;
+the same happens when a streaming client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TypeVar
+
+import qingyin
+from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
+from qingyin.server import encoding
+from qingyin.server.cache import AudioCache, cache_key
+from qingyin.server.config import ServerConfig
+from qingyin.server.metrics import Metrics
+from qingyin.voices import registry
+
+NEUTRAL = "neutral"
+EMOTIONS_NOTE = ("The Baker voice was trained on neutral read speech only: it has no emotion styles yet. "
+                 "Requests may name 'neutral' (any intensity); other emotions are refused with a 400.")
+STREAM_BUFFER = 8  # audio chunks a streaming worker may run ahead of a slow client
+T = TypeVar("T")
+
+
+class ServiceError(Exception):
+    """An error with the HTTP status and the message the client gets (the message says what to fix)."""
+
+    status = 500
+    kind = "server_error"
+
+    def __init__(self, message: str, param: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ServiceError):
+    status, kind = 400, "invalid_request_error"
+
+
+class TextTooLong(ServiceError):
+    status, kind = 413, "text_too_long"
+
+
+class QueueFull(ServiceError):
+    status, kind = 429, "queue_full"
+
+
+class ShuttingDown(ServiceError):
+    status, kind = 503, "shutting_down"
+
+
+class SynthesisTimeout(ServiceError):
+    status, kind = 504, "timeout"
+
+
+class Unauthorized(ServiceError):
+    status, kind = 401, "unauthorized"
+
+
+class UploadTooLarge(ServiceError):
+    status, kind = 413, "upload_too_large"
+
+
+class NotAvailable(ServiceError):
+    status, kind = 501, "not_available"
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """One synthesis job, after the route has parsed it (the JSON, form and OpenAI schemas all become this)."""
+
+    text: str
+    voice: str = registry.DEFAULT_VOICE
+    emotion: str = NEUTRAL
+    intensity: float = 1.0
+    speed: float = 1.0
+    pitch: float = 1.0
+    energy: float = 1.0
+    format: str = "wav"
+    sample_rate: int | None = None  # None = the voice's own rate
+    lexicon: tuple[tuple[str, str], ...] = ()  # word -> pinyin, this request only
+    options: dict[str, float] = field(default_factory=dict, compare=False)  # filled by TTSService.check
+
+    def synthesis_options(self) -> dict[str, float]:
+        return {"speed": self.speed, "pitch": self.pitch, "energy": self.energy}
+
+
+@dataclass(frozen=True)
+class Audio:
+    data: bytes
+    content_type: str
+    sample_rate: int
+    audio_seconds: float | None  # None when served from the cache
+    cached: bool
+
+
+@dataclass
+class StreamStart:
+    """What a stream says before its audio: the content type, the first bytes and the rest."""
+
+    content_type: str
+    sample_rate: int
+    chunks: AsyncIterator[bytes]
+
+
+class TTSService:
+    def __init__(self, config: ServerConfig, synthesizers: Mapping[str, Synthesizer] | None = None,
+                 metrics: Metrics | None = None):
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self._synthesizers: dict[str, Synthesizer] = dict(synthesizers or {})
+        self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="qingyin-synth")
+        self._lock = threading.Lock()
+        self._active = 0
+        self._closing = False
+        self._started = False
+        self._seconds_per_request = 1.0  # moving average, for Retry-After
+        self.cache = AudioCache(max_items=config.cache_items, max_bytes=config.cache_mb * 2**20,
+                                directory=config.disk_cache, max_disk_bytes=config.cache_disk_mb * 2**20)
+
+    # --- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the configured voice (fetching it if needed) and, if asked, warm it up with one sentence."""
+        if self._started:
+            return
+        tts = self.synthesizer(self.config.voice)
+        if self.config.warmup:
+            tts.synthesize("你好。")
+        self._started = True
+
+    def close(self) -> None:
+        """Refuse new work and wait for what is running (graceful shutdown)."""
+        self._closing = True
+        self._executor.shutdown(wait=True, cancel_futures=False)
+
+    def synthesizer(self, voice: str) -> Synthesizer:
+        with self._lock:
+            if voice not in self._synthesizers:
+                self._synthesizers[voice] = Synthesizer(voice, threads=self.config.threads,
+                                                        backend=self.config.backend, variant=self.config.variant)
+            return self._synthesizers[voice]
+
+    # --- what the server offers ------------------------------------------------------------------
+    @property
+    def voices(self) -> list[str]:
+        return sorted(self._synthesizers) or [self.config.voice]
+
+    def voices_info(self) -> list[dict[str, object]]:
+        info = []
+        for name in self.voices:
+            spec = registry.get_voice(name)
+            tts = self._synthesizers.get(name)
+            info.append({
+                "name": name, "description": spec.description, "language": spec.language,
+                "speakers": list(spec.speakers), "emotions": [NEUTRAL, *spec.emotions], "emotions_note": EMOTIONS_NOTE,
+                "sample_rate": spec.sample_rate, "sample_rates": list(encoding.SAMPLE_RATES),
+                "formats": list(encoding.FORMATS), "stream_formats": list(encoding.STREAM_FORMATS),
+                "backend": self.config.backend, "variant": getattr(tts.backend, "variant", None) if tts else None,
+                "variants": _variants(self.config.backend), "license": spec.license,
+            })
+        return info
+
+    def model_version(self, voice: str) -> str:
+        manifest = registry.voice_dir(voice) / registry.MANIFEST
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
+        tts = self._synthesizers.get(voice)
+        variant = getattr(tts.backend, "variant", None) if tts else self.config.variant
+        return f"qingyin-{qingyin.__version__}/{voice}-{digest}/{self.config.backend}-{variant}"
+
+    # --- checks ----------------------------------------------------------------------------------
+    def check(self, request: SpeechRequest, stream: bool = False) -> None:
+        """Everything that can be said about a request before it is queued; raises BadRequest or TextTooLong."""
+        if not isinstance(request.text, str) or not request.text.strip():
+            raise BadRequest("text is empty: send some Chinese text to read", "text")
+        if len(request.text) > self.config.max_chars:
+            raise TextTooLong(f"text has {len(request.text)} characters; this server reads at most "
+                              f"{self.config.max_chars} per request (split it, or raise --max-chars)", "text")
+        if request.voice not in self.voices:
+            raise BadRequest(f"unknown voice {request.voice!r}; available: {', '.join(self.voices)}", "voice")
+        emotions = [NEUTRAL, *registry.get_voice(request.voice).emotions]
+        if request.emotion not in emotions:
+            raise BadRequest(f"voice {request.voice!r} has no emotion {request.emotion!r}; available: "
+                             f"{', '.join(emotions)}", "emotion")
+        if not (isinstance(request.intensity, int | float) and math.isfinite(request.intensity)
+                and 0 <= request.intensity <= 1):
+            raise BadRequest(f"intensity must be between 0 and 1, got {request.intensity}", "intensity")
+        try:
+            encoding.check_format(request.format, request.sample_rate or registry.get_voice(request.voice).sample_rate,
+                                  stream=stream)
+        except encoding.AudioFormatError as error:
+            raise BadRequest(str(error), "format") from None
+        try:
+            self.synthesizer(request.voice).check_options(**request.synthesis_options())
+        except ValueError as error:
+            raise BadRequest(str(error), _param_of(str(error))) from None
+
+    # --- synthesis -------------------------------------------------------------------------------
+    async def synthesize(self, request: SpeechRequest) -> Audio:
+        """The whole audio, encoded; from the cache when the same request was answered before."""
+        self.check(request)
+        tts = self.synthesizer(request.voice)
+        rate = request.sample_rate or tts.sample_rate
+        key = cache_key({**asdict(request), "sample_rate": rate, "model": self.model_version(request.voice)})
+        if self.config.cache_items or self.cache.directory is not None:
+            data = await asyncio.to_thread(self.cache.get, key)  # may read the disk
+            if data is not None:
+                self.metrics.cache_hits.inc()
+                return Audio(data, encoding.content_type(request.format, rate), rate, None, True)
+            self.metrics.cache_misses.inc()
+        cancelled = threading.Event()
+
+        def work() -> tuple[bytes, float]:
+            result = tts.synthesize(request.text, dict(request.lexicon) or None, cancel=cancelled.is_set,
+                                    **request.synthesis_options())
+            self._observe(result.real_time_factor, result.duration_seconds)
+            return encoding.encode(result.audio, tts.sample_rate, request.format, rate), result.duration_seconds
+
+        data, seconds = await self._run(work, cancelled)
+        await asyncio.to_thread(self.cache.put, key, data)
+        return Audio(data, encoding.content_type(request.format, rate), rate, seconds, False)
+
+    async def stream(self, request: SpeechRequest, first_chunk: int = 10, chunk: int = 100) -> StreamStart:
+        """Encoded audio as it is produced; errors that can be known before the first audio are raised here."""
+        self.check(request, stream=True)
+        tts = self.synthesizer(request.voice)
+        encoder = encoding.StreamEncoder(request.format, tts.sample_rate, request.sample_rate)
+        events = self._stream_chunks(request, first_chunk, chunk)
+        first = await anext(events)  # raises the request's errors (bad markup, nothing to say, queue full...)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                yield encoder.header() + encoder.encode(first.audio)
+                async for piece in events:
+                    yield encoder.encode(piece.audio)
+                yield encoder.finish()
+            finally:
+                await events.aclose()
+
+        return StreamStart(encoder.content_type, request.sample_rate or tts.sample_rate, chunks())
+
+    def stream_chunks(self, request: SpeechRequest, first_chunk: int = 10,
+                      chunk: int = 100) -> AsyncIterator[StreamChunk]:
+        """Float audio chunks tagged with their sentence; closing the iterator stops the worker.
+
+        `timeout` applies to each chunk (a long text may stream for longer than `timeout` in all)."""
+        self.check(request, stream=True)
+        return self._stream_chunks(request, first_chunk, chunk)
+
+    async def _stream_chunks(self, request: SpeechRequest, first_chunk: int,
+                             chunk: int) -> AsyncIterator[StreamChunk]:
+        tts = self.synthesizer(request.voice)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[StreamChunk | BaseException | None] = asyncio.Queue(STREAM_BUFFER)
+        cancelled = threading.Event()
+        began = time.perf_counter()
+
+        def hand_over(item: StreamChunk | BaseException | None) -> None:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while not cancelled.is_set():
+                try:
+                    future.result(timeout=0.1)
+                    return
+                except TimeoutError:
+                    continue
+            future.cancel()
+            raise SynthesisCancelled("client went away")
+
+        def work() -> None:
+            seconds = 0.0
+            try:
+                pieces: Iterator[StreamChunk] = tts.stream_chunks(
+                    request.text, dict(request.lexicon) or None, first_chunk=first_chunk, chunk=chunk,
+                    **request.synthesis_options())
+                for piece in pieces:
+                    hand_over(piece)
+                    seconds += len(piece.audio) / tts.sample_rate
+                hand_over(None)
+                self._observe((time.perf_counter() - began) / seconds if seconds else 0.0, seconds)
+            except SynthesisCancelled:
+                pass
+            except BaseException as error:  # handed to the client side, which raises it
+                try:
+                    hand_over(error)
+                except SynthesisCancelled:
+                    pass
+
+        job = self._admit(work)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=self.config.timeout)
+                except TimeoutError:
+                    raise SynthesisTimeout(f"no audio for {self.config.timeout:g} s; the server is overloaded "
+                                           "or the --timeout is too short") from None
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise _as_service_error(item)
+                yield item
+        finally:
+            cancelled.set()
+            job.cancel()  # still queued: never starts
+            self._release_if_never_started(job)
+
+    def frontend_report(self, text: str, voice: str | None = None) -> dict[str, object]:
+        """The frontend's view of a text (normalized text, words, pinyin, phones, warnings)."""
+        tts = self.synthesizer(voice or self.config.voice)
+        try:
+            return tts.frontend(text).report()
+        except ValueError as error:
+            raise BadRequest(str(error), "text") from None
+
+    # --- admission, execution --------------------------------------------------------------------
+    async def _run(self, work: Callable[[], T], cancelled: threading.Event) -> T:
+        job = self._admit(work)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(job), timeout=self.config.timeout)
+        except TimeoutError:
+            raise SynthesisTimeout(f"synthesis took longer than {self.config.timeout:g} s; send a shorter text "
+                                   "or raise the server's --timeout") from None
+        except SynthesisCancelled:
+            raise SynthesisTimeout(f"synthesis took longer than {self.config.timeout:g} s") from None
+        except ServiceError:
+            raise
+        except BaseException as error:
+            raise _as_service_error(error) from error
+        finally:
+            cancelled.set()
+            self._release_if_never_started(job)
+
+    def _admit(self, work: Callable[[], T]):  # -> concurrent.futures.Future[T]
+        with self._lock:
+            if self._closing:
+                raise ShuttingDown("the server is shutting down; retry on another instance")
+            if self._active >= self.config.concurrency + self.config.queue_size:
+                self.metrics.rejected.inc()
+                wait = max(1, math.ceil(self._seconds_per_request * self._active / self.config.concurrency))
+                raise QueueFull(f"the server is busy ({self._active} requests in progress or waiting); "
+                                f"retry in {wait} s", headers={"Retry-After": str(wait)})
+            self._active += 1
+            self.metrics.queue_depth.set(self._active)
+        began = time.perf_counter()
+
+        def run() -> T:
+            try:
+                return work()
+            finally:
+                self._finish(time.perf_counter() - began)
+
+        return self._executor.submit(run)
+
+    def _finish(self, seconds: float) -> None:
+        with self._lock:
+            self._active -= 1
+            self.metrics.queue_depth.set(self._active)
+            self._seconds_per_request = 0.8 * self._seconds_per_request + 0.2 * seconds
+
+    def _release_if_never_started(self, job) -> None:  # noqa: ANN001
+        """A job cancelled while still queued never runs `run`, so its slot is given back here."""
+        if job.cancelled():
+            with self._lock:
+                self._active -= 1
+                self.metrics.queue_depth.set(self._active)
+
+    def _observe(self, rtf: float, audio_seconds: float) -> None:
+        self.metrics.rtf.observe(rtf)
+        self.metrics.audio_seconds.inc(audio_seconds)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._active
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+
+def _as_service_error(error: BaseException) -> ServiceError:
+    if isinstance(error, ServiceError):
+        return error
+    if isinstance(error, ValueError):
+        return BadRequest(str(error), _param_of(str(error)))
+    return ServiceError(f"synthesis failed ({type(error).__name__}); the server log has the details")
+
+
+def _param_of(message: str) -> str | None:
+    """The request field an option error is about (its message starts with the option's name)."""
+    first = message.split(" ", 1)[0]
+    return first if first in ("speed", "pitch", "energy", "speaker", "intensity") else None
+
+
+def _variants(backend: str) -> list[str]:
+    if backend != "onnx":
+        return ["fp32"]
+    from qingyin.export import VARIANTS
+
+    return list(VARIANTS)
+
+
+
