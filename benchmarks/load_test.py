@@ -245,10 +245,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(port: int, backend: str, queue_size: int, server_concurrency: int | None,
+def serve_command(port: int, backend: str | None, queue_size: int, server_concurrency: int | None,
                   threads: int | None) -> list[str]:
     command = [sys.executable, "-m", "qingyin.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-ui",
-               "--backend", backend, "--queue-size", str(queue_size), "--cache-items", "0", "--cache-dir", "off"]
+               "--queue-size", str(queue_size), "--cache-items", "0", "--cache-dir", "off"]
+    if backend:
+        command += ["--backend", backend]
     if server_concurrency:
         command += ["--concurrency", str(server_concurrency)]
     if threads:
@@ -359,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, help="seconds per level at most (default: 600; memory run: none)")
     parser.add_argument("--memory-run", type=int, metavar="N", help="one level of N requests with an RSS trend "
                         "and a verdict (clients: --concurrency if given as one number, else 8)")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="with --start (default: torch)")
+    parser.add_argument("--backend", choices=("torch", "onnx"),
+                        help="with --start: the server's --backend (default: the server's, onnx)")
     parser.add_argument("--server-concurrency", type=int, help="with --start: the server's --concurrency")
     parser.add_argument("--threads", type=int, help="with --start: the server's --threads")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")

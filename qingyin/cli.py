@@ -119,9 +119,11 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_positive_int, help="port (default: 8000)")
     serve.add_argument("--workers", type=_positive_int, help="server processes, each with its own voice (default: 1)")
     serve.add_argument("--voice", help="voice to serve (default: baker)")
-    serve.add_argument("--backend", choices=BACKENDS, help="inference runtime (default: torch)")
+    serve.add_argument("--backend", choices=BACKENDS,
+                       help="inference runtime (default: onnx, exported from the voice on first start)")
     serve.add_argument("--variant", help="model variant of the backend (onnx: fp32, int8-dynamic, ...)")
-    serve.add_argument("--threads", type=_positive_int, help="CPU threads per synthesis (default: the backend's)")
+    serve.add_argument("--threads", type=_positive_int,
+                       help="CPU threads per synthesis (default: cores / concurrency)")
     serve.add_argument("--concurrency", type=_positive_int, help="syntheses at once per process (default: 2)")
     serve.add_argument("--queue-size", type=int, help="requests that may wait beyond those running; more get 429 "
                                                       "(default: 32)")

@@ -7,17 +7,21 @@ This module only names the layout and checks it, so runtimes can import it witho
     voice_dir/onnx/<variant>/acoustic_decoder.onnx   length-regulated states -> mel
     voice_dir/onnx/<variant>/vocoder.onnx            mel -> audio
     voice_dir/onnx/<variant>/manifest.json           written last: sha256 of the files and of their source
+    voice_dir/onnx/<variant>/gate.json               the quality gate's verdict and speed (qingyin.export.gate)
+
+`default_variant` picks the variant a runtime loads when none is asked for: the fastest that passed its gate.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
-VARIANTS = ("fp32", "int8-dynamic")
+VARIANTS = ("fp32", "int8-dynamic", "int8-static")
 ONNX_FOLDER = "onnx"
 ENCODER_FILE = "acoustic_encoder.onnx"
 DECODER_FILE = "acoustic_decoder.onnx"
@@ -25,6 +29,8 @@ VOCODER_FILE = "vocoder.onnx"
 MODEL_FILES = (ENCODER_FILE, DECODER_FILE, VOCODER_FILE)
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1  # of the graphs' inputs and outputs and of the manifest; an export of another format is redone
+GATE_FILE = "gate.json"
+GATE_VERSION = 1  # of the gate's metrics and thresholds; a gate.json of another version no longer counts
 SOURCE_FILES = (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS)
 
 
@@ -78,3 +84,41 @@ def verify_export(voice_dir: str | Path, variant: str) -> list[str]:
             if not (folder / name).is_file() or sha256_file(folder / name) != recorded.get(name)]
 
 
+def current_gate(voice_dir: str | Path, variant: str) -> dict | None:
+    """The variant's gate.json as a dict when it judged the export now on disk, else None.
+
+    Current means: the same gate version, and the export it measured (format, source hashes and model file
+    hashes, as the manifest records them) is the variant's current, complete export.
+    """
+    folder = variant_dir(voice_dir, variant)
+    try:
+        gate = json.loads((folder / GATE_FILE).read_text())
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(gate, dict) or gate.get("gate_version") != GATE_VERSION or not is_exported(voice_dir, variant):
+        return None
+    measured = gate.get("export") or {}
+    same_export = all(measured.get(key) == manifest.get(key) for key in ("format", "source", "files"))
+    return gate if same_export else None
+
+
+def default_variant(voice_dir: str | Path) -> str:
+    """The variant to load when none is asked for: of those whose gate.json is current and passed, the fastest;
+    "fp32" when there is none.
+
+    Speed is the gate's rtf relative to torch's rtf measured in the same run, so that gate runs made at
+    different times on a busy machine compare fairly.
+    """
+    best, best_speed = "fp32", math.inf
+    for variant in VARIANTS:
+        gate = current_gate(voice_dir, variant)
+        if not gate or gate.get("passed") is not True:
+            continue
+        try:
+            speed = float(gate["rtf"]) / float(gate["torch_rtf"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        if math.isfinite(speed) and speed > 0 and speed < best_speed:
+            best, best_speed = variant, speed
+    return best

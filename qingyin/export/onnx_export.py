@@ -143,9 +143,12 @@ def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
     raw.mkdir()
     _export_acoustic(backend.acoustic_model, raw)
     _export_vocoder(backend.vocoder, raw)
-    finish: Callable[[Path, Path], None] = _optimize if variant == "fp32" else _quantize_and_optimize
-    for name in MODEL_FILES:
-        finish(raw / name, folder / name)
+    if variant == "int8-static":
+        _quantize_static_and_optimize(voice_dir, raw, folder)
+    else:
+        finish: Callable[[Path, Path], None] = _optimize if variant == "fp32" else _quantize_and_optimize
+        for name in MODEL_FILES:
+            finish(raw / name, folder / name)
     shutil.rmtree(raw)
     manifest = {
         "format": FORMAT,
@@ -240,6 +243,22 @@ def _quantize_and_optimize(source: Path, target: Path) -> None:
         root.setLevel(level)
     _optimize(quantized, target)
     quantized.unlink()
+
+
+def _quantize_static_and_optimize(voice_dir: Path, raw: Path, folder: Path) -> None:
+    """int8-static: calibrate on sentences run through the float graphs, quantize, then optimize like fp32."""
+    from qingyin.export import static_quant
+
+    feeds = static_quant.calibration_feeds(raw, static_quant.calibration_ids(voice_dir))
+    for name in MODEL_FILES:
+        prefixes = static_quant.QUANTIZED_WEIGHTS.get(name)
+        if prefixes is None:
+            _optimize(raw / name, folder / name)
+            continue
+        quantized = folder / name.replace(".onnx", ".quantized.onnx")
+        static_quant.quantize_graph(raw / name, quantized, feeds[name], prefixes)
+        _optimize(quantized, folder / name)
+        quantized.unlink()
 
 
 def _replace_folder(staging: Path, target: Path) -> None:

@@ -63,7 +63,7 @@ def load_backend(name: str, voice_dir: str | Path, threads: int | None = None, v
         except ImportError as error:
             raise ImportError(f"the onnx backend needs onnxruntime: pip install 'qingyin[onnx]' ({error})") from None
         try:
-            return OnnxBackend(voice_dir, variant=variant or "fp32", threads=threads)
+            return OnnxBackend(voice_dir, variant=variant, threads=threads)  # None: the gated default
         except UnknownVariantError:
             raise UnknownBackendError(
                 f"unknown onnx variant {variant!r}; available: {', '.join(VARIANTS)}") from None

@@ -22,6 +22,7 @@ from qingyin.export import (
     MANIFEST_FILE,
     VOCODER_FILE,
     check_variant,
+    default_variant,
     is_exported,
     variant_dir,
 )
@@ -35,11 +36,13 @@ DEFAULT_THREADS = 2
 
 
 class OnnxBackend:
-    """FastSpeech2 + MB-MelGAN as ONNX Runtime sessions on the CPU; `variant` is one of qingyin.export.VARIANTS."""
+    """FastSpeech2 + MB-MelGAN as ONNX Runtime sessions on the CPU; `variant` is one of qingyin.export.VARIANTS,
+    or None for `qingyin.export.default_variant` (the fastest that passed its quality gate, else fp32)."""
 
-    def __init__(self, voice_dir: str | Path, variant: str = "fp32", threads: int | None = None):
+    def __init__(self, voice_dir: str | Path, variant: str | None = None, threads: int | None = None):
         voice_dir = Path(voice_dir)
-        self.variant = check_variant(variant)
+        variant = default_variant(voice_dir) if variant is None else check_variant(variant)
+        self.variant = variant
         check_threads(threads)
         self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
         folder = _ensure_exported(voice_dir, variant)

@@ -24,9 +24,11 @@ class ServerConfig:
     port: int = 8000
     workers: int = 1  # server processes; each loads its own copy of the voice
     voice: str = registry.DEFAULT_VOICE
-    backend: str = "torch"
+    # ONNX Runtime: the same voice as torch (mel within 2e-5), more throughput and half the memory; torch's
+    # oneDNN also caches kernels per input length, so a torch server's memory climbs for its first thousand shapes.
+    backend: str = "onnx"
     variant: str | None = None  # ONNX variant; None = the backend's default
-    threads: int | None = None  # intra-op threads per synthesis; None = the backend's default
+    threads: int | None = None  # intra-op threads per synthesis; None = cores / concurrency
     concurrency: int = 2  # syntheses running at once in one process
     queue_size: int = 32  # requests allowed to wait beyond those running; more get 429
     max_chars: int = 5000  # per request (text or SSML); more gets 413

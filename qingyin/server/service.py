@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -149,9 +150,15 @@ class TTSService:
     def synthesizer(self, voice: str) -> Synthesizer:
         with self._lock:
             if voice not in self._synthesizers:
-                self._synthesizers[voice] = Synthesizer(voice, threads=self.config.threads,
-                                                        backend=self.config.backend, variant=self.config.variant)
+                self._synthesizers[voice] = Synthesizer(voice, threads=self.threads, backend=self.config.backend,
+                                                        variant=self.config.variant)
             return self._synthesizers[voice]
+
+    @property
+    def threads(self) -> int:
+        """Threads per synthesis: the configured number, else the cores shared among the concurrent syntheses
+        (more threads than cores makes ONNX Runtime's spinning workers fight: measured in BENCHMARKS.md)."""
+        return self.config.threads or max(1, (os.cpu_count() or 1) // self.config.concurrency)
 
     # --- what the server offers ------------------------------------------------------------------
     @property

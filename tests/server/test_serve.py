@@ -27,7 +27,7 @@ def server(baker_dir):
                                 "--concurrency", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # the first start may export the voice to ONNX
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
@@ -53,6 +53,19 @@ def test_client_leaving_mid_stream_does_not_hurt_the_server(server):
     for _ in range(3):
         assert httpx.post(f"{url}/v1/tts", json={"text": "我还在。"}, timeout=60).status_code == 200
     assert httpx.get(f"{url}/healthz").json()["queue_depth"] == 0
+
+
+def test_openai_client_over_the_network(server):
+    import openai
+
+    _, url = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    speech = client.audio.speech.create(model="tts-1", voice="alloy", input="你好，我是轻音。", response_format="wav")
+    with wave.open(io.BytesIO(speech.content)) as audio:
+        assert audio.getframerate() == 24000 and audio.getnframes() > 0.5 * 24000
+    with client.audio.speech.with_streaming_response.create(model="tts-1", voice="nova", input="流式。",
+                                                            response_format="pcm") as response:
+        assert len(b"".join(response.iter_bytes())) > 0.3 * 24000 * 2
 
 
 def test_logs_are_json_lines_with_request_ids(server):

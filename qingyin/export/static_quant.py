@@ -1,0 +1,133 @@
+"""Static INT8 quantization of the exported graphs (the "int8-static" variant), calibrated on real sentences.
+
+Calibration: the last `CALIBRATION_TEXTS` lines of qingyin/evaluate/texts/zh_default.txt go through the
+frontend, and the float graphs are run on them to record what each graph sees: the encoder's inputs, the
+length-regulated states the decoder gets and the mels the vocoder gets. The quality gate (qingyin.export.gate)
+evaluates on the *first* lines of the same file, so calibration and evaluation sentences are disjoint as long
+as both counts together stay below the file's 103 lines (checked in tests/test_export_gate.py).
+
+What is quantized (QDQ format: int8 per-channel weights, uint8 activations with a static range from MinMax
+calibration), chosen by measuring each layer's error alone (BENCHMARKS.md, "Static INT8"):
+
+- acoustic encoder: nothing. It is ~7 % of the time, and its duration predictor turns small errors into
+  whole-frame duration changes (92 % identical durations with it quantized, against 99 % without).
+- acoustic decoder: the feed-forward and postnet convolutions, where ~95 % of its multiply-adds are. The
+  attention and mel projections stay float: they cost little, and the mel projection alone doubled the error.
+- vocoder: the convolutions of the first two upsampling stages. The last stage, the output convolution and
+  the PQMF filter stay float: each of them alone raised the MCD against fp32 to 7-10 dB.
+
+Weights are quantized to 7 bits (`reduce_range`): without VNNI, ONNX Runtime's x86 kernels add pairs of
+uint8 x int8 products in 16 bits, which saturates with 8-bit weights (mel error x2.3 on the decoder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+
+from qingyin.export import DECODER_FILE, ENCODER_FILE, VOCODER_FILE
+
+CALIBRATION_TEXTS = 24  # the last lines of the default texts; ~3 min of speech, ~6,600 mel frames
+# Prefixes of the torch parameter names (kept by the exporter as the weights' initializer names) of the
+# convolutions to quantize; graphs not listed stay float.
+QUANTIZED_WEIGHTS = {
+    DECODER_FILE: ("model.decoder.layers.", "model.postnet.convs."),
+    VOCODER_FILE: ("residual_stacks.0.", "residual_stacks.1."),
+}
+QUANTIZED_OPS = ("Conv",)
+
+Feeds = list[dict[str, np.ndarray]]
+
+
+class _FeedReader(CalibrationDataReader):
+    """Hands quantize_static the recorded inputs of one graph, one sentence at a time."""
+
+    def __init__(self, feeds: Feeds):
+        self._feeds = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def calibration_ids(voice_dir: str | Path, count: int = CALIBRATION_TEXTS) -> list[list[int]]:
+    """Symbol ids (eos appended) of every sentence of the last `count` default texts."""
+    from qingyin.evaluate.variants import read_texts
+
+    return sentence_ids(voice_dir, read_texts()[-count:])
+
+
+def sentence_ids(voice_dir: str | Path, texts: Sequence[str]) -> list[list[int]]:
+    """Symbol ids (eos appended) of every spoken sentence of `texts`, through qingyin's frontend."""
+    from qingyin.text import SymbolTable, text_to_sentences
+
+    table = SymbolTable.from_json(Path(voice_dir) / "symbols.json")
+    return [table.ids(sentence.phones) + [table.eos_id]
+            for text in texts for sentence in text_to_sentences(text).sentences if sentence.phones]
+
+
+def calibration_feeds(raw: Path, sequences: list[list[int]]) -> dict[str, Feeds]:
+    """The inputs each float graph in `raw` gets when the pipeline speaks `sequences`, keyed by file name."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    encoder, decoder = (ort.InferenceSession(str(raw / name), options, providers=["CPUExecutionProvider"])
+                        for name in (ENCODER_FILE, DECODER_FILE))
+    feeds: dict[str, Feeds] = {ENCODER_FILE: [], DECODER_FILE: [], VOCODER_FILE: []}
+    for ids in sequences:
+        ones = np.ones((1, len(ids)), np.float32)
+        encoder_feed = {"symbols": np.asarray([ids], np.int64), "lengths": np.asarray([len(ids)], np.int64),
+                        "speakers": np.zeros(1, np.int64), "duration_scale": ones, "pitch_scale": ones.copy(),
+                        "energy_scale": ones.copy()}
+        states, _, frames, _, _ = encoder.run(None, encoder_feed)
+        durations = np.rint(frames[0]).astype(np.int64)  # half to even, as the runtime rounds
+        decoder_feed = {"states": np.repeat(states[0], durations, axis=0)[None],
+                        "mel_lengths": np.asarray([durations.sum()], np.int64)}
+        (mel,) = decoder.run(None, decoder_feed)
+        feeds[ENCODER_FILE].append(encoder_feed)
+        feeds[DECODER_FILE].append(decoder_feed)
+        feeds[VOCODER_FILE].append({"mel": mel})
+    return feeds
+
+
+def quantized_nodes(model: onnx.ModelProto, prefixes: Sequence[str]) -> list[str]:
+    """Names of the QUANTIZED_OPS nodes whose weight is an initializer named with one of `prefixes`."""
+    weights = {tensor.name for tensor in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type in QUANTIZED_OPS and len(node.input) > 1 and node.input[1] in weights
+            and node.input[1].startswith(tuple(prefixes))]
+
+
+def quantize_graph(source: Path, target: Path, feeds: Feeds, prefixes: Sequence[str]) -> None:
+    """Statically quantize the convolutions of `source` named by `prefixes`, calibrated on `feeds`."""
+    nodes = quantized_nodes(onnx.load(str(source)), prefixes)
+    if not nodes:
+        raise ValueError(f"no convolution of {source.name} has a weight named {' or '.join(prefixes)}")
+    with _quiet_quantizer():
+        quantize_static(source, target, _FeedReader(feeds), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_quantize=nodes, per_channel=True,
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """quantize_static logs a generic "consider pre-processing" warning per graph on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
