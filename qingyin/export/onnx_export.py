@@ -37,6 +37,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from torch import Tensor, nn
@@ -65,6 +67,7 @@ OPSET = 18
 # Ops whose weights int8-dynamic quantizes. MatMul holds the transformers' and projections' weights; Conv is
 # left out on purpose (ConvInteger has no fast CPU kernel, it made the vocoder several times slower).
 QUANTIZED_OPS = ["MatMul"]
+_MISH_LIMIT, _MISH_TWO = "mish_exp_limit", "mish_two"  # constants of replace_mish's closed form
 
 
 class AcousticEncoderGraph(nn.Module):
@@ -184,6 +187,38 @@ def _export_acoustic(model: FastSpeech2, folder: Path) -> None:
     _export(AcousticDecoderGraph(model), (states, torch.tensor([40, 31])), folder / DECODER_FILE,
             inputs=["states", "mel_lengths"], outputs=["mel"],
             dynamic_shapes=({0: batch, 1: frames}, {0: batch}))
+    for name in (ENCODER_FILE, DECODER_FILE):
+        graph = onnx.load(str(folder / name))
+        replace_mish(graph)
+        onnx.save(graph, str(folder / name))
+
+
+def replace_mish(model: onnx.ModelProto) -> int:
+    """Rewrite every Mish node of `model` as x * n / (n + 2), n = e^x (e^x + 2); returns how many.
+
+    That is tanh(softplus(x)) in closed form. ONNX Runtime runs Mish as its function body, Softplus -> Tanh ->
+    Mul, and its Softplus kernel is slow: 14 % of the fp32 decoder's time, 21 % of the int8 one's. The closed
+    form made the decoder 11-19 % faster and is closer to float64 Mish (max error 7e-7 against 1.9e-6).
+    Above x = 20, e^x is held at e^20, where the ratio is 1 in float32 anyway (no inf / inf).
+    """
+    graph, nodes, count = model.graph, [], 0
+    for node in graph.node:
+        if node.op_type != "Mish" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        x, y, p = node.input[0], node.output[0], f"{node.name}_closed_form"
+        steps = [("Min", [x, _MISH_LIMIT], "clipped"), ("Exp", [f"{p}_clipped"], "exp"),
+                 ("Add", [f"{p}_exp", _MISH_TWO], "exp_plus_2"), ("Mul", [f"{p}_exp", f"{p}_exp_plus_2"], "n"),
+                 ("Add", [f"{p}_n", _MISH_TWO], "n_plus_2"), ("Div", [f"{p}_n", f"{p}_n_plus_2"], "tanh")]
+        nodes += [onnx.helper.make_node(op, inputs, [f"{p}_{out}"], name=f"{p}_{out}") for op, inputs, out in steps]
+        nodes.append(onnx.helper.make_node("Mul", [x, f"{p}_tanh"], [y], name=p))
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend([onnx.numpy_helper.from_array(np.asarray(value, np.float32), name)
+                                  for name, value in ((_MISH_LIMIT, 20.0), (_MISH_TWO, 2.0))])
+    return count
 
 
 def _export_vocoder(vocoder: MBMelGANGenerator, folder: Path) -> None:
