@@ -47,6 +47,7 @@ from qingyin.server.service import (
     TTSService,
     Unauthorized,
     UploadTooLarge,
+    as_service_error,
 )
 
 Scope = MutableMapping[str, Any]
@@ -236,9 +237,12 @@ async def _websocket_session(websocket: WebSocket, service: TTSService) -> None:
         except _ClientGone:
             return
         except (ServiceError, ValidationError, ValueError) as error:
-            status, text = _error_status_and_message(error)
+            if isinstance(error, ValidationError):
+                error = BadRequest(_validation_message(error.errors()))
+            answer = as_service_error(error)
+            status = answer.status
             with contextlib.suppress(Exception):
-                await websocket.send_json({"type": "error", "id": number, "status": status, "message": text})
+                await websocket.send_json({"type": "error", "id": number, "status": status, "message": answer.message})
         finally:
             service.metrics.requests.labels("/v1/tts/ws", str(status)).inc()
             service.metrics.latency.labels("/v1/tts/ws").observe(time.perf_counter() - began)
@@ -261,10 +265,10 @@ def _ws_payload(message: Message) -> dict[str, Any]:
 
 
 async def _ws_request(websocket: WebSocket, service: TTSService, number: int, request: SpeechRequest) -> None:
-    rate = request.sample_rate or service.synthesizer(request.voice).sample_rate
     chunks = service.stream_chunks(request)  # checks the request first
-    encoder = encoding.StreamEncoder(request.format, service.synthesizer(request.voice).sample_rate,
-                                     request.sample_rate)
+    source_rate = service.synthesizer(request.voice).sample_rate
+    rate = request.sample_rate or source_rate
+    encoder = encoding.StreamEncoder(request.format, source_rate, request.sample_rate)
     seconds = 0.0
     async with contextlib.aclosing(chunks):
         first = True
@@ -276,7 +280,7 @@ async def _ws_request(websocket: WebSocket, service: TTSService, number: int, re
             if piece.starts is not None:
                 await _send(websocket, {"type": "sentence", "id": number, "index": piece.sentence,
                                         "text": piece.starts})
-            seconds += len(piece.audio) / service.synthesizer(request.voice).sample_rate
+            seconds += len(piece.audio) / source_rate
             await _send(websocket, encoder.encode(piece.audio))
     await _send(websocket, encoder.finish())
     await _send(websocket, {"type": "done", "id": number, "audio_seconds": round(seconds, 3)})
@@ -299,14 +303,6 @@ def error_response(status: int, kind: str, message: str, param: str | None = Non
     body = {"error": {"message": message, "type": kind, "param": param, "code": status},
             "request_id": request_id.get()}
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _error_status_and_message(error: Exception) -> tuple[int, str]:
-    if isinstance(error, ServiceError):
-        return error.status, error.message
-    if isinstance(error, ValidationError):
-        return 400, _validation_message(error.errors())
-    return 400, str(error)
 
 
 def _validation_message(errors: Any) -> str:

@@ -7,6 +7,8 @@ QINGYIN_MAX_CHARS=2000); `qingyin serve --max-chars 2000` overrides it. README l
 from __future__ import annotations
 
 import os
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -78,34 +80,32 @@ class ServerConfig:
         return replace(cls(), **values).validated()  # type: ignore[arg-type]
 
 
-_INTS = {"port", "workers", "threads", "concurrency", "queue_size", "max_chars", "cache_items", "cache_mb",
-         "cache_disk_mb"}
-_FLOATS = {"timeout", "max_upload_mb"}
-_BOOLS = {"ui", "warmup"}
-_LISTS = {"api_keys", "cors_origins"}
+def _field_type(name: str) -> type:
+    """The type a field holds, without its None option (int for `int | None`, tuple for `tuple[str, ...]`)."""
+    hint = typing.get_type_hints(ServerConfig)[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint
 
 
 def _parse(name: str, raw: str) -> object:
     """An environment variable's text as the field's type; ConfigError names the variable."""
     variable = f"QINGYIN_{name.upper()}"
-    try:
-        if name in _INTS:
-            return int(raw)
-        if name in _FLOATS:
-            return float(raw)
-    except ValueError:
-        raise ConfigError(f"{variable} must be a number, got {raw!r}") from None
-    if name in _BOOLS:
+    kind = _field_type(name)
+    if kind is bool:
         if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
             raise ConfigError(f"{variable} must be true or false, got {raw!r}")
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if name in _LISTS:
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(f"{variable} must be a number, got {raw!r}") from None
+    if kind is tuple:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if name == "cache_dir":
+    if kind is Path:
         return Path(raw) if raw not in ("", "off") else Path("off")
-    if name == "variant":
-        return raw or None
-    return raw
+    return raw or (None if name == "variant" else raw)
 
 
 def _at_least(name: str, value: object, low: int) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 import qingyin
@@ -93,7 +93,6 @@ class SpeechRequest:
     format: str = "wav"
     sample_rate: int | None = None  # None = the voice's own rate
     lexicon: tuple[tuple[str, str], ...] = ()  # word -> pinyin, this request only
-    options: dict[str, float] = field(default_factory=dict, compare=False)  # filled by TTSService.check
 
     def synthesis_options(self) -> dict[str, float]:
         return {"speed": self.speed, "pitch": self.pitch, "energy": self.energy}
@@ -128,6 +127,7 @@ class TTSService:
         self._active = 0
         self._closing = False
         self._started = False
+        self._versions: dict[str, str] = {}
         self._seconds_per_request = 1.0  # moving average, for Retry-After
         self.cache = AudioCache(max_items=config.cache_items, max_bytes=config.cache_mb * 2**20,
                                 directory=config.disk_cache, max_disk_bytes=config.cache_disk_mb * 2**20)
@@ -154,6 +154,19 @@ class TTSService:
                                                         variant=self.config.variant)
             return self._synthesizers[voice]
 
+    def model_version(self, voice: str) -> str:
+        """What the cache keys audio by besides the request: qingyin, the voice's files, backend and variant
+        (read once per voice: hashing the manifest on every request would put file I/O on the hot path)."""
+        with self._lock:
+            if voice not in self._versions:
+                manifest = registry.voice_dir(voice) / registry.MANIFEST
+                digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
+                tts = self._synthesizers.get(voice)
+                variant = getattr(tts.backend, "variant", None) if tts else self.config.variant
+                runtime = f"{self.config.backend}-{variant}"
+                self._versions[voice] = f"qingyin-{qingyin.__version__}/{voice}-{digest}/{runtime}"
+            return self._versions[voice]
+
     @property
     def threads(self) -> int:
         """Threads per synthesis: the configured number, else the cores shared among the concurrent syntheses
@@ -179,13 +192,6 @@ class TTSService:
                 "variants": _variants(self.config.backend), "license": spec.license,
             })
         return info
-
-    def model_version(self, voice: str) -> str:
-        manifest = registry.voice_dir(voice) / registry.MANIFEST
-        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
-        tts = self._synthesizers.get(voice)
-        variant = getattr(tts.backend, "variant", None) if tts else self.config.variant
-        return f"qingyin-{qingyin.__version__}/{voice}-{digest}/{self.config.backend}-{variant}"
 
     # --- checks ----------------------------------------------------------------------------------
     def check(self, request: SpeechRequest, stream: bool = False) -> None:
@@ -315,7 +321,7 @@ class TTSService:
                 if item is None:
                     break
                 if isinstance(item, BaseException):
-                    raise _as_service_error(item)
+                    raise as_service_error(item)
                 yield item
         finally:
             cancelled.set()
@@ -343,7 +349,7 @@ class TTSService:
         except ServiceError:
             raise
         except BaseException as error:
-            raise _as_service_error(error) from error
+            raise as_service_error(error) from error
         finally:
             cancelled.set()
             self._release_if_never_started(job)
@@ -395,7 +401,8 @@ class TTSService:
         return self._closing
 
 
-def _as_service_error(error: BaseException) -> ServiceError:
+def as_service_error(error: BaseException) -> ServiceError:
+    """The client-facing form of an error: a ValueError (bad input) is a 400 with its message."""
     if isinstance(error, ServiceError):
         return error
     if isinstance(error, ValueError):
