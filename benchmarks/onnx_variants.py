@@ -1,4 +1,4 @@
-"""Speed, memory and fidelity of the inference backends: torch vs ONNX Runtime fp32 vs ONNX int8-dynamic.
+"""Speed, memory and fidelity of the inference backends: torch vs ONNX Runtime fp32, int8-dynamic and int8-static.
 
     .venv/bin/python -m benchmarks.onnx_variants [--threads 2] [--texts 20] [--repeats 3]
 
@@ -8,6 +8,11 @@ real-time factor (compute seconds per audio second; best of `--repeats` passes) 
 model and for the vocoder. Fidelity is against torch: the share of identical durations (and within one
 frame), then with torch's durations forced so the frames line up, the mel mean |diff| (L1) and the SNR of
 the audio each backend makes from its own mel.
+
+With `--graphs`, every ONNX variant's three graphs instead run in this one process on the same inputs (the
+encoder's inputs, fp32's length-regulated states and fp32's mels), taking turns graph by graph, and the
+table gives each graph's RTF and its ratio to fp32 in the same run: the comparison to trust on a busy machine.
+`--allow-spinning` turns ONNX Runtime's spin-waiting back on (the backend turns it off) to measure that choice.
 
 fp16 is not offered (see qingyin.export.onnx_export): ONNX Runtime's CPU provider runs fp16 graphs through
 Cast nodes to fp32 kernels, which only adds work.
@@ -25,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = ("torch", "onnx-fp32", "onnx-int8-dynamic")
+BACKENDS = ("torch", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
 
 
 def main() -> None:
@@ -34,13 +39,36 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=20, help="lines of the default texts to synthesize")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--voice", default="baker")
+    parser.add_argument("--graphs", action="store_true", help="time each ONNX graph per variant, in one process")
+    parser.add_argument("--allow-spinning", action="store_true", help="ONNX Runtime threads spin-wait after a run")
     parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.allow_spinning:
+        allow_spinning()
     if args.worker:
         run_worker(args)
+    elif args.graphs:
+        run_graphs(args)
     else:
         run_all(args)
+
+
+def allow_spinning() -> None:
+    """Make the ONNX backend's sessions spin-wait for work after each run, as ONNX Runtime does by default."""
+    import onnxruntime as ort
+
+    from qingyin.runtime import onnx_backend
+
+    ort.set_default_logger_severity(3)  # no warning that the entry overrides the backend's
+    plain = onnx_backend.session_options
+
+    def spinning(threads: int):
+        options = plain(threads)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        return options
+
+    onnx_backend.session_options = spinning
 
 
 def run_all(args: argparse.Namespace) -> None:
@@ -54,10 +82,54 @@ def run_all(args: argparse.Namespace) -> None:
         for backend in BACKENDS:
             command = [sys.executable, "-m", "benchmarks.onnx_variants", "--worker", backend,
                        "--results", scratch, "--threads", str(args.threads), "--texts", str(args.texts),
-                       "--repeats", str(args.repeats), "--voice", args.voice]
+                       "--repeats", str(args.repeats), "--voice", args.voice,
+                       *(["--allow-spinning"] if args.allow_spinning else [])]
             subprocess.run(command, check=True)
             results[backend] = json.loads((Path(scratch) / f"{backend}.json").read_text())
         print_table(results, args)
+
+
+def run_graphs(args: argparse.Namespace) -> None:
+    """Every variant's encoder, decoder and vocoder on the same inputs, in turns; best of `--repeats` each."""
+    from qingyin.export import VARIANTS, VOCODER_FILE, variant_dir
+    from qingyin.export.onnx_export import export_voice
+    from qingyin.export.static_quant import graph_feeds
+    from qingyin.runtime.onnx_backend import OnnxBackend
+
+    voice_dir = export_voice(args.voice, "fp32").parent.parent
+    backends = {variant: OnnxBackend(voice_dir, variant, threads=args.threads) for variant in VARIANTS}
+    sequences = phone_ids(voice_dir, args.texts)
+    feeds = graph_feeds(variant_dir(voice_dir, "fp32"), sequences)
+    sessions = {variant: dict(zip(feeds, (b.encoder, b.decoder, b.vocoder), strict=True))
+                for variant, b in backends.items()}
+    best = {variant: dict.fromkeys(feeds, float("inf")) for variant in sessions}
+    for graph, graph_inputs in feeds.items():
+        for variant in sessions:
+            sessions[variant][graph].run(None, graph_inputs[0])  # warm-up
+    for _ in range(args.repeats):
+        for graph, graph_inputs in feeds.items():
+            for variant, graphs in sessions.items():
+                start = time.perf_counter()
+                for inputs in graph_inputs:
+                    graphs[graph].run(None, inputs)
+                best[variant][graph] = min(best[variant][graph], time.perf_counter() - start)
+    frames = sum(inputs["mel"].shape[1] for inputs in feeds[VOCODER_FILE])
+    audio_seconds = frames * backends["fp32"].hop_length / _sample_rate(args.voice)
+    print(f"{args.texts} texts, {audio_seconds:.1f} s of audio, {args.threads} threads, best of {args.repeats}; "
+          "RTF per graph (ratio to fp32 in this run)")
+    reference = best["fp32"]
+    for variant, seconds in best.items():
+        cells = [f"{graph.removesuffix('.onnx'):>16} {seconds[graph] / audio_seconds:.4f} "
+                 f"({seconds[graph] / reference[graph]:.2f})" for graph in feeds]
+        total = sum(seconds.values())
+        print(f"{variant:<13} {' '.join(cells)}   total {total / audio_seconds:.4f} "
+              f"({total / sum(reference.values()):.2f})")
+
+
+def _sample_rate(voice: str) -> int:
+    from qingyin.voices import registry
+
+    return registry.get_voice(voice).sample_rate
 
 
 def run_worker(args: argparse.Namespace) -> None:

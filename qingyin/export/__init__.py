@@ -100,8 +100,9 @@ def current_gate(voice_dir: str | Path, variant: str) -> dict | None:
         return None
     if not isinstance(gate, dict) or gate.get("gate_version") != GATE_VERSION or not is_exported(voice_dir, variant):
         return None
-    measured = gate.get("export") or {}
-    same_export = all(measured.get(key) == manifest.get(key) for key in ("format", "source", "files"))
+    measured = gate.get("export")
+    same_export = isinstance(measured, dict) and all(
+        measured.get(key) == manifest.get(key) for key in ("format", "source", "files"))
     return gate if same_export else None
 
 
@@ -109,8 +110,8 @@ def default_variant(voice_dir: str | Path) -> str:
     """The variant to load when none is asked for: of those whose gate.json is current and passed, the fastest;
     "fp32" when there is none.
 
-    Speed is the gate's rtf relative to torch's rtf measured in the same run, so that gate runs made at
-    different times on a busy machine compare fairly.
+    Speed is the gate's rtf relative to fp32 ONNX's measured in the same run (1 for fp32 itself), so that gate
+    runs made at different times on a busy machine compare fairly.
     """
     best, best_speed = "fp32", math.inf
     for variant in VARIANTS:
@@ -118,7 +119,7 @@ def default_variant(voice_dir: str | Path) -> str:
         if not gate or gate.get("passed") is not True:
             continue
         try:
-            speed = float(gate["rtf"]) / float(gate["torch_rtf"])
+            speed = float(gate["rtf"]) / float(gate["fp32_rtf"])
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             continue
         if math.isfinite(speed) and speed > 0 and speed < best_speed:

@@ -1,6 +1,6 @@
 """Export a voice's FastSpeech2 + MB-MelGAN to ONNX, for `qingyin.runtime.onnx_backend.OnnxBackend`.
 
-    .venv/bin/python -m qingyin.export.onnx_export [--voice baker] [--variant fp32] [--force]
+    .venv/bin/python -m qingyin.export.onnx_export [--voice baker] [--variant fp32 ...] [--force] [--gate [--cer]]
 
 The acoustic model's length regulator repeats each symbol's vector a data-dependent number of times, and its
 rounding of durations must match the torch model exactly, so the acoustic model is cut there into two graphs:
@@ -18,6 +18,10 @@ Variants (see qingyin.export.VARIANTS):
                   which stays portable; layout-specific ones are left to load time)
     int8-dynamic  the same graphs with the MatMul weights quantized to int8 (quantize_dynamic); activations are
                   quantized on the fly. Convolutions stay float: ConvInteger is slower than float Conv on CPU.
+    int8-static   the decoder's convolutions quantized to int8 with activation ranges calibrated on sentences
+                  (QDQ, run as QLinearConv); see qingyin.export.static_quant for what and why.
+Every variant computes Mish in closed form (`replace_mish`), which ONNX Runtime runs faster than its Softplus.
+Check a variant against torch with `--gate` (qingyin.export.gate).
 fp16 is not offered: ONNX Runtime's CPU provider has few fp16 kernels, so it only adds Cast nodes (measured in
 benchmarks/onnx_variants.py's notes).
 """
@@ -34,8 +38,9 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -61,7 +66,10 @@ from qingyin.models.fastspeech2 import FastSpeech2, sequence_mask
 from qingyin.models.mb_melgan import MBMelGANGenerator
 from qingyin.voices import registry
 
-__all__ = ["VARIANTS", "export_voice", "export_voice_dir"]
+if TYPE_CHECKING:
+    from qingyin.export.gate import GateResult
+
+__all__ = ["VARIANTS", "export_and_gate", "export_voice", "export_voice_dir"]
 
 OPSET = 18
 # Ops whose weights int8-dynamic quantizes. MatMul holds the transformers' and projections' weights; Conv is
@@ -118,13 +126,32 @@ def export_voice(voice: str, variant: str = "fp32", force: bool = False) -> Path
     return export_voice_dir(ensure_voice(voice, quiet=True), variant, force)
 
 
+def export_and_gate(voice: str, variants: Sequence[str] | None = None, force: bool = False, gate: bool = False,
+                    cer: bool = False) -> list[GateResult | None]:
+    """Export `variants` of `voice` (default: all of VARIANTS), then, with `gate`, run the quality gate on each
+    (qingyin.export.gate; `cer` adds Whisper's CER). One GateResult per variant, in order; None where not gated.
+
+    Each gate writes gate.json into its variant's folder, which makes a passing variant a candidate for
+    `qingyin.export.default_variant`. The gate needs the eval extra (pyworld, pysptk; faster-whisper for `cer`).
+    """
+    variants = [check_variant(variant) for variant in (variants or VARIANTS)]
+    for variant in variants:
+        export_voice(voice, variant, force)
+    if not gate:
+        return [None] * len(variants)
+    from qingyin.export.gate import run_gate
+
+    return [run_gate(registry.voice_dir(voice), variant, cer=cer) for variant in variants]
+
+
 def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool = False) -> Path:
     """Export the converted voice in `voice_dir`; writes into a temporary folder, then renames it into place."""
     voice_dir = Path(voice_dir)
     target = variant_dir(voice_dir, check_variant(variant))
     if is_exported(voice_dir, variant) and not force:
         return target
-    print(f"qingyin: exporting {voice_dir.name} to ONNX ({variant}), once; this takes about half a minute",
+    duration = "a minute" if variant == "int8-static" else "half a minute"  # static: + calibration
+    print(f"qingyin: exporting {voice_dir.name} to ONNX ({variant}), once; this takes about {duration}",
           file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=target.parent))
@@ -284,7 +311,7 @@ def _quantize_static_and_optimize(voice_dir: Path, raw: Path, folder: Path) -> N
     """int8-static: calibrate on sentences run through the float graphs, quantize, then optimize like fp32."""
     from qingyin.export import static_quant
 
-    feeds = static_quant.calibration_feeds(raw, static_quant.calibration_ids(voice_dir))
+    feeds = static_quant.graph_feeds(raw, static_quant.calibration_ids(voice_dir))
     for name in MODEL_FILES:
         prefixes = static_quant.QUANTIZED_WEIGHTS.get(name)
         if prefixes is None:
@@ -316,10 +343,21 @@ def _replace_folder(staging: Path, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voice", default=registry.DEFAULT_VOICE)
-    parser.add_argument("--variant", choices=VARIANTS, default="fp32")
+    parser.add_argument("--variant", choices=VARIANTS, action="append", dest="variants",
+                        help="repeat for several (default: fp32; with --gate, all)")
     parser.add_argument("--force", action="store_true", help="export again even if the files are current")
+    parser.add_argument("--gate", action="store_true",
+                        help="run the quality gate on each variant (writes gate.json; needs the eval extra)")
+    parser.add_argument("--cer", action="store_true", help="with --gate: also compare Whisper's CER (slow)")
     args = parser.parse_args()
-    print(export_voice(args.voice, args.variant, args.force))
+    variants = args.variants or (list(VARIANTS) if args.gate else ["fp32"])
+    results = export_and_gate(args.voice, variants, args.force, args.gate, args.cer)
+    for variant, result in zip(variants, results, strict=True):
+        print(variant_dir(registry.voice_dir(args.voice), variant))
+        if result is not None:
+            from qingyin.export.gate import format_result
+
+            print(format_result(result))
 
 
 if __name__ == "__main__":

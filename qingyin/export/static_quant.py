@@ -4,20 +4,24 @@ Calibration: the last `CALIBRATION_TEXTS` lines of qingyin/evaluate/texts/zh_def
 frontend, and the float graphs are run on them to record what each graph sees: the encoder's inputs, the
 length-regulated states the decoder gets and the mels the vocoder gets. The quality gate (qingyin.export.gate)
 evaluates on the *first* lines of the same file, so calibration and evaluation sentences are disjoint as long
-as both counts together stay below the file's 103 lines (checked in tests/test_export_gate.py).
+as both counts together stay within the file's 103 sentences (checked in tests/test_export_gate.py).
 
 What is quantized (QDQ format: int8 per-channel weights, uint8 activations with a static per-tensor range
-from MinMax calibration), chosen by measuring each layer's error alone (BENCHMARKS.md, "Static INT8"):
+from MinMax calibration) was chosen by quantizing one layer or group at a time and measuring its error
+against fp32 (BENCHMARKS.md, "Static INT8"):
 
-- acoustic decoder: the feed-forward and postnet convolutions, where ~95 % of its multiply-adds are, except
-  the last layer's first feed-forward convolution (alone, it made 3/4 of the decoder's mel error, 0.033 of
-  0.042 mean |diff|; without it 0.026, below what the gate allows, for 9 % of the multiply-adds). The
-  attention and mel projections stay float: they cost little, and the mel projection alone doubled the error.
+- acoustic decoder: the feed-forward and postnet convolutions, ~98 % of its multiply-adds, except the last
+  layer's first feed-forward convolution: alone, it made 3/4 of the decoder's mel error (0.033 of 0.042 mean
+  |diff|); without it the error is 0.026, inside the gate's bound, for 9 % of the multiply-adds left float.
+  The attention and mel projections (MatMul) stay float: they cost little, and the mel projection alone
+  gave as much error (0.039) as all the convolutions together.
 - acoustic encoder: nothing. It is ~7 % of the time, and its duration predictor turns small errors into
-  whole-frame duration changes (92 % identical durations with it quantized, against 100 % without).
-- vocoder: nothing. Each of its last upsampling stage, output convolution and PQMF filter alone raised the MCD
-  against fp32 to 7-10 dB; the first two stages quantized cost 0.8-1.2 dB of MCD for a speed-up of the
-  vocoder lost in the noise of the measurement (0.88-1.04x); ConvTranspose has no int8 kernel.
+  whole-frame duration changes (91 % identical durations with it quantized, 100 % without).
+- vocoder: nothing. Its last upsampling stage, its output convolution and the PQMF filter, each quantized
+  alone, raised the MCD against fp32 to 7-10 dB. The first two stages quantized added 1.2 dB to the whole
+  variant's MCD (the first alone 0.4 dB), for a vocoder speed-up of 0.77-1.03x in repeated runs, no more
+  than the spread of timing one graph twice (0.87-1.13x). The upsampling ConvTranspose layers stayed float in
+  ONNX Runtime's optimized graph even when listed for quantization.
 
 Weights are quantized to 7 bits (`reduce_range`): without VNNI, ONNX Runtime's x86 kernels add pairs of
 uint8 x int8 products in 16 bits, which saturates with 8-bit weights (mel error x2.3 on the decoder).
@@ -81,11 +85,11 @@ def sentence_ids(voice_dir: str | Path, texts: Sequence[str]) -> list[list[int]]
             for text in texts for sentence in text_to_sentences(text).sentences if sentence.phones]
 
 
-def calibration_feeds(raw: Path, sequences: list[list[int]]) -> dict[str, Feeds]:
-    """The inputs each float graph in `raw` gets when the pipeline speaks `sequences`, keyed by file name."""
+def graph_feeds(folder: Path, sequences: list[list[int]]) -> dict[str, Feeds]:
+    """The inputs each graph gets when the graphs in `folder` speak `sequences`, keyed by file name."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    encoder, decoder = (ort.InferenceSession(str(raw / name), options, providers=["CPUExecutionProvider"])
+    encoder, decoder = (ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
                         for name in (ENCODER_FILE, DECODER_FILE))
     feeds: dict[str, Feeds] = {ENCODER_FILE: [], DECODER_FILE: [], VOCODER_FILE: []}
     for ids in sequences:

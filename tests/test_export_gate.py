@@ -1,0 +1,226 @@
+"""The quality gate of ONNX variants (qingyin.export.gate) and the default variant it decides.
+
+The selection tests build fake exports (a manifest and placeholder files) and write gate.json files by hand;
+the gate itself runs on a few short sentences of the real Baker voice, in a temporary voice folder whose files
+are links to the cached voice and exports, so that no gate.json lands in the user's cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
+
+from qingyin.export import (  # noqa: E402
+    FORMAT,
+    GATE_FILE,
+    GATE_VERSION,
+    MANIFEST_FILE,
+    MODEL_FILES,
+    SOURCE_FILES,
+    VARIANTS,
+    current_gate,
+    default_variant,
+    source_hashes,
+    variant_dir,
+)
+from qingyin.export.gate import THRESHOLDS, GateResult, check_metrics  # noqa: E402
+from qingyin.voices import registry  # noqa: E402
+from qingyin.voices.wheels import sha256_file  # noqa: E402
+
+SHORT_TEXTS = ("今天天气很好。", "银行行长说：重新开始吧！")
+
+
+# --- choosing the default variant, on fake exports ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_voice(tmp_path) -> Path:
+    """A voice folder whose manifest names source hashes, with every variant "exported" as placeholder files."""
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    files = {name: f"{index:064x}" for index, name in enumerate(SOURCE_FILES)}
+    (voice / registry.MANIFEST).write_text(json.dumps({"voice": "baker", "files": files}))
+    for variant in VARIANTS:
+        folder = variant_dir(voice, variant)
+        folder.mkdir(parents=True)
+        for name in MODEL_FILES:
+            (folder / name).write_bytes(f"{variant} {name}".encode())
+        manifest = {"format": FORMAT, "variant": variant, "source": source_hashes(voice),
+                    "files": {name: sha256_file(folder / name) for name in MODEL_FILES}}
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return voice
+
+
+def write_gate(voice: Path, variant: str, rtf: float, fp32_rtf: float, passed: bool = True) -> Path:
+    """A gate.json like run_gate's, for the variant's current export."""
+    manifest = json.loads((variant_dir(voice, variant) / MANIFEST_FILE).read_text())
+    result = GateResult(variant=variant, passed=passed, metrics={"mcd_db": 1.0 if passed else 9.0},
+                        thresholds=dict(THRESHOLDS), failures=[] if passed else ["mcd_db 9 > 4.7 (by 4.3)"],
+                        rtf=rtf, torch_rtf=0.05, fp32_rtf=fp32_rtf, texts=20, sentences=21, audio_seconds=87.0,
+                        threads=2, export={key: manifest[key] for key in ("format", "source", "files")})
+    return result.write(variant_dir(voice, variant))
+
+
+def edit_gate(voice: Path, variant: str, **changes) -> None:
+    path = variant_dir(voice, variant) / GATE_FILE
+    gate = json.loads(path.read_text())
+    gate.update(changes)
+    path.write_text(json.dumps(gate))
+
+
+def test_without_gates_the_default_is_fp32(fake_voice):
+    assert all(current_gate(fake_voice, variant) is None for variant in VARIANTS)
+    assert default_variant(fake_voice) == "fp32"
+
+
+def test_the_fastest_passing_variant_is_the_default(fake_voice):
+    write_gate(fake_voice, "fp32", rtf=0.040, fp32_rtf=0.040)
+    write_gate(fake_voice, "int8-dynamic", rtf=0.038, fp32_rtf=0.040)
+    write_gate(fake_voice, "int8-static", rtf=0.030, fp32_rtf=0.040)
+    assert default_variant(fake_voice) == "int8-static"
+    write_gate(fake_voice, "int8-static", rtf=0.030, fp32_rtf=0.040, passed=False)
+    assert default_variant(fake_voice) == "int8-dynamic"
+    write_gate(fake_voice, "int8-dynamic", rtf=0.042, fp32_rtf=0.040)  # passed, but slower than fp32
+    assert default_variant(fake_voice) == "fp32"
+
+
+def test_speed_is_compared_relative_to_fp32_of_the_same_run(fake_voice):
+    write_gate(fake_voice, "int8-dynamic", rtf=0.020, fp32_rtf=0.025)  # gated on a quiet machine: 0.8x
+    write_gate(fake_voice, "int8-static", rtf=0.030, fp32_rtf=0.050)  # on a busy one: 0.6x
+    assert default_variant(fake_voice) == "int8-static"
+
+
+@pytest.mark.parametrize("staleness", ["other weights", "other export", "older gate", "broken json", "file gone"])
+def test_stale_gates_do_not_count(fake_voice, staleness):
+    write_gate(fake_voice, "int8-static", rtf=0.030, fp32_rtf=0.040)
+    assert default_variant(fake_voice) == "int8-static"
+    gate_path = variant_dir(fake_voice, "int8-static") / GATE_FILE
+    export = json.loads(gate_path.read_text())["export"]
+    if staleness == "other weights":  # gated before the voice's weights changed
+        edit_gate(fake_voice, "int8-static", export={**export, "source": {name: "0" * 64 for name in SOURCE_FILES}})
+    elif staleness == "other export":  # exported again (--force) after the gate ran
+        edit_gate(fake_voice, "int8-static", export={**export, "files": dict.fromkeys(MODEL_FILES, "0" * 64)})
+    elif staleness == "older gate":
+        edit_gate(fake_voice, "int8-static", gate_version=GATE_VERSION - 1)
+    elif staleness == "broken json":
+        gate_path.write_text('{"passed": true, "rtf": ')
+    else:
+        (variant_dir(fake_voice, "int8-static") / MODEL_FILES[0]).unlink()
+    assert current_gate(fake_voice, "int8-static") is None
+    assert default_variant(fake_voice) == "fp32"
+
+
+def test_failures_name_the_metric_and_the_margin():
+    good = {"durations_identical": 1.0, "mel_l1": 0.01, "mcd_db": 1.0, "snr_db": -3.0}
+    assert check_metrics(good) == []  # snr_db is reported, not gated; cer_delta was not measured
+    direction, limit = THRESHOLDS["mcd_db"]
+    assert direction == "max"
+    failures = check_metrics({**good, "mcd_db": limit + 0.5, "durations_identical": math.nan})
+    assert failures == [f"durations_identical nan < {THRESHOLDS['durations_identical'][1]:g} (by nan)",
+                        f"mcd_db {limit + 0.5:.4g} > {limit:g} (by 0.5)"]
+
+
+def test_calibration_and_gate_sentences_are_disjoint():
+    from qingyin.evaluate.variants import read_texts
+    from qingyin.export.gate import GATE_TEXTS
+    from qingyin.export.static_quant import CALIBRATION_TEXTS
+
+    texts = read_texts()
+    assert GATE_TEXTS + CALIBRATION_TEXTS <= len(texts)
+    assert not set(texts[:GATE_TEXTS]) & set(texts[-CALIBRATION_TEXTS:])
+
+
+# --- the gate on the real voice --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def exported(baker_dir) -> Path:
+    """The Baker voice with its fp32 and int8-static exports current (exported once into the cache if not)."""
+    from qingyin.export import is_exported
+
+    if not all(is_exported(baker_dir, variant) for variant in ("fp32", "int8-static")):
+        pytest.importorskip("onnx", reason="exporting to ONNX needs onnx and onnxscript")
+        pytest.importorskip("onnxscript", reason="exporting to ONNX needs onnx and onnxscript")
+        from qingyin.export.onnx_export import export_voice_dir
+
+        for variant in ("fp32", "int8-static"):
+            export_voice_dir(baker_dir, variant)
+    return baker_dir
+
+
+@pytest.fixture
+def linked_voice(exported, tmp_path) -> Path:
+    """A voice folder of links to the cached voice's files and to its fp32 and int8-static exports."""
+    voice = tmp_path / "baker"
+    voice.mkdir()
+    for path in exported.iterdir():
+        if path.is_file():
+            (voice / path.name).symlink_to(path)
+    for variant in ("fp32", "int8-static"):
+        folder = variant_dir(voice, variant)
+        folder.mkdir(parents=True)
+        for name in (*MODEL_FILES, MANIFEST_FILE):
+            (folder / name).symlink_to(variant_dir(exported, variant) / name)
+    return voice
+
+
+def test_gate_passes_fp32_and_writes_gate_json(linked_voice):
+    pytest.importorskip("pyworld", reason="the gate's MCD needs the eval extra")
+    from qingyin.export.gate import run_gate
+
+    result = run_gate(linked_voice, "fp32", sentences=SHORT_TEXTS, repeats=1)
+    assert result.passed and result.failures == [], result.failures
+    metrics = result.metrics
+    # fp32 ONNX against torch (measured on these sentences): identical durations, mel |diff| 1e-6, MCD 0.004 dB,
+    # audio SNR 57 dB (the vocoder's 1/128 sub-band rounding flips a few samples).
+    assert metrics["durations_identical"] == metrics["durations_within_1"] == 1.0
+    assert metrics["mel_l1"] < 1e-4
+    assert metrics["snr_db"] > 40
+    assert 0 <= metrics["mcd_db"] < 0.1
+    assert "cer_delta" not in metrics
+    assert result.sentences == 2 and result.texts == 2 and result.audio_seconds > 1
+    assert result.rtf > 0 and result.torch_rtf > 0 and result.fp32_rtf == result.rtf
+    written = json.loads((variant_dir(linked_voice, "fp32") / GATE_FILE).read_text())
+    assert written == json.loads(json.dumps(asdict(result)))
+    assert current_gate(linked_voice, "fp32") == written
+    assert default_variant(linked_voice) == "fp32"
+
+
+def test_gate_measures_int8_static_and_the_default_follows(linked_voice):
+    pytest.importorskip("pyworld", reason="the gate's MCD needs the eval extra")
+    from qingyin.export.gate import run_gate
+
+    result = run_gate(linked_voice, "int8-static", sentences=SHORT_TEXTS, repeats=1)
+    metrics = result.metrics
+    # Only the decoder is quantized: the durations are fp32's. Measured on these sentences: mel |diff| 0.0277,
+    # MCD 4.14 dB (a pass); the metrics are deterministic, the speed is not.
+    assert metrics["durations_identical"] == 1.0
+    assert 0.005 < metrics["mel_l1"] < THRESHOLDS["mel_l1"][1]
+    assert 1.0 < metrics["mcd_db"] < THRESHOLDS["mcd_db"][1]
+    assert result.passed and result.failures == [], result.failures
+    assert result.rtf > 0 and result.fp32_rtf > 0
+    expected = "int8-static" if result.rtf < result.fp32_rtf else "fp32"
+    assert default_variant(linked_voice) == expected
+
+
+def test_the_onnx_backend_loads_the_default_variant(linked_voice):
+    from qingyin.runtime.backends import load_backend
+    from qingyin.runtime.onnx_backend import OnnxBackend
+
+    assert OnnxBackend(linked_voice, threads=1).variant == "fp32"
+    write_gate(linked_voice, "int8-static", rtf=0.02, fp32_rtf=0.04)
+    assert OnnxBackend(linked_voice, threads=1).variant == "int8-static"
+    assert load_backend("onnx", linked_voice, threads=1).variant == "int8-static"
+    assert OnnxBackend(linked_voice, "fp32", threads=1).variant == "fp32"  # asked for: no gate needed
+
+
+def test_export_and_gate_without_the_gate(exported):
+    from qingyin.export.onnx_export import export_and_gate
+
+    assert export_and_gate("baker", ["fp32", "int8-static"]) == [None, None]
