@@ -146,13 +146,21 @@ def _build_parser() -> argparse.ArgumentParser:
     model_commands.add_parser("list", help="show known voices and whether they are installed")
 
     export = commands.add_parser(
-        "export", help="export a voice to ONNX (fp32, int8-dynamic) into its folder in $QINGYIN_HOME",
+        "export", help="export a voice to ONNX (fp32, int8-dynamic, int8-static) into its folder in $QINGYIN_HOME",
         description="Export the acoustic model and the vocoder to ONNX Runtime graphs. `--backend onnx "
-                    "--variant NAME` then loads them; the runtime also exports on first use.")
+                    "--variant NAME` then loads them; the runtime also exports fp32 on first use. With --gate, "
+                    "each variant is checked against fp32 PyTorch (durations, mel L1, SNR, MCD; CER with --cer) "
+                    "and timed; `--backend onnx` without --variant then loads the fastest variant that passed.")
     export.add_argument("voice", nargs="?", default="baker", help="voice name (default: baker)")
     export.add_argument("--variant", action="append", dest="variants", metavar="NAME",
-                        help="fp32 or int8-dynamic, repeatable (default: all)")
+                        help="fp32, int8-dynamic or int8-static, repeatable (default: all)")
     export.add_argument("--force", action="store_true", help="export again even if up to date")
+    export.add_argument("--gate", action="store_true",
+                        help="run the quality gate on each variant and record it (needs the eval extra)")
+    export.add_argument("--cer", action="store_true",
+                        help="with --gate, also measure the CER change with Whisper (slower; eval extra)")
+    export.add_argument("--texts", type=int, default=20, metavar="N",
+                        help="with --gate, how many of the evaluation sentences to speak (default: 20)")
     return parser
 
 
@@ -247,15 +255,29 @@ def _say(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from qingyin.export import VARIANTS, check_variant
+    from qingyin.export import VARIANTS, check_variant, default_variant
     from qingyin.export.onnx_export import export_voice
     from qingyin.voices.fetch import ensure_voice
 
+    if args.cer and not args.gate:
+        raise ValueError("--cer is a measure of the quality gate: add --gate")
+    if args.texts < 1:
+        raise ValueError(f"--texts must be at least 1, got {args.texts}")
     variants = [check_variant(v) for v in args.variants] if args.variants else list(VARIANTS)
-    ensure_voice(args.voice)
+    voice_dir = ensure_voice(args.voice)
     for variant in variants:
         print(export_voice(args.voice, variant, force=args.force))
-    return 0
+    if not args.gate:
+        return 0
+    from qingyin.export.gate import format_result, run_gate
+
+    results = []
+    for variant in variants:
+        print(f"gating {variant} against fp32 PyTorch ...", file=sys.stderr)
+        results.append(run_gate(voice_dir, variant, count=args.texts, cer=args.cer))
+        print(format_result(results[-1]))
+    print(f"default ONNX variant now: {default_variant(voice_dir)}")
+    return 0 if all(result.passed for result in results) else 1
 
 
 def _frontend(args: argparse.Namespace) -> int:

@@ -90,6 +90,12 @@ def test_the_fastest_passing_variant_is_the_default(fake_voice):
     assert default_variant(fake_voice) == "fp32"
 
 
+def test_a_passing_variant_slower_than_fp32_is_not_the_default_even_without_an_fp32_gate(fake_voice):
+    write_gate(fake_voice, "int8-static", rtf=0.045, fp32_rtf=0.040)
+    assert current_gate(fake_voice, "fp32") is None
+    assert default_variant(fake_voice) == "fp32"
+
+
 def test_speed_is_compared_relative_to_fp32_of_the_same_run(fake_voice):
     write_gate(fake_voice, "int8-dynamic", rtf=0.020, fp32_rtf=0.025)  # gated on a quiet machine: 0.8x
     write_gate(fake_voice, "int8-static", rtf=0.030, fp32_rtf=0.050)  # on a busy one: 0.6x
@@ -157,8 +163,11 @@ def exported(baker_dir) -> Path:
 @pytest.fixture
 def linked_voice(exported, tmp_path) -> Path:
     """A voice folder of links to the cached voice's files and to its fp32 and int8-static exports."""
-    voice = tmp_path / "baker"
-    voice.mkdir()
+    return link_voice(exported, tmp_path / "baker")
+
+
+def link_voice(exported: Path, voice: Path) -> Path:
+    voice.mkdir(parents=True)
     for path in exported.iterdir():
         if path.is_file():
             (voice / path.name).symlink_to(path)
@@ -224,3 +233,24 @@ def test_export_and_gate_without_the_gate(exported):
     from qingyin.export.onnx_export import export_and_gate
 
     assert export_and_gate("baker", ["fp32", "int8-static"]) == [None, None]
+
+
+def test_cli_export_gate_prints_the_verdict_and_the_default(exported, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pyworld", reason="the gate's MCD needs the eval extra")
+    from qingyin.cli import main
+
+    voice = link_voice(exported, tmp_path / "voices" / "baker")
+    monkeypatch.setenv("QINGYIN_HOME", str(tmp_path))
+    assert main(["export", "baker", "--variant", "fp32", "--gate", "--texts", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fp32: PASSED on 1 sentences" in out and "mcd_db" in out
+    assert out.strip().endswith("default ONNX variant now: fp32")
+    assert current_gate(voice, "fp32")["passed"] is True
+
+
+@pytest.mark.parametrize("arguments, message", [(["--cer"], "add --gate"), (["--gate", "--texts", "0"], "--texts")])
+def test_cli_export_rejects_gate_options_that_make_no_sense(arguments, message, capsys):
+    from qingyin.cli import main
+
+    assert main(["export", "baker", "--variant", "fp32", *arguments]) == 2
+    assert message in capsys.readouterr().err
