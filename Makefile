@@ -2,9 +2,13 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+QINGYIN_HOME ?= $(HOME)/.cache/qingyin
+# The quality gate's verdict on static INT8 (qingyin export --gate): when it passed and was faster than fp32,
+# the server loads it by default; otherwise fp32. Made once; `qingyin export --gate` runs it again.
+INT8_GATE := $(QINGYIN_HOME)/voices/baker/onnx/int8-static/gate.json
 DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统，在两核的处理器上也能流畅运行。
 
-.PHONY: serve demo test test-heavy setup voice browser lint clean
+.PHONY: serve demo test test-heavy setup voice gate browser lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,8 +20,15 @@ setup: $(STAMP)
 voice: setup
 	$(VENV)/bin/qingyin models fetch baker
 
-serve: voice
+serve: voice $(INT8_GATE)
 	$(VENV)/bin/qingyin serve --host 127.0.0.1 --port 8000
+
+# A failed gate is a verdict too (the server then uses fp32), so its exit status does not stop `make serve`.
+$(INT8_GATE): | voice
+	-$(VENV)/bin/qingyin export baker --variant int8-static --gate
+
+gate: voice
+	$(VENV)/bin/qingyin export baker --variant int8-static --gate
 
 # The web UI's browser test drives Debian's chromium (Playwright's own browser download needs the internet).
 browser:

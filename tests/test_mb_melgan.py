@@ -76,6 +76,21 @@ def test_pqmf_default_filters_are_the_kaiser_design():
     torch.testing.assert_close(filters, pqmf_synthesis_filters(4, 62, 0.142, 9.0))
 
 
+@pytest.mark.parametrize("subbands, taps", [(4, 62), (3, 62), (4, 30), (2, 64), (5, 48)])
+def test_pqmf_polyphase_form_equals_filtering_the_zero_stuffed_bands(subbands, taps):
+    import torch.nn.functional as F
+
+    from qingyin.models.mb_melgan import PQMF
+
+    pqmf = PQMF(subbands, taps, 0.142, 9.0)
+    pqmf.updown_filter[range(subbands), range(subbands), 0] = torch.linspace(1, 4, subbands)  # any gains
+    bands = torch.randn(2, subbands, 57, generator=torch.Generator().manual_seed(subbands + taps))
+    stuffed = F.conv_transpose1d(bands, pqmf.updown_filter, stride=subbands)
+    direct = F.conv1d(F.pad(stuffed, (taps // 2, taps // 2)), pqmf.synthesis_filter)
+    assert pqmf.polyphase_filter().shape[:2] == (subbands, subbands)
+    torch.testing.assert_close(pqmf(bands), direct, rtol=0, atol=2e-6)
+
+
 # --- the pretrained Baker vocoder -------------------------------------------------------------------------
 def load_imported() -> tuple[MBMelGANConfig, MBMelGANGenerator]:
     from qingyin.voices.import_mb_melgan import import_mb_melgan

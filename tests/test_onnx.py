@@ -5,6 +5,8 @@ Exports into the voice's folder in $QINGYIN_HOME, as users get it (once; later s
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,8 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip ins
 
 from qingyin.models.errors import SequenceTooLongError  # noqa: E402
 from qingyin.runtime.features import AcousticControls  # noqa: E402
+from tests.rounding import assert_equal_but_for_rounding_flips  # noqa: E402
+from tests.test_synthesizer import assert_batch_gives_what_one_by_one_gives  # noqa: E402
 
 TEXTS = ("今天天气很好，我们去公园散步吧。", "银行行长说：重新开始吧！", "2024年3月5日，气温25摄氏度。")
 # Measured with onnxruntime 1.31.1 against torch 2.13 (x86-64): mel max |diff| ~2e-5, pitch/energy ~1e-5;
@@ -21,6 +25,9 @@ VARIANCE_TOLERANCE = 1e-4
 # The vocoder's int8 fake quantization of its sub-band signals (steps of 1/128) turns float differences of
 # ~1e-6 into a whole step where a value sits on a rounding edge: ~140 dB with no such flip, 60-66 dB with one.
 MIN_VOCODER_SNR_DB = 55.0
+# A padded batch against the same items one by one (fp32, onnxruntime 1.31.1, x86-64, 2 threads): the longest
+# row identical, shorter rows' mel max |diff| ~5e-6, pitch ~2e-6, energy ~7e-7; durations always identical.
+BATCH_TOLERANCE = 1e-4
 
 
 def _needs_exporter(baker_dir, variant: str) -> None:
@@ -190,6 +197,72 @@ def test_replace_mish_matches_float64_mish():
     assert np.isfinite(y).all()
     np.testing.assert_allclose(y, exact, rtol=1e-6, atol=1e-6)
     assert replace_mish(model) == 0  # nothing left to replace; no second set of constants
+
+
+# --- batches: one padded run per graph, as if one by one ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def onnx_tts(baker_dir):
+    import qingyin
+
+    _needs_exporter(baker_dir, "fp32")
+    return qingyin.TTS(voice="baker", backend="onnx", variant="fp32", threads=2)
+
+
+def test_acoustic_batch_matches_one_by_one(onnx_fp32, sentence_ids, monkeypatch):
+    assert len({len(ids) for ids in sentence_ids}) == len(sentence_ids) >= 3  # different lengths: padding
+    pitch = np.random.default_rng(0).uniform(0.7, 1.3, len(sentence_ids[1])).astype(np.float32)
+    controls = [AcousticControls(duration_scale=1.2), AcousticControls(pitch_scale=pitch),
+                AcousticControls(energy_scale=0.9)] + [AcousticControls()] * (len(sentence_ids) - 3)
+    batch = list(zip(sentence_ids, controls, strict=True))
+    runs = []
+    for name in ("encoder", "decoder"):
+        session = getattr(onnx_fp32, name)
+        monkeypatch.setattr(onnx_fp32, name, SimpleNamespace(
+            run=lambda outputs, feeds, name=name, session=session: runs.append(name) or session.run(outputs, feeds)))
+    features = onnx_fp32.acoustic_batch(batch)
+    monkeypatch.undo()
+    assert runs == ["encoder", "decoder"]  # one padded run of each graph for the whole batch
+    for (ids, item_controls), batched in zip(batch, features, strict=True):
+        alone = onnx_fp32.acoustic(ids, item_controls)
+        np.testing.assert_array_equal(batched.durations, alone.durations)
+        assert batched.mel.shape == alone.mel.shape == (alone.durations.sum(), alone.mel.shape[1])
+        assert batched.pitch.shape == batched.energy.shape == (len(ids),)
+        np.testing.assert_allclose(batched.mel, alone.mel, rtol=0, atol=BATCH_TOLERANCE)
+        np.testing.assert_allclose(batched.pitch, alone.pitch, rtol=0, atol=BATCH_TOLERANCE)
+        np.testing.assert_allclose(batched.energy, alone.energy, rtol=0, atol=BATCH_TOLERANCE)
+        assert_equal_but_for_rounding_flips(onnx_fp32.vocode(batched.mel), onnx_fp32.vocode(alone.mel))
+
+
+def test_acoustic_batch_with_forced_durations_or_one_item_goes_one_by_one(onnx_fp32, sentence_ids):
+    forced = AcousticControls(durations=np.random.default_rng(1).integers(1, 12, len(sentence_ids[1])))
+    for batch in ([(sentence_ids[0], AcousticControls()), (sentence_ids[1], forced)],
+                  [(sentence_ids[2], AcousticControls(duration_scale=0.9))]):
+        for (ids, controls), batched in zip(batch, onnx_fp32.acoustic_batch(batch), strict=True):
+            alone = onnx_fp32.acoustic(ids, controls)
+            for name in ("durations", "mel", "pitch", "energy"):
+                np.testing.assert_array_equal(getattr(batched, name), getattr(alone, name), err_msg=name)
+    np.testing.assert_array_equal(onnx_fp32.acoustic_batch([(sentence_ids[1], forced)])[0].durations,
+                                  forced.durations)
+    assert onnx_fp32.acoustic_batch([]) == []
+
+
+def test_acoustic_batch_checks_every_row_like_one_alone(onnx_fp32, sentence_ids):
+    short = (sentence_ids[1], AcousticControls())
+    too_many_symbols = sentence_ids[0] * (onnx_fp32.max_positions // len(sentence_ids[0]) + 1)
+    with pytest.raises(SequenceTooLongError, match="symbols"):
+        onnx_fp32.acoustic_batch([short, (too_many_symbols, AcousticControls())])
+    with pytest.raises(SequenceTooLongError, match="mel frames"):
+        onnx_fp32.acoustic_batch([short, (sentence_ids[0], AcousticControls(duration_scale=50.0))])
+    with pytest.raises(ValueError, match="zero frames"):
+        onnx_fp32.acoustic_batch([short, (sentence_ids[0], AcousticControls(duration_scale=0.0))])
+    with pytest.raises(ValueError, match="per-symbol scales"):
+        onnx_fp32.acoustic_batch([short, (sentence_ids[0], AcousticControls(pitch_scale=np.ones(3)))])
+
+
+def test_synthesize_batch_on_the_onnx_backend_gives_what_one_by_one_gives(onnx_tts):
+    assert_batch_gives_what_one_by_one_gives(onnx_tts)
 
 
 # --- wiring: the same choices everywhere ----------------------------------------------------------------------

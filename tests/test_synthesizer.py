@@ -394,6 +394,11 @@ def test_text_frontend_does_not_import_torch():
 
 
 def test_batch_gives_what_one_by_one_gives(tts):
+    assert_batch_gives_what_one_by_one_gives(tts)
+
+
+def assert_batch_gives_what_one_by_one_gives(tts) -> None:
+    """`synthesize_batch` against `synthesize` per text (also run on the onnx backend by test_onnx.py)."""
     texts = ["你好。", "今天天气很好，我们一起去公园散步吧！再见。",
              '<speak>请稍等<break time="300ms"/>好了。</speak>', "银行", "一二三四五六七八九十。"]
     batch = tts.synthesize_batch(texts, batch_size=3, lexicon={"银行": "yin2 xing2"}, speed=1.1)

@@ -30,7 +30,8 @@ MODEL_FILES = (ENCODER_FILE, DECODER_FILE, VOCODER_FILE)
 MANIFEST_FILE = "manifest.json"
 # Of the graphs' inputs and outputs, of the manifest and of what the exporter does; an export of another format
 # is redone. 2: Mish in closed form (onnx_export.replace_mish), faster on ONNX Runtime's CPU provider.
-FORMAT = 2
+# 3: the vocoder's convolutions as 2-D ones (export.conv2d_layout) and its PQMF in polyphase form.
+FORMAT = 3
 GATE_FILE = "gate.json"
 GATE_VERSION = 1  # of the gate's metrics and thresholds; a gate.json of another version no longer counts
 SOURCE_FILES = (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS)

@@ -62,6 +62,7 @@ from qingyin.export import (
     source_hashes,
     variant_dir,
 )
+from qingyin.export.conv2d_layout import to_conv2d_layout
 from qingyin.models.fastspeech2 import FastSpeech2, sequence_mask
 from qingyin.models.mb_melgan import MBMelGANGenerator
 from qingyin.voices import registry
@@ -249,12 +250,13 @@ def replace_mish(model: onnx.ModelProto) -> int:
 
 
 def _export_vocoder(vocoder: MBMelGANGenerator, folder: Path) -> None:
-    """The vocoder, mel (batch, frames >= min_frames, mels) -> audio (batch, frames * hop)."""
+    """The vocoder, mel (batch, frames >= min_frames, mels) -> audio (batch, frames * hop), its convolutions
+    as 2-D ones (qingyin.export.conv2d_layout: ONNX Runtime's faster kernels)."""
     config = vocoder.config
     frames = torch.export.Dim("frames", min=config.min_frames, max=1 << 16)
     batch = torch.export.Dim("batch", min=1, max=256)
     mel = torch.randn(2, max(40, config.min_frames), config.num_mels)
-    _export(vocoder, (mel,), folder / VOCODER_FILE, inputs=["mel"], outputs=["audio"],
+    _export(to_conv2d_layout(vocoder), (mel,), folder / VOCODER_FILE, inputs=["mel"], outputs=["audio"],
             dynamic_shapes=({0: batch, 1: frames},))
 
 

@@ -98,6 +98,11 @@ class PQMF(nn.Module):
     Each band is upsampled by zero insertion (scaled by `subbands` to keep the energy), then the bands are
     filtered with their synthesis filters and summed. Both filters are buffers, so imported weights carry
     the exact values of the original graph; the defaults are computed by `pqmf_synthesis_filters`.
+
+    It runs in polyphase form: output sample n = subbands * q + r only meets the inserted zeros' neighbours at
+    taps t = subbands * i + offset - r, so the same sum is a (subbands -> subbands phases) conv over the
+    sub-band rate, interleaved; a quarter of the multiplications of filtering the zero-stuffed signal.
+    The upsampling filter must be zero insertion (one gain per band at tap 0), as the importer checks.
     """
 
     def __init__(self, subbands: int, taps: int, cutoff_ratio: float, beta: float):
@@ -110,9 +115,26 @@ class PQMF(nn.Module):
         self.register_buffer("synthesis_filter", synthesis[None])  # (1, subbands, taps + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv_transpose1d(x, self.updown_filter, stride=self.subbands)  # (B, subbands, T * subbands)
-        x = F.pad(x, (self.taps // 2, self.taps // 2))
-        return F.conv1d(x, self.synthesis_filter)  # (B, 1, T * subbands)
+        phases = self.polyphase_filter()  # (phases, subbands, kernel)
+        before = self.taps // 2 // self.subbands
+        y = F.conv1d(F.pad(x, (before, phases.shape[-1] - 1 - before)), phases)  # (B, phases, T)
+        return y.transpose(1, 2).reshape(y.shape[0], 1, -1)  # interleaved: (B, 1, T * subbands)
+
+    def polyphase_filter(self) -> torch.Tensor:
+        """(phases r, bands k, kernel i): gain_k * h_k[subbands * i + offset - r], zero outside the filter.
+
+        Derivation: with u_k[subbands * j] = gain_k x_k[j] and y[n] = sum_k,t h_k[t] u_k[n + t - taps/2], output
+        n = subbands * q + r takes x_k[q + d] at t = subbands * d - r + taps/2, d >= -(taps/2 // subbands).
+        """
+        bands, half = self.subbands, self.taps // 2
+        offset = half % bands
+        kernel = -(-(self.taps - offset) // bands) + 1  # taps covered: subbands * (kernel - 1) + offset >= taps
+        gains = torch.diagonal(self.updown_filter[:, :, 0])  # zero insertion: one gain per band at tap 0
+        taps = F.pad(self.synthesis_filter[0], (bands - 1 - offset, 0))  # so that phase r = bands - 1 starts at 0
+        taps = F.pad(taps, (0, bands * kernel - taps.shape[-1]))
+        # taps[k, bands * i + (bands - 1 - r)] for phase r: reshape to (k, i, bands) and reverse the last axis
+        phases = taps.reshape(bands, kernel, bands).flip(-1).permute(2, 0, 1)
+        return phases * gains[None, :, None]
 
 
 class MBMelGANGenerator(nn.Module):

@@ -2,7 +2,8 @@
 
 The acoustic model runs as two graphs (see qingyin.export.onnx_export): the encoder gives unrounded, scaled
 frame counts per symbol; here they are rounded half to even (as torch.round), replaced by forced durations
-if given, and the encoder states are repeated per frame before the decoder graph. The graphs are exported
+if given, and the encoder states are repeated per frame before the decoder graph. A batch is padded to its
+longest item for each graph (the graphs mask by `lengths` / `mel_lengths`). The graphs are exported
 on first use if the variant's files are missing or were made from other weights (that needs torch once).
 """
 
@@ -54,37 +55,65 @@ class OnnxBackend:
         self.hop_length = geometry["hop_length"]
         self.max_positions = geometry["max_positions"]
         self.min_vocoder_frames = geometry["min_vocoder_frames"]
+        acoustic_config = json.loads((voice_dir / registry.ACOUSTIC_CONFIG).read_text(encoding="utf-8"))
+        self.pad_id = int(acoustic_config.get("pad_id", 0))  # FastSpeech2Config's default when absent
         vocoder_config = json.loads((voice_dir / registry.VOCODER_CONFIG).read_text(encoding="utf-8"))
         # The config's fields, read without importing the torch module that defines MBMelGANConfig.
         self.vocoder_context_frames = vocoder_context_frames(
             SimpleNamespace(**vocoder_config, hop_length=self.hop_length))
 
     def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures:
-        count = len(ids)
-        if count > self.max_positions:
-            raise SequenceTooLongError(f"{count} symbols exceed the model's limit of {self.max_positions}")
+        return self._acoustic_rows([(ids, controls)])[0]
+
+    def acoustic_batch(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
+        """Several utterances in one padded encoder run and one padded decoder run (the graphs' masks keep each
+        item as it would be alone: durations identical, mel/pitch/energy within float noise).
+
+        Like the torch backend, a batch of one or one with forced durations goes through `acoustic` one by one.
+        """
+        if len(batch) <= 1 or any(controls.durations is not None for _, controls in batch):
+            return [self.acoustic(ids, controls) for ids, controls in batch]
+        return self._acoustic_rows(batch)
+
+    def _acoustic_rows(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
+        """`batch` through both graphs at once, padded to its longest item; each row checked as if alone."""
+        counts = [len(ids) for ids, _ in batch]
+        for count in counts:
+            if count > self.max_positions:
+                raise SequenceTooLongError(f"{count} symbols exceed the model's limit of {self.max_positions}")
+        steps = max(counts)
+        symbols = np.full((len(batch), steps), self.pad_id, dtype=np.int64)
+        for row, (ids, _) in enumerate(batch):
+            symbols[row, : len(ids)] = ids
+        controls = [c for _, c in batch]
         states, _, frames, pitch, energy = self.encoder.run(None, {
-            "symbols": np.asarray([ids], dtype=np.int64),
-            "lengths": np.asarray([count], dtype=np.int64),
-            "speakers": np.asarray([controls.speaker], dtype=np.int64),
-            "duration_scale": _per_symbol(controls.duration_scale, count),
-            "pitch_scale": _per_symbol(controls.pitch_scale, count),
-            "energy_scale": _per_symbol(controls.energy_scale, count),
+            "symbols": symbols,
+            "lengths": np.asarray(counts, dtype=np.int64),
+            "speakers": np.asarray([c.speaker for c in controls], dtype=np.int64),
+            "duration_scale": _per_symbol([c.duration_scale for c in controls], counts, steps),
+            "pitch_scale": _per_symbol([c.pitch_scale for c in controls], counts, steps),
+            "energy_scale": _per_symbol([c.energy_scale for c in controls], counts, steps),
         })
-        durations = _durations(frames[0], controls.durations)
+        durations = [self._checked_durations(frames[row, :count], c.durations)
+                     for row, (count, c) in enumerate(zip(counts, controls, strict=True))]
+        totals = [int(d.sum()) for d in durations]
+        expanded = np.zeros((len(batch), max(totals), states.shape[2]), dtype=states.dtype)
+        for row, (count, frames_per_symbol) in enumerate(zip(counts, durations, strict=True)):
+            expanded[row, : totals[row]] = np.repeat(states[row, :count], frames_per_symbol, axis=0)
+        (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray(totals, dtype=np.int64)})
+        return [AcousticFeatures(mel[row, :total], durations[row], pitch[row, :count], energy[row, :count])
+                for row, (count, total) in enumerate(zip(counts, totals, strict=True))]
+
+    def _checked_durations(self, frames: np.ndarray, forced: np.ndarray | None) -> np.ndarray:
+        """One item's integer durations (`_durations`), with the mel length checks of an item alone."""
+        durations = _durations(frames, forced)
         total = int(durations.sum())
         if total == 0:
             raise ValueError("every symbol got zero frames: nothing to synthesize (speak slower or force durations)")
         if total > self.max_positions:
             raise SequenceTooLongError(f"{total} mel frames exceed the model's limit of {self.max_positions}; "
                                        "synthesize shorter sentences or speak faster")
-        expanded = np.repeat(states[0], durations, axis=0)[None]
-        (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray([total], dtype=np.int64)})
-        return AcousticFeatures(mel[0], durations, pitch[0], energy[0])
-
-    def acoustic_batch(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
-        """One by one: the exported graphs take batches, but the padded decoder pass is not wired up yet."""
-        return [self.acoustic(ids, controls) for ids, controls in batch]
+        return durations
 
     def vocode(self, mel: np.ndarray) -> np.ndarray:
         frames = mel.shape[0]
@@ -123,14 +152,16 @@ def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _per_symbol(scale: float | np.ndarray, count: int) -> np.ndarray:
-    """A scale as the (1, symbols) float32 array the encoder graph takes."""
-    values = np.asarray(scale, dtype=np.float32)
-    if values.ndim == 0:
-        return np.full((1, count), values, dtype=np.float32)
-    if values.shape != (count,):
-        raise ValueError(f"per-symbol scales need {count} values (eos included), got shape {values.shape}")
-    return np.ascontiguousarray(values)[None]
+def _per_symbol(scales: list[float | np.ndarray], counts: list[int], steps: int) -> np.ndarray:
+    """Scales as the (batch, steps) float32 array the encoder graph takes: a float fills its row, an array has
+    one value per symbol of its item; the padding after an item is 1 (masked in the graph)."""
+    rows = np.ones((len(scales), steps), dtype=np.float32)
+    for row, (scale, count) in enumerate(zip(scales, counts, strict=True)):
+        values = np.asarray(scale, dtype=np.float32)
+        if values.ndim != 0 and values.shape != (count,):
+            raise ValueError(f"per-symbol scales need {count} values (eos included), got shape {values.shape}")
+        rows[row, :count] = values
+    return rows
 
 
 def _durations(frames: np.ndarray, forced: np.ndarray | None) -> np.ndarray:
