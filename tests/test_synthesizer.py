@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -176,6 +177,35 @@ def test_synthesize_phones_longer_than_the_model_is_a_clear_error(tts):
 
 
 MULTI = "你好。再见！谢谢？"
+
+
+class RecordingBackend:
+    """The real backend, counting acoustic calls and signalling when each one starts."""
+
+    def __init__(self, real):
+        self.real = real
+        self.acoustic_started = [threading.Event() for _ in range(4)]
+        self.acoustic_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def acoustic(self, ids, controls):
+        self.acoustic_started[self.acoustic_calls].set()
+        self.acoustic_calls += 1
+        return self.real.acoustic(ids, controls)
+
+
+def test_the_next_sentence_is_computed_after_the_first_chunk_and_while_the_rest_is_vocoded(tts, monkeypatch):
+    recorder = RecordingBackend(tts.backend)
+    monkeypatch.setattr(tts, "backend", recorder)
+    stream = tts.synthesize_stream("今天下午三点开会。请大家准时到场。", first_chunk=5, chunk=10)
+    next(stream)  # the first chunk of sentence 1: sentence 2 is not started yet, so it took no cores from it
+    assert recorder.acoustic_calls == 1
+    next(stream)  # asking for more starts sentence 2 on the worker, while sentence 1's chunks are still to come
+    assert recorder.acoustic_started[1].wait(10)
+    rest = list(stream)
+    assert recorder.acoustic_calls == 2 and len(rest) > 3
 
 
 def test_multi_sentence_audio_is_sentences_plus_pauses(tts):

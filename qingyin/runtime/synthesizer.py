@@ -6,7 +6,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -358,14 +358,19 @@ class Synthesizer:
     def _chunks(
         self, planned: Iterator[_Piece], opts: SynthesisOptions, first: int, chunk: int
     ) -> Iterator[StreamChunk]:
-        """Vocode planned pieces in chunks while a worker thread computes the next piece's features."""
+        """Vocode planned pieces in chunks while a worker thread computes the next piece's features.
+
+        The next piece is asked for once the current one's first chunk is out: started earlier, it would take
+        cores from that chunk (2 cores, int8-static, two 20-character sentences: first audio 98 -> 51-66 ms, as for
+        the first sentence alone).
+        """
         context = self.backend.vocoder_context_frames
         index = -1
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(next, planned, None)
+            pending: Future | None = pool.submit(next, planned, None)
             gap: np.ndarray | None = None
             while (item := pending.result()) is not None:
-                pending = pool.submit(next, planned, None)
+                pending = None
                 piece, break_ms = item
                 if gap is not None:
                     yield StreamChunk(gap, max(index, 0))
@@ -375,6 +380,8 @@ class Synthesizer:
                                             context, first, chunk, min_frames=self.backend.min_vocoder_frames)
                     for n, audio in enumerate(chunks):
                         yield StreamChunk(audio, index, piece.text if n == 0 else None)
+                        pending = pending or pool.submit(next, planned, None)
+                pending = pending or pool.submit(next, planned, None)
                 gap = self._silence(break_ms, opts)
         if gap is not None and break_ms is not None:  # a trailing <break> is kept, as in synthesize()
             yield StreamChunk(gap, max(index, 0))
