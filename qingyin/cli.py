@@ -70,7 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
     say.add_argument("--backend", choices=BACKENDS, default="torch",
                      help="inference runtime (default: torch; onnx needs onnxruntime and exports on first use)")
-    say.add_argument("--variant", help="model variant of the backend: fp32; for onnx also int8-static or "
+    say.add_argument("--variant", help="model variant of the backend: fp32; for onnx also int8 (= int8-static) or "
                      "int8-dynamic (default: the fastest that passed `qingyin export --gate`, else fp32)")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
     _add_text_options(say)
@@ -122,7 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--voice", help="voice to serve (default: baker)")
     serve.add_argument("--backend", choices=BACKENDS,
                        help="inference runtime (default: onnx, exported from the voice on first start)")
-    serve.add_argument("--variant", help="model variant of the backend (onnx: fp32, int8-static, int8-dynamic; "
+    serve.add_argument("--variant", help="model variant of the backend (onnx: fp32, int8 = int8-static, int8-dynamic; "
                        "default: the fastest that passed `qingyin export --gate`, else fp32)")
     serve.add_argument("--threads", type=_positive_int,
                        help="CPU threads per synthesis (default: cores / concurrency)")

@@ -296,6 +296,20 @@ def test_backend_and_variant_errors_name_the_choices(baker_dir):
         load_backend("onnx", baker_dir, variant="int4")
 
 
+def test_int8_is_the_int8_variant_that_holds_the_quality_bar(baker_dir):
+    import qingyin
+    from qingyin.evaluate.variants import parse_variant
+    from qingyin.export import UnknownVariantError, check_variant
+
+    _needs_exporter(baker_dir, "int8-static")
+    assert check_variant("int8") == "int8-static" and check_variant("fp32") == "fp32"
+    with pytest.raises(UnknownVariantError, match=r"int8-static \(int8 = int8-static\)"):
+        check_variant("int4")
+    tts = qingyin.TTS(voice="baker", backend="onnx", variant="int8", threads=2)  # the spelling
+    assert tts.backend.variant == "int8-static"
+    assert parse_variant("baker:onnx:variant=int8").variant == "int8-static"
+
+
 def test_eval_and_bench_variants_name_backend_and_model_variant():
     from qingyin.evaluate.variants import parse_variant
     from qingyin.runtime.synthesizer import InvalidOptionError

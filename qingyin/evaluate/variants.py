@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qingyin.export import VARIANTS
+from qingyin.export import VARIANT_CHOICES, UnknownVariantError, check_variant
 from qingyin.runtime.backends import BACKENDS
 from qingyin.runtime.synthesizer import InvalidOptionError, SynthesisOptions
 from qingyin.text.prosody import MODES
@@ -54,9 +54,10 @@ def parse_variant(spec: str) -> Variant:
             name, _, value = item.partition("=")
             name = name.strip()
             if name == "variant":
-                model_variant = value.strip()
-                if model_variant not in VARIANTS:
-                    raise InvalidOptionError(f"variant {spec!r}: variant must be one of {', '.join(VARIANTS)}")
+                try:
+                    model_variant = check_variant(value.strip())
+                except UnknownVariantError:
+                    raise InvalidOptionError(f"variant {spec!r}: variant must be one of {VARIANT_CHOICES}") from None
                 continue
             if name == "prosody":
                 prosody = value.strip()

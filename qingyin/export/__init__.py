@@ -22,6 +22,8 @@ from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
 VARIANTS = ("fp32", "int8-dynamic", "int8-static")
+VARIANT_ALIASES = {"int8": "int8-static"}  # the INT8 variant that holds the quality bar
+VARIANT_CHOICES = f"{', '.join(VARIANTS)} (int8 = int8-static)"
 ONNX_FOLDER = "onnx"
 ENCODER_FILE = "acoustic_encoder.onnx"
 DECODER_FILE = "acoustic_decoder.onnx"
@@ -42,10 +44,11 @@ class UnknownVariantError(ValueError):
 
 
 def check_variant(variant: str) -> str:
-    """`variant` itself, or UnknownVariantError naming the choices."""
-    if variant not in VARIANTS:
-        raise UnknownVariantError(f"unknown ONNX variant {variant!r}; available: {', '.join(VARIANTS)}")
-    return variant
+    """The variant's name (an alias resolved), or UnknownVariantError naming the choices."""
+    name = VARIANT_ALIASES.get(variant, variant)
+    if name not in VARIANTS:
+        raise UnknownVariantError(f"unknown ONNX variant {variant!r}; available: {VARIANT_CHOICES}")
+    return name
 
 
 def variant_dir(voice_dir: str | Path, variant: str) -> Path:

@@ -56,7 +56,7 @@ def load_backend(name: str, voice_dir: str | Path, threads: int | None = None, v
 
         return TorchBackend(voice_dir, threads=threads)
     if name == "onnx":
-        from qingyin.export import VARIANTS, UnknownVariantError
+        from qingyin.export import VARIANT_CHOICES, UnknownVariantError
 
         try:
             from qingyin.runtime.onnx_backend import OnnxBackend
@@ -66,5 +66,5 @@ def load_backend(name: str, voice_dir: str | Path, threads: int | None = None, v
             return OnnxBackend(voice_dir, variant=variant, threads=threads)  # None: the gated default
         except UnknownVariantError:
             raise UnknownBackendError(
-                f"unknown onnx variant {variant!r}; available: {', '.join(VARIANTS)}") from None
+                f"unknown onnx variant {variant!r}; available: {VARIANT_CHOICES}") from None
     raise UnknownBackendError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
