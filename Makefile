@@ -6,6 +6,7 @@ QINGYIN_HOME ?= $(HOME)/.cache/qingyin
 # The quality gate's verdict on static INT8 (qingyin export --gate): when it passed and was faster than fp32,
 # the server loads it by default; otherwise fp32. Made once; `qingyin export --gate` runs it again.
 INT8_GATE := $(QINGYIN_HOME)/voices/baker/onnx/int8-static/gate.json
+GATE_INT8 := $(VENV)/bin/qingyin export baker --variant int8-static --gate
 DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统，在两核的处理器上也能流畅运行。
 
 .PHONY: serve demo test test-heavy setup voice gate browser lint clean
@@ -25,10 +26,10 @@ serve: voice $(INT8_GATE)
 
 # A failed gate is a verdict too (the server then uses fp32), so its exit status does not stop `make serve`.
 $(INT8_GATE): | voice
-	-$(VENV)/bin/qingyin export baker --variant int8-static --gate
+	-$(GATE_INT8)
 
 gate: voice
-	$(VENV)/bin/qingyin export baker --variant int8-static --gate
+	$(GATE_INT8)
 
 # The web UI's browser test drives Debian's chromium (Playwright's own browser download needs the internet).
 browser:

@@ -112,11 +112,12 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
 
 def time_graphs(voice_dir: Path, variant: str, inputs: dict[str, list], threads: int, repeats: int) -> dict[str, float]:
     """Best-of-`repeats` seconds of each of the variant's three graphs over all the sentences."""
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.runtime.features import AcousticControls
+    from qingyin.runtime.onnx_backend import OnnxBackend, encoder_feed
 
     backend = OnnxBackend(voice_dir, variant, threads=threads)
     feeds = {
-        "encoder": [_encoder_feed(ids) for ids in inputs["ids"]],
+        "encoder": [encoder_feed([(ids, AcousticControls())]) for ids in inputs["ids"]],
         "decoder": [{"states": s, "mel_lengths": np.array([s.shape[1]], np.int64)} for s in inputs["states"]],
         "vocoder": [{"mel": mel[None]} for mel in inputs["mels"]],
     }
@@ -131,12 +132,6 @@ def time_graphs(voice_dir: Path, variant: str, inputs: dict[str, list], threads:
                 session.run(None, feed)
             best[graph] = min(best[graph], time.perf_counter() - start)
     return best
-
-
-def _encoder_feed(ids: list[int]) -> dict[str, np.ndarray]:
-    ones = np.ones((1, len(ids)), np.float32)
-    return {"symbols": np.array([ids], np.int64), "lengths": np.array([len(ids)], np.int64),
-            "speakers": np.zeros(1, np.int64), "duration_scale": ones, "pitch_scale": ones, "energy_scale": ones}
 
 
 def _timed(work) -> float:

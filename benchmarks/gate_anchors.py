@@ -21,9 +21,8 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=20)
     args = parser.parse_args()
     from qingyin.evaluate.reference import load_reference, reference_available
-    from qingyin.evaluate.variants import read_texts
-    from qingyin.export.gate import _duration_agreement, _Rendering, _signal_metrics
-    from qingyin.export.static_quant import sentence_ids
+    from qingyin.evaluate.variants import read_texts, sentence_ids
+    from qingyin.export.gate import _duration_agreement, _render, _Rendering, _signal_metrics
     from qingyin.runtime.features import AcousticControls
     from qingyin.runtime.torch_backend import TorchBackend
     from qingyin.voices.fetch import ensure_voice
@@ -37,7 +36,7 @@ def main() -> None:
     xnnpack, builtin = load_reference(threads=2), load_reference(threads=2)
     builtin.use_builtin_kernels()
     original = original_rendering(xnnpack, sequences, _Rendering)
-    renderings = {"torch": torch_rendering(torch_backend, sequences, _Rendering), "original": original,
+    renderings = {"torch": _render(torch_backend, sequences), "original": original,
                   "original, builtin kernels": original_rendering(builtin, sequences, _Rendering)}
     for name, reference in (("torch", renderings["torch"]), ("original", original)):
         for other in renderings:
@@ -51,14 +50,6 @@ def main() -> None:
               for ids, durations in zip(sequences, original.durations, strict=True)]
     l1 = sum(float(np.abs(a - b).sum()) for a, b in zip(forced, original.mels, strict=True))
     print(f"original against torch, its durations forced: mel L1 {l1 / sum(m.size for m in forced):.4f}")
-
-
-def torch_rendering(backend, sequences: list[list[int]], rendering_type):
-    from qingyin.runtime.features import AcousticControls
-
-    features = [backend.acoustic(ids, AcousticControls()) for ids in sequences]
-    return rendering_type([f.durations for f in features], [f.mel for f in features],
-                          [backend.vocode(f.mel) for f in features], 0.0)
 
 
 def original_rendering(oracle, sequences: list[list[int]], rendering_type):

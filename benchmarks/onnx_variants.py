@@ -165,13 +165,9 @@ def load(name: str, voice_dir: Path, threads: int):
 
 def phone_ids(voice_dir: Path, count: int) -> list[list[int]]:
     """Symbol ids (eos appended) of every sentence of the first `count` default texts."""
-    from qingyin.evaluate.variants import read_texts
-    from qingyin.text import SymbolTable, text_to_sentences
+    from qingyin.evaluate.variants import read_texts, sentence_ids
 
-    table = SymbolTable.from_json(voice_dir / "symbols.json")
-    return [table.ids(sentence.phones) + [table.eos_id]
-            for text in read_texts()[:count]
-            for sentence in text_to_sentences(text).sentences if sentence.phones]
+    return sentence_ids(voice_dir, read_texts()[:count])
 
 
 def time_backend(backend, sequences: list[list[int]], repeats: int) -> dict[str, float]:

@@ -258,7 +258,7 @@ def _say(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from qingyin.export import VARIANTS, check_variant, default_variant
-    from qingyin.export.onnx_export import export_voice
+    from qingyin.export.onnx_export import export_and_gate, print_exports
     from qingyin.voices.fetch import ensure_voice
 
     if args.cer and not args.gate:
@@ -267,17 +267,10 @@ def _export(args: argparse.Namespace) -> int:
         raise ValueError(f"--texts must be at least 1, got {args.texts}")
     variants = [check_variant(v) for v in args.variants] if args.variants else list(VARIANTS)
     voice_dir = ensure_voice(args.voice)
-    for variant in variants:
-        print(export_voice(args.voice, variant, force=args.force))
+    results = export_and_gate(args.voice, variants, args.force, args.gate, args.cer, count=args.texts)
+    print_exports(args.voice, variants, results)
     if not args.gate:
         return 0
-    from qingyin.export.gate import format_result, run_gate
-
-    results = []
-    for variant in variants:
-        print(f"gating {variant} against fp32 PyTorch ...", file=sys.stderr)
-        results.append(run_gate(voice_dir, variant, count=args.texts, cer=args.cer))
-        print(format_result(results[-1]))
     print(f"default ONNX variant now: {default_variant(voice_dir)}")
     return 0 if all(result.passed for result in results) else 1
 

@@ -84,6 +84,15 @@ def _number(spec: str, name: str, value: str) -> float:
         raise InvalidOptionError(f"variant {spec!r}: {name} must be a number, got {value!r}") from None
 
 
+def sentence_ids(voice_dir: str | Path, texts: list[str]) -> list[list[int]]:
+    """Symbol ids (eos appended) of every spoken sentence of `texts`, through qingyin's frontend."""
+    from qingyin.text import SymbolTable, text_to_sentences
+
+    table = SymbolTable.from_json(Path(voice_dir) / "symbols.json")
+    return [table.ids(sentence.phones) + [table.eos_id]
+            for text in texts for sentence in text_to_sentences(text).sentences if sentence.phones]
+
+
 def read_texts(path: str | Path | None = None) -> list[str]:
     """One sentence per line; blank lines and lines starting with '#' are skipped."""
     source = Path(path) if path else DEFAULT_TEXTS

@@ -34,6 +34,7 @@ MANIFEST_FILE = "manifest.json"
 # is redone. 2: Mish in closed form (onnx_export.replace_mish), faster on ONNX Runtime's CPU provider.
 # 3: the vocoder's convolutions as 2-D ones (export.conv2d_layout) and its PQMF in polyphase form.
 FORMAT = 3
+EXPORT_IDENTITY = ("format", "source", "files")  # the manifest entries that tell one export from another
 GATE_FILE = "gate.json"
 GATE_VERSION = 1  # of the gate's metrics and thresholds; a gate.json of another version no longer counts
 SOURCE_FILES = (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS)
@@ -106,8 +107,13 @@ def current_gate(voice_dir: str | Path, variant: str) -> dict | None:
         return None
     measured = gate.get("export")
     same_export = isinstance(measured, dict) and all(
-        measured.get(key) == manifest.get(key) for key in ("format", "source", "files"))
+        measured.get(key) == value for key, value in export_identity(manifest).items())
     return gate if same_export else None
+
+
+def export_identity(manifest: dict) -> dict[str, object]:
+    """What identifies an export, from its manifest: format, source hashes and model file hashes."""
+    return {key: manifest.get(key) for key in EXPORT_IDENTITY}
 
 
 def default_variant(voice_dir: str | Path) -> str:

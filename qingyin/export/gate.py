@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qingyin.export import GATE_FILE, GATE_VERSION, MANIFEST_FILE, check_variant, variant_dir
+from qingyin.export import GATE_FILE, GATE_VERSION, MANIFEST_FILE, check_variant, export_identity, variant_dir
 from qingyin.runtime.features import AcousticControls
 from qingyin.voices import registry
 
@@ -106,8 +106,7 @@ def run_gate(voice_dir: str | Path, variant: str, sentences: Sequence[str] | Non
     `sentences`: texts to speak (default: the first `count` lines of the default evaluation texts). With
     `write`, the result is saved as gate.json in the variant's folder.
     """
-    from qingyin.evaluate.variants import read_texts
-    from qingyin.export.static_quant import sentence_ids
+    from qingyin.evaluate.variants import read_texts, sentence_ids
     from qingyin.runtime.onnx_backend import OnnxBackend
     from qingyin.runtime.torch_backend import TorchBackend
 
@@ -236,9 +235,8 @@ def _sample_rate(voice_dir: Path) -> int:
 
 
 def _export_record(voice_dir: Path, variant: str) -> dict[str, object]:
-    """What identifies the export the gate measured: the manifest's format, source hashes and file hashes."""
-    manifest = json.loads((variant_dir(voice_dir, variant) / MANIFEST_FILE).read_text())
-    return {key: manifest.get(key) for key in ("format", "source", "files")}
+    """What identifies the export the gate measured (qingyin.export.export_identity of its manifest)."""
+    return export_identity(json.loads((variant_dir(voice_dir, variant) / MANIFEST_FILE).read_text()))
 
 
 def main() -> None:

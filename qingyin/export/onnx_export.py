@@ -128,9 +128,10 @@ def export_voice(voice: str, variant: str = "fp32", force: bool = False) -> Path
 
 
 def export_and_gate(voice: str, variants: Sequence[str] | None = None, force: bool = False, gate: bool = False,
-                    cer: bool = False) -> list[GateResult | None]:
+                    cer: bool = False, count: int | None = None) -> list[GateResult | None]:
     """Export `variants` of `voice` (default: all of VARIANTS), then, with `gate`, run the quality gate on each
-    (qingyin.export.gate; `cer` adds Whisper's CER). One GateResult per variant, in order; None where not gated.
+    (qingyin.export.gate; `cer` adds Whisper's CER; `count` default texts, default the gate's). One GateResult
+    per variant, in order; None where not gated.
 
     Each gate writes gate.json into its variant's folder, which makes a passing variant a candidate for
     `qingyin.export.default_variant`. The gate needs the eval extra (pyworld, pysptk; faster-whisper for `cer`).
@@ -140,9 +141,23 @@ def export_and_gate(voice: str, variants: Sequence[str] | None = None, force: bo
         export_voice(voice, variant, force)
     if not gate:
         return [None] * len(variants)
-    from qingyin.export.gate import run_gate
+    from qingyin.export.gate import GATE_TEXTS, run_gate
 
-    return [run_gate(registry.voice_dir(voice), variant, cer=cer) for variant in variants]
+    results = []
+    for variant in variants:
+        print(f"qingyin: gating {variant} against fp32 PyTorch ...", file=sys.stderr)
+        results.append(run_gate(registry.voice_dir(voice), variant, count=count or GATE_TEXTS, cer=cer))
+    return results
+
+
+def print_exports(voice: str, variants: Sequence[str], results: Sequence[GateResult | None]) -> None:
+    """Each variant's folder, and its gate's verdict where it was gated (what export_and_gate returned)."""
+    for variant, result in zip(variants, results, strict=True):
+        print(variant_dir(registry.voice_dir(voice), check_variant(variant)))
+        if result is not None:
+            from qingyin.export.gate import format_result
+
+            print(format_result(result))
 
 
 def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool = False) -> Path:
@@ -353,13 +368,7 @@ def main() -> None:
     parser.add_argument("--cer", action="store_true", help="with --gate: also compare Whisper's CER (slow)")
     args = parser.parse_args()
     variants = args.variants or (list(VARIANTS) if args.gate else ["fp32"])
-    results = export_and_gate(args.voice, variants, args.force, args.gate, args.cer)
-    for variant, result in zip(variants, results, strict=True):
-        print(variant_dir(registry.voice_dir(args.voice), variant))
-        if result is not None:
-            from qingyin.export.gate import format_result
-
-            print(format_result(result))
+    print_exports(args.voice, variants, export_and_gate(args.voice, variants, args.force, args.gate, args.cer))
 
 
 if __name__ == "__main__":

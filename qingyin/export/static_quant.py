@@ -46,6 +46,8 @@ from onnxruntime.quantization import (
 )
 
 from qingyin.export import DECODER_FILE, ENCODER_FILE, VOCODER_FILE
+from qingyin.runtime.features import AcousticControls
+from qingyin.runtime.onnx_backend import encoder_feed
 
 CALIBRATION_TEXTS = 24  # the last lines of the default texts; ~3 min of speech, ~6,600 mel frames
 # Prefixes of the torch parameter names (kept by the exporter as the weights' initializer names) of the
@@ -71,18 +73,9 @@ class _FeedReader(CalibrationDataReader):
 
 def calibration_ids(voice_dir: str | Path, count: int = CALIBRATION_TEXTS) -> list[list[int]]:
     """Symbol ids (eos appended) of every sentence of the last `count` default texts."""
-    from qingyin.evaluate.variants import read_texts
+    from qingyin.evaluate.variants import read_texts, sentence_ids
 
     return sentence_ids(voice_dir, read_texts()[-count:])
-
-
-def sentence_ids(voice_dir: str | Path, texts: Sequence[str]) -> list[list[int]]:
-    """Symbol ids (eos appended) of every spoken sentence of `texts`, through qingyin's frontend."""
-    from qingyin.text import SymbolTable, text_to_sentences
-
-    table = SymbolTable.from_json(Path(voice_dir) / "symbols.json")
-    return [table.ids(sentence.phones) + [table.eos_id]
-            for text in texts for sentence in text_to_sentences(text).sentences if sentence.phones]
 
 
 def graph_feeds(folder: Path, sequences: list[list[int]]) -> dict[str, Feeds]:
@@ -93,16 +86,13 @@ def graph_feeds(folder: Path, sequences: list[list[int]]) -> dict[str, Feeds]:
                         for name in (ENCODER_FILE, DECODER_FILE))
     feeds: dict[str, Feeds] = {ENCODER_FILE: [], DECODER_FILE: [], VOCODER_FILE: []}
     for ids in sequences:
-        ones = np.ones((1, len(ids)), np.float32)
-        encoder_feed = {"symbols": np.asarray([ids], np.int64), "lengths": np.asarray([len(ids)], np.int64),
-                        "speakers": np.zeros(1, np.int64), "duration_scale": ones, "pitch_scale": ones.copy(),
-                        "energy_scale": ones.copy()}
-        states, _, frames, _, _ = encoder.run(None, encoder_feed)
+        feed = encoder_feed([(ids, AcousticControls())])
+        states, _, frames, _, _ = encoder.run(None, feed)
         durations = np.rint(frames[0]).astype(np.int64)  # half to even, as the runtime rounds
         decoder_feed = {"states": np.repeat(states[0], durations, axis=0)[None],
                         "mel_lengths": np.asarray([durations.sum()], np.int64)}
         (mel,) = decoder.run(None, decoder_feed)
-        feeds[ENCODER_FILE].append(encoder_feed)
+        feeds[ENCODER_FILE].append(feed)
         feeds[DECODER_FILE].append(decoder_feed)
         feeds[VOCODER_FILE].append({"mel": mel})
     return feeds

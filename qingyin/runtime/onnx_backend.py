@@ -81,19 +81,8 @@ class OnnxBackend:
         for count in counts:
             if count > self.max_positions:
                 raise SequenceTooLongError(f"{count} symbols exceed the model's limit of {self.max_positions}")
-        steps = max(counts)
-        symbols = np.full((len(batch), steps), self.pad_id, dtype=np.int64)
-        for row, (ids, _) in enumerate(batch):
-            symbols[row, : len(ids)] = ids
         controls = [c for _, c in batch]
-        states, _, frames, pitch, energy = self.encoder.run(None, {
-            "symbols": symbols,
-            "lengths": np.asarray(counts, dtype=np.int64),
-            "speakers": np.asarray([c.speaker for c in controls], dtype=np.int64),
-            "duration_scale": _per_symbol([c.duration_scale for c in controls], counts, steps),
-            "pitch_scale": _per_symbol([c.pitch_scale for c in controls], counts, steps),
-            "energy_scale": _per_symbol([c.energy_scale for c in controls], counts, steps),
-        })
+        states, _, frames, pitch, energy = self.encoder.run(None, encoder_feed(batch, self.pad_id))
         durations = [self._checked_durations(frames[row, :count], c.durations)
                      for row, (count, c) in enumerate(zip(counts, controls, strict=True))]
         totals = [int(d.sum()) for d in durations]
@@ -150,6 +139,25 @@ def _ensure_exported(voice_dir: Path, variant: str) -> Path:
 
 def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def encoder_feed(batch: list[tuple[list[int], AcousticControls]], pad_id: int = 0) -> dict[str, np.ndarray]:
+    """The encoder graph's inputs for `batch`: ids padded with `pad_id` to the longest item, lengths, speakers
+    and per-symbol scales (the padding is masked in the graph)."""
+    counts = [len(ids) for ids, _ in batch]
+    steps = max(counts)
+    symbols = np.full((len(batch), steps), pad_id, dtype=np.int64)
+    for row, (ids, _) in enumerate(batch):
+        symbols[row, : len(ids)] = ids
+    controls = [c for _, c in batch]
+    return {
+        "symbols": symbols,
+        "lengths": np.asarray(counts, dtype=np.int64),
+        "speakers": np.asarray([c.speaker for c in controls], dtype=np.int64),
+        "duration_scale": _per_symbol([c.duration_scale for c in controls], counts, steps),
+        "pitch_scale": _per_symbol([c.pitch_scale for c in controls], counts, steps),
+        "energy_scale": _per_symbol([c.energy_scale for c in controls], counts, steps),
+    }
 
 
 def _per_symbol(scales: list[float | np.ndarray], counts: list[int], steps: int) -> np.ndarray:

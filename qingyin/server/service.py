@@ -156,14 +156,14 @@ class TTSService:
 
     def model_version(self, voice: str) -> str:
         """What the cache keys audio by besides the request: qingyin, the voice's files, backend and variant
-        (read once per voice: hashing the manifest on every request would put file I/O on the hot path)."""
+        (read once per voice: hashing the manifest on every request would put file I/O on the hot path). The
+        variant is the one loaded, so that a gate-chosen default is told apart from fp32."""
+        backend = self.synthesizer(voice).backend  # before the lock: loading takes it too
         with self._lock:
             if voice not in self._versions:
                 manifest = registry.voice_dir(voice) / registry.MANIFEST
                 digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
-                tts = self._synthesizers.get(voice)
-                variant = getattr(tts.backend, "variant", None) if tts else self.config.variant
-                runtime = f"{self.config.backend}-{variant}"
+                runtime = f"{self.config.backend}-{getattr(backend, 'variant', None)}"
                 self._versions[voice] = f"qingyin-{qingyin.__version__}/{voice}-{digest}/{runtime}"
             return self._versions[voice]
 
