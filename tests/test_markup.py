@@ -87,6 +87,10 @@ def test_plain_spans_carry_default_settings() -> None:
     assert (span.pinyin, span.say_as, span.controls) == (None, None, Controls())
 
 
+def test_plain_text_has_no_voice() -> None:
+    assert [span.voice for span in parse("重[chong2]新说。你好")] == [None, None]
+
+
 @pytest.mark.parametrize(
     ("text", "position", "syllable"),
     [

@@ -306,7 +306,7 @@ def test_int8_is_the_int8_variant_that_holds_the_quality_bar(baker_dir):
     with pytest.raises(UnknownVariantError, match=r"int8-static \(int8 = int8-static\)"):
         check_variant("int4")
     tts = qingyin.TTS(voice="baker", backend="onnx", variant="int8", threads=2)  # the spelling
-    assert tts.backend.variant == "int8-static"
+    assert tts.voice.variant == "int8-static"
     assert parse_variant("baker:onnx:variant=int8").variant == "int8-static"
 
 

@@ -387,14 +387,120 @@ def test_sentence_full_stop_takes_enclosing_controls() -> None:
     ]
 
 
+# --- <voice> ----------------------------------------------------------------------------------------------
+
+
+def test_voice_names_the_speaker_of_its_content() -> None:
+    assert parse_ssml(speak('旁白说。<voice name="yunxi">你好，我是云希。</voice>然后他们走了。')) == [
+        Span("旁白说。"),
+        Span("你好，我是云希。", voice="yunxi"),
+        Span("然后他们走了。"),
+    ]
+
+
+def test_adjacent_voices_stay_separate_spans() -> None:
+    assert parse_ssml(speak('<voice name="yunxi">一</voice><voice name="xiaobei">二</voice>')) == [
+        Span("一", voice="yunxi"),
+        Span("二", voice="xiaobei"),
+    ]
+
+
+def test_nested_voice_innermost_wins_and_outer_resumes() -> None:
+    body = '<voice name="yunxi">甲<voice name="xiaobei">乙<voice name="yunxi">丙</voice>丁</voice>戊</voice>己'
+    assert parse_ssml(speak(body)) == [
+        Span("甲", voice="yunxi"),
+        Span("乙", voice="xiaobei"),
+        Span("丙", voice="yunxi"),
+        Span("丁", voice="xiaobei"),
+        Span("戊", voice="yunxi"),
+        Span("己"),
+    ]
+
+
+def test_voice_applies_to_every_kind_of_content_and_keeps_prosody() -> None:
+    body = (
+        '<prosody rate="fast"><voice name="xiaoni"><phoneme ph="chong2">重</phoneme>'
+        '<say-as interpret-as="digits">12</say-as><sub alias="世卫">WHO</sub><break time="1s"/></voice></prosody>'
+    )
+    fast = Controls(speed=1.25)
+    assert parse_ssml(speak(body)) == [
+        Span("重", ("chong2",), controls=fast, voice="xiaoni"),
+        Span("12", say_as="digits", controls=fast, voice="xiaoni"),
+        Span("世卫", controls=fast, voice="xiaoni"),
+        Break(1000),
+    ]
+
+
+def test_voice_inside_and_around_p_and_s() -> None:
+    body = '<p><voice name="yunxi"><s>你好</s></voice></p><voice name="xiaobei"><p><s>再见</s></p></voice>'
+    assert parse_ssml(speak(body)) == [
+        Span("你好", voice="yunxi"),
+        Span("。", voice="yunxi"),
+        Span("再见", voice="xiaobei"),
+        Span("。", voice="xiaobei"),
+    ]
+
+
+def test_full_stop_after_a_voice_at_the_end_of_s_goes_to_that_voice() -> None:
+    assert parse_ssml(speak('<s>他说<voice name="yunxi">好</voice></s>')) == [
+        Span("他说"),
+        Span("好", voice="yunxi"),
+        Span("。", voice="yunxi"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["yunxi", "xiaobei:0.6,yunxi:0.4", "zh-CN.v2_x", "a", "x" * 64, " yunxi "])
+def test_voice_names_of_the_right_shape_are_carried_unchecked(name: str) -> None:
+    assert parse_ssml(speak(f'<voice name="{name}">好</voice>')) == [Span("好", voice=name.strip())]
+
+
+def test_empty_voice_element_produces_nothing() -> None:
+    assert parse_ssml(speak('一<voice name="yunxi"/>二')) == [Span("一二")]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "<voice> has an empty name"),
+        ("   ", "<voice> has an empty name"),
+        ("yun xi", "voice name='yun xi' is not a voice name"),
+        ("云希", "voice name='云希' is not a voice name"),
+        ("a;b", "voice name='a;b' is not a voice name"),
+        ("../x", "voice name='../x' is not a voice name"),
+        ("x" * 65, f"voice name={'x' * 65!r} is not a voice name"),
+    ],
+)
+def test_bad_voice_name_is_an_error_at_the_voice(name: str, problem: str) -> None:
+    error = error_of(speak(f'前\n  <voice name="{name}">x</voice>'))
+    assert problem in str(error)
+    assert (error.line, error.column) == (2, 3)
+
+
+def test_bad_voice_name_shape_error_says_what_is_allowed() -> None:
+    assert "use at most 64 of the characters A-Z a-z 0-9 _ . : , -" in str(error_of(speak('<voice name="a b"/>')))
+
+
+def test_voice_without_name_is_an_error() -> None:
+    error = error_of(speak('<s>x</s>\n<voice gender="female">x</voice>'))
+    assert "unsupported attribute 'gender' on <voice>" in str(error)
+    error = error_of(speak("<s>x</s>\n<voice>x</voice>"))
+    assert str(error) == 'SSML error at line 2, column 1: <voice> needs a name attribute; add name="…"'
+    assert (error.line, error.column, error.position) == (2, 1, 16)
+
+
+def test_nested_voice_errors_report_the_inner_element() -> None:
+    error = error_of(speak('<voice name="yunxi">\n  <voice name="">x</voice></voice>'))
+    assert (error.line, error.column) == (2, 3) and "empty name" in str(error)
+
+
 # --- errors -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tag", ["emphasis", "audio", "voice", "mark", "lang", "Speak", "ssml:break"])
+@pytest.mark.parametrize("tag", ["emphasis", "audio", "desc", "mark", "lang", "Speak", "Voice", "ssml:break"])
 def test_unsupported_tags(tag: str) -> None:
     error = error_of(speak(f"前\n  <{tag}>x</{tag}>"))
     assert f"unsupported tag <{tag}>" in str(error)
-    assert "supported: <speak>, <break>, <prosody>, <phoneme>, <say-as>, <sub>, <p>, <s>" in str(error)
+    assert "supported: <speak>, <break>, <prosody>, <phoneme>, <say-as>, <sub>, <p>, <s>, <voice>" in str(error)
     assert (error.line, error.column) == (2, 3)
 
 
@@ -485,11 +591,11 @@ def test_input_at_the_limit_is_parsed() -> None:
 
 
 def test_ssml_error_shape() -> None:
-    error = error_of(speak("<voice/>"))
+    error = error_of(speak("<audio/>"))
     assert isinstance(error, MarkupError) and isinstance(error, ValueError)
     assert str(error) == (
-        "SSML error at line 1, column 8: unsupported tag <voice>; "
-        "supported: <speak>, <break>, <prosody>, <phoneme>, <say-as>, <sub>, <p>, <s>"
+        "SSML error at line 1, column 8: unsupported tag <audio>; "
+        "supported: <speak>, <break>, <prosody>, <phoneme>, <say-as>, <sub>, <p>, <s>, <voice>"
     )
     assert error.position == 7
 

@@ -205,7 +205,7 @@ def test_synthesize_stream_exact_without_quantization(unquantized, baker_dir):
     from qingyin.runtime.synthesizer import Synthesizer
 
     tts = Synthesizer("baker")
-    tts.backend = unquantized
+    tts.voice.backend = unquantized
     text = "你好。今天天气很好，我们一起去公园散步吧！"
     whole = tts.synthesize(text, sentence_pause=0.1).audio
     streamed_audio = np.concatenate(list(tts.synthesize_stream(text, first_chunk=3, chunk=17, sentence_pause=0.1)))

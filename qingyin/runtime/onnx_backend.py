@@ -83,26 +83,39 @@ class OnnxBackend:
                 raise SequenceTooLongError(f"{count} symbols exceed the model's limit of {self.max_positions}")
         controls = [c for _, c in batch]
         states, _, frames, pitch, energy = self.encoder.run(None, encoder_feed(batch, self.pad_id))
-        durations = [self._checked_durations(frames[row, :count], c.durations)
+        durations = [_durations(frames[row, :count], c.durations)
                      for row, (count, c) in enumerate(zip(counts, controls, strict=True))]
-        totals = [int(d.sum()) for d in durations]
-        expanded = np.zeros((len(batch), max(totals), states.shape[2]), dtype=states.dtype)
-        for row, (count, frames_per_symbol) in enumerate(zip(counts, durations, strict=True)):
-            expanded[row, : totals[row]] = np.repeat(states[row, :count], frames_per_symbol, axis=0)
-        (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray(totals, dtype=np.int64)})
-        return [AcousticFeatures(mel[row, :total], durations[row], pitch[row, :count], energy[row, :count])
-                for row, (count, total) in enumerate(zip(counts, totals, strict=True))]
+        mels = self.decode_batch([(states[row, :count], durations[row]) for row, count in enumerate(counts)])
+        return [AcousticFeatures(mel, durations[row], pitch[row, :count], energy[row, :count])
+                for row, (count, mel) in enumerate(zip(counts, mels, strict=True))]
 
-    def _checked_durations(self, frames: np.ndarray, forced: np.ndarray | None) -> np.ndarray:
-        """One item's integer durations (`_durations`), with the mel length checks of an item alone."""
-        durations = _durations(frames, forced)
+    def predict(self, ids: list[int], speaker: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Unrounded frames, pitch and energy per symbol at neutral settings, and the encoder states (symbols, H)
+        that `decode_batch` turns into a mel with those pitch and energy."""
+        if len(ids) > self.max_positions:
+            raise SequenceTooLongError(f"{len(ids)} symbols exceed the model's limit of {self.max_positions}")
+        states, _, frames, pitch, energy = self.encoder.run(
+            None, encoder_feed([(ids, AcousticControls(speaker=speaker))], self.pad_id))
+        return frames[0], pitch[0], energy[0], states[0]
+
+    def decode_batch(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Mels of (encoder states (symbols, H), integer frames per symbol) items, in one padded decoder run."""
+        totals = [self._checked_total(frames) for _, frames in items]
+        expanded = np.zeros((len(items), max(totals), items[0][0].shape[-1]), dtype=items[0][0].dtype)
+        for row, (states, frames) in enumerate(items):
+            expanded[row, : totals[row]] = np.repeat(states, frames, axis=0)
+        (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray(totals, dtype=np.int64)})
+        return [mel[row, :total] for row, total in enumerate(totals)]
+
+    def _checked_total(self, durations: np.ndarray) -> int:
+        """The mel length of one item's integer durations, checked as for an item alone."""
         total = int(durations.sum())
         if total == 0:
             raise ValueError("every symbol got zero frames: nothing to synthesize (speak slower or force durations)")
         if total > self.max_positions:
             raise SequenceTooLongError(f"{total} mel frames exceed the model's limit of {self.max_positions}; "
                                        "synthesize shorter sentences or speak faster")
-        return durations
+        return total
 
     def vocode(self, mel: np.ndarray) -> np.ndarray:
         frames = mel.shape[0]

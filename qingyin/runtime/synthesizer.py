@@ -1,4 +1,9 @@
-"""Text or symbols -> audio, sentence by sentence. Every entry point (CLI, Python API) goes through here."""
+"""The engine: text or symbols -> audio, sentence by sentence, on any voice. Every entry point goes through here.
+
+For each sentence the engine asks the sentence's voice (qingyin.families.base.Voice) for its tokens and their
+predicted prosody, edits the prosody (speed, pitch, energy, SSML <prosody> spans: `edit_prosody`), then asks for
+the audio, whole or streamed. It never sees a family's symbols, mels or vocoders.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qingyin.models.errors import SequenceTooLongError
+from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Tokens
+from qingyin.options import SETTINGS
 from qingyin.runtime.audio import write_wav
-from qingyin.runtime.backends import load_backend
-from qingyin.runtime.features import AcousticControls, AcousticFeatures
-from qingyin.runtime.streaming import stream_vocoder
-from qingyin.text import Frontend, FrontendResult, Sentence, SymbolTable
+from qingyin.runtime.pool import ModelPool, Selection
+from qingyin.text import Frontend, FrontendResult, Sentence
 from qingyin.text.frontend import LexiconLike
-from qingyin.text.markup import Controls
 from qingyin.voices import registry
-from qingyin.voices.fetch import VoiceNotAvailableError, ensure_voice, verify_voice
-
-BOUNDARY_MARKS = ("#0", "#1", "#2", "#3")
 
 
 class InvalidOptionError(ValueError):
@@ -50,13 +50,12 @@ class SynthesisOptions:
     transposition of the whole voice.
     """
 
-    speed: float = 1.0  # speaking rate: 2.0 is twice as fast
-    pitch: float = 1.0  # pitch excursion scale
-    energy: float = 1.0  # energy excursion scale
-    speaker: str | None = None  # one of the voice's speakers; None = its first
-    sentence_pause: float = 0.2  # seconds of silence inserted between sentences
+    speed: float = SETTINGS["speed"].default  # speaking rate: 2.0 is twice as fast
+    pitch: float = SETTINGS["pitch"].default  # pitch excursion scale
+    energy: float = SETTINGS["energy"].default  # energy excursion scale
+    sentence_pause: float = SETTINGS["sentence_pause"].default  # seconds of silence inserted between sentences
 
-    LIMITS = {"speed": (0.25, 4.0), "pitch": (0.0, 3.0), "energy": (0.0, 3.0), "sentence_pause": (0.0, 5.0)}
+    LIMITS = {name: setting.range for name, setting in SETTINGS.items()}
 
     def validated(self) -> SynthesisOptions:
         for name, (low, high) in self.LIMITS.items():
@@ -73,12 +72,13 @@ class SentenceAudio:
     """One synthesized sentence: what was said, the features, the audio, and how long it took."""
 
     text: str
-    phones: list[str]  # symbols fed to the model, eos excluded
-    features: AcousticFeatures
+    phones: list[str]  # the voice's symbols fed to the model (Baker: eos excluded)
+    features: Acoustics
     audio: np.ndarray
     acoustic_seconds: float
     vocoder_seconds: float
     break_ms: int | None = None  # explicit pause after this sentence (SSML <break>); None = sentence_pause
+    voice: str = ""  # the voice that spoke it
 
 
 @dataclass(frozen=True)
@@ -127,32 +127,40 @@ class SynthesisResult:
 
 
 def stack_features(sentences: Sequence[SentenceAudio]) -> dict[str, np.ndarray]:
-    """mel (frames x mels), durations (incl. each sentence's eos), pitch, energy; sentences concatenated."""
-    feats = [s.features for s in sentences]
-    num_mels = feats[0].mel.shape[1] if feats else 80
-    return {
-        "mel": np.concatenate([f.mel for f in feats] or [np.zeros((0, num_mels))]).astype(np.float32),
+    """durations (per token, incl. Baker's eos), pitch, energy, and the mel where the voice has one (frames x
+    mels); sentences concatenated (pauses have none)."""
+    feats = [s.features for s in sentences if len(s.features.durations)]
+    stacked = {
         "durations": np.concatenate([f.durations for f in feats] or [np.zeros(0)]).astype(np.int64),
         "pitch": np.concatenate([f.pitch for f in feats] or [np.zeros(0)]).astype(np.float32),
         "energy": np.concatenate([f.energy for f in feats] or [np.zeros(0)]).astype(np.float32),
     }
+    if feats and all(f.mel is not None for f in feats):
+        stacked["mel"] = np.concatenate([f.mel for f in feats]).astype(np.float32)
+    return stacked
 
 
 @dataclass
 class _Acoustic:
-    """One piece's acoustic features, before the vocoder."""
+    """One piece's acoustics, before the waveform, and the voice that renders it."""
 
     text: str
     phones: list[str]
-    features: AcousticFeatures
+    features: Acoustics
     seconds: float
+    selection: Selection
 
 
 _Piece = tuple[_Acoustic | None, int | None]  # features (None: a pure pause), explicit break after it (ms)
 
 
 class Synthesizer:
-    """A loaded voice. `synthesize(text)` for whole results, `iter_sentences(text)` to stream them."""
+    """The engine with a default voice. `synthesize(text)` for whole results, `iter_sentences(text)` to stream them.
+
+    `voice` is a catalogued voice ("baker", "yunxi", ...; `qingyin voices`) or, for a family that can mix
+    speakers, a blend "xiaobei:0.6,yunxi:0.4". SSML `<voice name>` switches voices inside one text. Engines
+    that share a `models` pool share the loaded models.
+    """
 
     def __init__(
         self,
@@ -161,28 +169,25 @@ class Synthesizer:
         fetch: bool = True,
         lexicon: LexiconLike = None,
         prosody: str = "marks",
-        backend: str = "torch",
+        backend: str | None = None,
         variant: str | None = None,
+        models: ModelPool | None = None,
     ):
         """`lexicon` (a Lexicon, a word → pinyin mapping or a TSV path) overrides the built-in one for every
         request; `prosody` is the frontend's boundary mode ("marks": #1/#2/#3 from the text, "plain": #0 and #3);
-        `backend` and `variant` pick the inference runtime (see qingyin.runtime.backends)."""
+        `backend` and `variant` pick the inference runtime of each model family (None: the family's default;
+        see `qingyin voices`). `fetch`: install a missing voice (else VoiceNotAvailableError naming the command).
+        """
         self.text_frontend = Frontend(lexicon=lexicon, prosody_mode=prosody)
-        self.spec = registry.get_voice(voice)
-        if fetch:
-            directory = ensure_voice(voice)
-        elif registry.is_installed(voice):
-            directory = registry.voice_dir(voice)
-        else:
-            raise VoiceNotAvailableError(f"voice {voice!r} is not installed; run `qingyin models fetch {voice}`")
-        verify_voice(voice)
-        self.symbols = SymbolTable.from_json(directory / registry.SYMBOLS)
-        self.backend = load_backend(backend, directory, threads=threads, variant=variant)
-        self.sample_rate = self.spec.sample_rate
+        self.models = models or ModelPool(backend=backend, variant=variant, threads=threads, fetch=fetch)
+        self.selection = self.models.select(voice)
+        self.spec = self.selection.spec
+        self.voice = self.selection.voice
+        self.sample_rate = self.voice.sample_rate
 
     # --- public API ------------------------------------------------------------------------------
     def frontend(self, text: str, lexicon: LexiconLike = None) -> FrontendResult:
-        """Text -> sentences of symbols; raises NothingToSayError when nothing is readable.
+        """Text -> sentences; raises NothingToSayError when nothing is readable.
 
         `lexicon` applies to this request only and wins over the synthesizer's and the built-in one.
         """
@@ -233,9 +238,9 @@ class Synthesizer:
     def synthesize_phones(
         self, phones: str | Sequence[str], durations: Sequence[int] | None = None, **options: object
     ) -> SynthesisResult:
-        """Synthesize one symbol sequence as given (eos is appended, as the original does).
+        """Synthesize one sequence of the voice's own symbols as given (Baker: phones; eos is appended).
 
-        durations: frames for every symbol, eos included — forces the timing exactly.
+        durations: frames for every token (Baker: eos included) — forces the timing exactly.
         """
         opts = self._options(options)
         if isinstance(phones, str):
@@ -246,17 +251,17 @@ class Synthesizer:
             raise InvalidOptionError(f"phones must be a string or a list of strings, got {type(phones).__name__}")
         if not symbols:
             raise InvalidOptionError("no phones given; example: 'sil n i3 #0 h ao3 sil'")
-        ids = self.symbols.ids(symbols)  # raises UnknownSymbolError naming the bad symbol
-        forced = None if durations is None else self._forced_durations(durations, len(ids) + 1)
-        sentence = self._sentence(" ".join(symbols), symbols, opts, forced)
-        return self._result([sentence], opts, [])
+        tokens = self.voice.parse_symbols(symbols)  # raises UnknownSymbolError naming the bad symbol
+        forced = None if durations is None else self._forced_durations(durations, len(tokens.ids))
+        piece = self._acoustic(self.selection, tokens, opts, forced)
+        return self._result([self._heard(piece, None)], opts, [])
 
     def synthesize_batch(
         self, texts: Sequence[str], batch_size: int = 8, lexicon: LexiconLike = None, **options: object
     ) -> list[SynthesisResult]:
-        """Several texts at once, for batch jobs and load: their sentences go through the acoustic model in
-        padded batches of up to `batch_size` (sorted by length, so little is padded; masks keep every item as
-        it would be alone), then each is vocoded. Each result is what `synthesize(text)` gives.
+        """Several texts at once, for batch jobs and load: their sentences' acoustics are computed in batches of
+        up to `batch_size` (sorted by length; families that can pad them into one pass do, keeping every item
+        as it would be alone), then each is rendered. Each result is what `synthesize(text)` gives.
         """
         opts = self._options(options)
         _check_count("batch_size", batch_size, "")
@@ -282,22 +287,29 @@ class Synthesizer:
         return results
 
     def _acoustic_batches(self, sentences: list[Sentence], opts: SynthesisOptions, size: int) -> dict[int, _Acoustic]:
-        """Acoustic features of `sentences` by id(sentence), computed in padded batches of similar lengths;
-        a batch that is too long for the model is left out (its sentences are then split and run alone)."""
-        ordered = sorted(sentences, key=lambda s: len(s.phones))
+        """Acoustics of `sentences` by id(sentence), in batches of similar lengths per voice; a batch that is too
+        long for the model is left out (its sentences are then split and run alone)."""
         done: dict[int, _Acoustic] = {}
-        for start in range(0, len(ordered), size):
-            group = ordered[start : start + size]
-            inputs = [(self.symbols.ids(s.phones) + [self.symbols.eos_id], self._controls(opts, None, s.controls))
-                      for s in group]
-            began = time.perf_counter()
-            try:
-                features = self.backend.acoustic_batch(inputs)
-            except SequenceTooLongError:
-                continue
-            share = (time.perf_counter() - began) / len(group)
-            for sentence, feature in zip(group, features, strict=True):
-                done[id(sentence)] = _Acoustic(sentence.text, sentence.phones, feature, share)
+        by_voice: dict[str, list[tuple[Sentence, Selection, Tokens]]] = {}
+        for sentence in sentences:
+            selection = self._selection(sentence)
+            by_voice.setdefault(selection.name, []).append((sentence, selection, selection.voice.tokens(sentence)))
+        for items in by_voice.values():
+            ordered = sorted(items, key=lambda item: len(item[2].ids))
+            for start in range(0, len(ordered), size):
+                group = ordered[start : start + size]
+                selection = group[0][1]
+                began = time.perf_counter()
+                try:
+                    prosodies = [self._predicted(selection, tokens, opts) for _, _, tokens in group]
+                    acoustics = selection.voice.acoustic_batch(
+                        [(tokens, prosody, selection.speaker) for (_, _, tokens), prosody
+                         in zip(group, prosodies, strict=True)])
+                except SequenceTooLongError:
+                    continue
+                share = (time.perf_counter() - began) / len(group)
+                for (sentence, _, tokens), features in zip(group, acoustics, strict=True):
+                    done[id(sentence)] = _Acoustic(sentence.text, tokens.symbols, features, share, selection)
         return done
 
     def synthesize_stream(
@@ -305,12 +317,10 @@ class Synthesizer:
     ) -> Iterator[np.ndarray]:
         """Audio as float32 chunks as soon as they exist, pauses included.
 
-        Sentence by sentence, the acoustic model of the next sentence runs while this one is vocoded, and
-        within a sentence the vocoder runs on mel chunks (`first_chunk` frames first, so the first audio comes
-        quickly, then `chunk` frames; 12.5 ms each) with enough context on both sides that the stream is the
-        same audio as `synthesize(text).audio` — exactly (≤ 1e-4) for a vocoder without sub-band
-        quantization; for the Baker voice, whose vocoder rounds its sub-bands to 1/128 like the original,
-        a sample that sits on a rounding edge can round the other way (see qingyin.runtime.streaming).
+        Sentence by sentence, the acoustics of the next sentence are computed while this one is rendered, and
+        within a sentence a voice that can renders in chunks of frames (`first_chunk` frames first, so the first
+        audio comes quickly, then `chunk` frames) that concatenate to the same audio as
+        `synthesize(text).audio` (for the Baker voice within its sub-band rounding; see qingyin.runtime.streaming).
         """
         return (piece.audio for piece in self.stream_chunks(text, lexicon, first_chunk=first_chunk, chunk=chunk,
                                                             **options))
@@ -321,13 +331,28 @@ class Synthesizer:
         """`synthesize_stream`, with each chunk saying which sentence it belongs to (for servers that report
         sentence boundaries). Options are checked here, before the first chunk is asked for."""
         opts = self._options(options)
-        _check_count("first_chunk", first_chunk, " of mel frames")
-        _check_count("chunk", chunk, " of mel frames")
+        _check_count("first_chunk", first_chunk, " of frames")
+        _check_count("chunk", chunk, " of frames")
         _check_text(text)
         planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
         return self._chunks(planned, opts, int(first_chunk), int(chunk))
 
+    def pause(self, **options: object) -> np.ndarray:
+        """The silence inserted between sentences."""
+        return self._silence(None, self._options(options))
+
     # --- internals -------------------------------------------------------------------------------
+    def _selection(self, sentence: Sentence) -> Selection:
+        """The voice that speaks `sentence`: its SSML <voice>, else the engine's."""
+        name = getattr(sentence, "voice", None)
+        if not name or name == self.selection.name:
+            return self.selection
+        selection = self.models.select(name)
+        if selection.voice.sample_rate != self.sample_rate:
+            raise InvalidOptionError(f"voice {name!r} speaks at {selection.voice.sample_rate} Hz, the document's "
+                                     f"voice {self.selection.name!r} at {self.sample_rate} Hz: they cannot be mixed")
+        return selection
+
     def _planned(self, sentences: Iterator[Sentence], opts: SynthesisOptions) -> Iterator[_Piece]:
         """The pieces of every sentence in turn; NothingToSayError at the end if none of them spoke."""
         spoken = False
@@ -340,31 +365,32 @@ class Synthesizer:
             raise _nothing_to_say(warnings)
 
     def _plan(self, sentence: Sentence, opts: SynthesisOptions) -> list[_Piece]:
-        """(acoustic features, or None for a pure pause; explicit break after it) for each piece of a sentence:
+        """(acoustics, or None for a pure pause; explicit break after it) for each piece of a sentence:
         one piece, or several when it was halved for the model; the sentence's break follows the last."""
         if not sentence.phones:
             return [] if sentence.break_ms is None else [(None, sentence.break_ms)]
-        pieces = list(self._fit(sentence.text, sentence.phones, opts, sentence.controls))
+        selection = self._selection(sentence)
+        pieces = list(self._fit(selection, selection.voice.tokens(sentence), opts))
         return [(piece, sentence.break_ms if i == len(pieces) - 1 else None) for i, piece in enumerate(pieces)]
 
     def _heard(self, piece: _Acoustic | None, break_ms: int | None) -> SentenceAudio:
-        """A piece vocoded (an empty one for a pure pause), carrying its break."""
+        """A piece rendered (an empty one for a pure pause), carrying its break."""
         if piece is None:
             return SentenceAudio("", [], _no_features(), np.zeros(0, np.float32), 0.0, 0.0, break_ms)
-        audio = self._vocoded(piece)
-        audio.break_ms = break_ms
-        return audio
+        start = time.perf_counter()
+        audio = piece.selection.voice.render(piece.features)
+        return SentenceAudio(piece.text, piece.phones, piece.features, audio, piece.seconds,
+                             time.perf_counter() - start, break_ms, piece.selection.name)
 
     def _chunks(
         self, planned: Iterator[_Piece], opts: SynthesisOptions, first: int, chunk: int
     ) -> Iterator[StreamChunk]:
-        """Vocode planned pieces in chunks while a worker thread computes the next piece's features.
+        """Render planned pieces in chunks while a worker thread computes the next piece's acoustics.
 
         The next piece is asked for once the current one's first chunk is out: started earlier, it would take
         cores from that chunk (2 cores, int8-static, two 20-character sentences: first audio 98 -> 51-66 ms, as for
         the first sentence alone).
         """
-        context = self.backend.vocoder_context_frames
         index = -1
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending: Future | None = pool.submit(next, planned, None)
@@ -376,8 +402,7 @@ class Synthesizer:
                     yield StreamChunk(gap, max(index, 0))
                 if piece is not None:
                     index += 1
-                    chunks = stream_vocoder(self.backend.vocode, piece.features.mel, self.backend.hop_length,
-                                            context, first, chunk, min_frames=self.backend.min_vocoder_frames)
+                    chunks = piece.selection.voice.render_stream(piece.features, first, chunk)
                     for n, audio in enumerate(chunks):
                         yield StreamChunk(audio, index, piece.text if n == 0 else None)
                         pending = pending or pool.submit(next, planned, None)
@@ -400,11 +425,11 @@ class Synthesizer:
         values = list(durations) if isinstance(durations, Iterable) and not isinstance(durations, str) else None
         if values is None or not all(isinstance(v, numbers.Integral) or
                                      (isinstance(v, numbers.Real) and float(v).is_integer()) for v in values):
-            raise InvalidOptionError("durations must be whole frame counts, one per symbol (eos included)")
+            raise InvalidOptionError("durations must be whole frame counts, one per token (Baker: eos included)")
         forced = np.asarray(values, dtype=np.int64)
         if forced.shape != (count,):
-            raise InvalidOptionError(f"durations: got {forced.size} values for {count} symbols (eos included)")
-        limit = self.backend.max_positions
+            raise InvalidOptionError(f"durations: got {forced.size} values for {count} tokens (Baker: eos included)")
+        limit = self.voice.max_frames
         if (forced < 0).any() or not 1 <= forced.sum() <= limit:
             raise InvalidOptionError(f"durations must be >= 0 frames each and sum to 1..{limit} frames")
         return forced
@@ -412,62 +437,32 @@ class Synthesizer:
     def _options(self, options: dict[str, object]) -> SynthesisOptions:
         unknown = sorted(set(options) - set(SynthesisOptions.__dataclass_fields__))
         if unknown:
-            raise InvalidOptionError(f"unknown option(s) {unknown}; known: speed, pitch, energy, speaker")
-        opts = replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
-        if opts.speaker is not None and opts.speaker not in self.spec.speakers:
-            raise InvalidOptionError(
-                f"unknown speaker {opts.speaker!r} for voice {self.spec.name!r}; available: {self.spec.speakers}")
-        return opts
+            raise InvalidOptionError(f"unknown option(s) {unknown}; known: speed, pitch, energy, sentence_pause")
+        return replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
 
-    def _controls(
-        self, opts: SynthesisOptions, durations: np.ndarray | None = None, per_phone: list[Controls] | None = None
-    ) -> AcousticControls:
-        """Model controls: the request's scales, times the per-phone ones from SSML <prosody> if any."""
-        speaker = self.spec.speakers.index(opts.speaker) if opts.speaker else 0
-        if per_phone is None:
-            return AcousticControls(1.0 / opts.speed, opts.pitch, opts.energy, speaker, durations)
-        per_symbol = [*per_phone, per_phone[-1]]  # eos follows the last phone's settings
-        speed = np.array([c.speed for c in per_symbol], np.float32) * opts.speed
-        pitch = np.array([c.pitch for c in per_symbol], np.float32) * opts.pitch
-        energy = np.array([c.energy for c in per_symbol], np.float32) * opts.energy
-        return AcousticControls(1.0 / speed, pitch, energy, speaker, durations)
-
-    def _fit(
-        self, text: str, phones: list[str], opts: SynthesisOptions, controls: list[Controls] | None = None
-    ) -> Iterator[_Acoustic]:
-        """Acoustic features, halving at a prosodic boundary when the sentence is too long for the model."""
+    def _fit(self, selection: Selection, tokens: Tokens, opts: SynthesisOptions) -> Iterator[_Acoustic]:
+        """Acoustics, halving at a prosodic boundary when the sentence is too long for the model."""
         try:
-            yield self._acoustic(text, phones, opts, per_phone=controls)
+            yield self._acoustic(selection, tokens, opts)
         except SequenceTooLongError:
-            marks = [i for i, p in enumerate(phones) if p in BOUNDARY_MARKS]
-            if not marks:
+            halves = selection.voice.split(tokens)
+            if halves is None:
                 raise
-            cut = min(marks, key=lambda i: abs(i - len(phones) / 2))
-            head = None if controls is None else controls[:cut] + [controls[cut]]
-            tail = None if controls is None else [controls[cut]] + controls[cut + 1:]
-            yield from self._fit(text, phones[:cut] + ["sil"], opts, head)
-            yield from self._fit("", ["sil"] + phones[cut + 1:], opts, tail)
+            for half in halves:
+                yield from self._fit(selection, half, opts)
 
-    def _acoustic(self, text: str, phones: list[str], opts: SynthesisOptions,
-                  durations: np.ndarray | None = None, per_phone: list[Controls] | None = None) -> _Acoustic:
-        ids = self.symbols.ids(phones) + [self.symbols.eos_id]
+    def _predicted(self, selection: Selection, tokens: Tokens, opts: SynthesisOptions) -> Prosody:
+        prosody = selection.voice.predict(tokens, selection.speaker)
+        edit_prosody(prosody, tokens, opts)
+        return prosody
+
+    def _acoustic(self, selection: Selection, tokens: Tokens, opts: SynthesisOptions,
+                  forced: np.ndarray | None = None) -> _Acoustic:
         start = time.perf_counter()
-        features = self.backend.acoustic(ids, self._controls(opts, durations, per_phone))
-        return _Acoustic(text, phones, features, time.perf_counter() - start)
-
-    def _vocoded(self, piece: _Acoustic) -> SentenceAudio:
-        start = time.perf_counter()
-        audio = self.backend.vocode(piece.features.mel)
-        return SentenceAudio(piece.text, piece.phones, piece.features, audio, piece.seconds,
-                             time.perf_counter() - start)
-
-    def _sentence(self, text: str, phones: list[str], opts: SynthesisOptions,
-                  durations: np.ndarray | None = None) -> SentenceAudio:
-        return self._vocoded(self._acoustic(text, phones, opts, durations))
-
-    def pause(self, **options: object) -> np.ndarray:
-        """The silence inserted between sentences."""
-        return self._silence(None, self._options(options))
+        prosody = self._predicted(selection, tokens, opts)
+        prosody.forced = forced
+        features = selection.voice.acoustic(tokens, prosody, selection.speaker)
+        return _Acoustic(tokens.text, tokens.symbols, features, time.perf_counter() - start, selection)
 
     def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:
         pieces: list[np.ndarray] = []
@@ -479,6 +474,21 @@ class Synthesizer:
             pieces.append(self.gap(sentences[-1]))
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         return SynthesisResult(audio.astype(np.float32), self.sample_rate, sentences, list(warnings))
+
+
+def edit_prosody(prosody: Prosody, tokens: Tokens, opts: SynthesisOptions) -> None:
+    """Set the prosody's per-token scales from the request's speed, pitch and energy times the tokens' SSML
+    <prosody> controls (speed divides durations). The style layer (emotion, reference prosody) edits here too."""
+    count = len(tokens.ids)
+    if tokens.controls is None:
+        prosody.duration_scale = np.full(count, 1.0 / opts.speed, np.float32)
+        prosody.pitch_scale = np.full(count, opts.pitch, np.float32)
+        prosody.energy_scale = np.full(count, opts.energy, np.float32)
+        return
+    speed = np.array([c.speed for c in tokens.controls], np.float32) * opts.speed
+    prosody.duration_scale = (1.0 / speed).astype(np.float32)
+    prosody.pitch_scale = np.array([c.pitch for c in tokens.controls], np.float32) * opts.pitch
+    prosody.energy_scale = np.array([c.energy for c in tokens.controls], np.float32) * opts.energy
 
 
 def _check_text(text: object) -> None:
@@ -497,7 +507,6 @@ def _nothing_to_say(warnings: list[str]) -> NothingToSayError:
     return NothingToSayError(f"nothing to say: the text has no Chinese the voice can read{detail}")
 
 
-def _no_features() -> AcousticFeatures:
-    """Features of a pure pause: nothing was synthesized."""
-    return AcousticFeatures(np.zeros((0, 80), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32),
-                            np.zeros(0, np.float32))
+def _no_features() -> Acoustics:
+    """Acoustics of a pure pause: nothing was synthesized."""
+    return Acoustics(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), 0.0)

@@ -50,6 +50,13 @@ class TorchBackend:
                                 out.pitch[0].numpy(), out.energy[0].numpy())
 
     @torch.inference_mode()
+    def predict(self, ids: list[int], speaker: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, None]:
+        """Unrounded frames, pitch and energy per symbol at neutral settings (no reusable states: None)."""
+        frames, pitch, energy = self.acoustic_model.predict(torch.tensor([ids], dtype=torch.long),
+                                                            torch.tensor([speaker]))
+        return frames[0].numpy(), pitch[0].numpy(), energy[0].numpy(), None
+
+    @torch.inference_mode()
     def acoustic_batch(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
         """Several utterances in one padded forward pass (masks keep each item as it would be alone).
 

@@ -14,22 +14,28 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 import qingyin
+from qingyin import families
+from qingyin.runtime.pool import ModelPool, parse_selector
 from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
 from qingyin.server import encoding
 from qingyin.server.cache import AudioCache, cache_key
 from qingyin.server.config import ServerConfig
 from qingyin.server.metrics import Metrics
 from qingyin.voices import registry
+from qingyin.voices.wheels import VoiceNotAvailableError
 
 NEUTRAL = "neutral"
-EMOTIONS_NOTE = ("The Baker voice was trained on neutral read speech only: it has no emotion styles yet. "
+EMOTIONS_NOTE = ("The voices were trained on neutral read speech: they have no emotion styles yet. "
                  "Requests may name 'neutral' (any intensity); other emotions are refused with a 400.")
+MAX_SELECTORS = 32  # engines kept for distinct voice selectors (mixes are free-form); they share the loaded models
+MAX_MODELS = 2  # loaded models (baker, kokoro): all nine voices fit
 STREAM_BUFFER = 8  # audio chunks a streaming worker may run ahead of a slow client
 T = TypeVar("T")
 
@@ -121,7 +127,9 @@ class TTSService:
                  metrics: Metrics | None = None):
         self.config = config
         self.metrics = metrics or Metrics()
-        self._synthesizers: dict[str, Synthesizer] = dict(synthesizers or {})
+        self._synthesizers: OrderedDict[str, Synthesizer] = OrderedDict(synthesizers or {})
+        self.models = ModelPool(backend=config.backend, variant=config.variant, threads=self.threads, fetch=False,
+                                max_models=MAX_MODELS)
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="qingyin-synth")
         self._lock = threading.Lock()
         self._active = 0
@@ -134,9 +142,12 @@ class TTSService:
 
     # --- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Load the configured voice (fetching it if needed) and, if asked, warm it up with one sentence."""
+        """Install the configured voice's model if needed (fetch and convert, idempotent), load it and, if asked,
+        warm it up with one sentence. Other installed voices load on their first request."""
         if self._started:
             return
+        if self.config.voice not in self._synthesizers:
+            families.ensure_model(parse_selector(self.config.voice)[0].model, quiet=True)
         tts = self.synthesizer(self.config.voice)
         if self.config.warmup:
             tts.synthesize("你好。")
@@ -148,22 +159,28 @@ class TTSService:
         self._executor.shutdown(wait=True, cancel_futures=False)
 
     def synthesizer(self, voice: str) -> Synthesizer:
+        """The engine for a voice selector (a voice, or a blend such as "xiaobei:0.6,yunxi:0.4")."""
         with self._lock:
-            if voice not in self._synthesizers:
-                self._synthesizers[voice] = Synthesizer(voice, threads=self.threads, backend=self.config.backend,
-                                                        variant=self.config.variant)
-            return self._synthesizers[voice]
+            if voice in self._synthesizers:
+                self._synthesizers.move_to_end(voice)
+                return self._synthesizers[voice]
+        tts = Synthesizer(voice, models=self.models)  # loads the model outside the lock: it takes seconds
+        with self._lock:
+            tts = self._synthesizers.setdefault(voice, tts)
+            while len(self._synthesizers) > MAX_SELECTORS:
+                self._synthesizers.popitem(last=False)
+        return tts
 
     def model_version(self, voice: str) -> str:
         """What the cache keys audio by besides the request: qingyin, the voice's files, backend and variant
         (read once per voice: hashing the manifest on every request would put file I/O on the hot path). The
         variant is the one loaded, so that a gate-chosen default is told apart from fp32."""
-        backend = self.synthesizer(voice).backend  # before the lock: loading takes it too
+        tts = self.synthesizer(voice)  # before the lock: loading takes it too
         with self._lock:
             if voice not in self._versions:
-                manifest = registry.voice_dir(voice) / registry.MANIFEST
+                manifest = registry.model_dir(tts.spec.model.name) / registry.MANIFEST
                 digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
-                runtime = f"{self.config.backend}-{getattr(backend, 'variant', None)}"
+                runtime = f"{self.config.backend}-{tts.voice.variant}"
                 self._versions[voice] = f"qingyin-{qingyin.__version__}/{voice}-{digest}/{runtime}"
             return self._versions[voice]
 
@@ -176,20 +193,28 @@ class TTSService:
     # --- what the server offers ------------------------------------------------------------------
     @property
     def voices(self) -> list[str]:
-        return sorted(self._synthesizers) or [self.config.voice]
+        """The catalogued voices whose files are installed (the configured one always), in catalog order."""
+        installed = registry.installed_voices()
+        return installed if self.config.voice in installed else [self.config.voice, *installed]
 
     def voices_info(self) -> list[dict[str, object]]:
         info = []
+        loaded = {name: self.models.model(registry.get_model(name)) for name in self.models.loaded()}
         for name in self.voices:
             spec = registry.get_voice(name)
-            tts = self._synthesizers.get(name)
+            voice = loaded.get(spec.model.name)
+            capabilities = sorted(families.capabilities(spec.model))
             info.append({
-                "name": name, "description": spec.description, "language": spec.language,
+                "name": name, "description": spec.description, "language": spec.language, "gender": spec.gender,
+                "family": spec.family, "model": spec.model.name, "capabilities": capabilities,
+                "mixable_with": [v for v in registry.VOICES if registry.VOICES[v].model == spec.model]
+                if "mix" in capabilities else [],
                 "speakers": list(spec.speakers), "emotions": [NEUTRAL, *spec.emotions], "emotions_note": EMOTIONS_NOTE,
                 "sample_rate": spec.sample_rate, "sample_rates": list(encoding.SAMPLE_RATES),
                 "formats": list(encoding.FORMATS), "stream_formats": list(encoding.STREAM_FORMATS),
-                "backend": self.config.backend, "variant": getattr(tts.backend, "variant", None) if tts else None,
-                "variants": _variants(self.config.backend), "license": spec.license,
+                "backend": self.config.backend, "variant": voice.variant if voice is not None else None,
+                "variants": _variants(spec.model.family, self.config.backend), "license": spec.license,
+                "sample": f"/v1/voices/{name}/sample",
             })
         return info
 
@@ -201,9 +226,8 @@ class TTSService:
         if len(request.text) > self.config.max_chars:
             raise TextTooLong(f"text has {len(request.text)} characters; this server reads at most "
                               f"{self.config.max_chars} per request (split it, or raise --max-chars)", "text")
-        if request.voice not in self.voices:
-            raise BadRequest(f"unknown voice {request.voice!r}; available: {', '.join(self.voices)}", "voice")
-        emotions = [NEUTRAL, *registry.get_voice(request.voice).emotions]
+        spec = self._check_voice(request.voice)
+        emotions = [NEUTRAL, *spec.emotions]
         if request.emotion not in emotions:
             raise BadRequest(f"voice {request.voice!r} has no emotion {request.emotion!r}; available: "
                              f"{', '.join(emotions)}", "emotion")
@@ -211,14 +235,27 @@ class TTSService:
                 and 0 <= request.intensity <= 1):
             raise BadRequest(f"intensity must be between 0 and 1, got {request.intensity}", "intensity")
         try:
-            encoding.check_format(request.format, request.sample_rate or registry.get_voice(request.voice).sample_rate,
-                                  stream=stream)
+            encoding.check_format(request.format, request.sample_rate or spec.sample_rate, stream=stream)
         except encoding.AudioFormatError as error:
             raise BadRequest(str(error), "format") from None
         try:
             self.synthesizer(request.voice).check_options(**request.synthesis_options())
         except ValueError as error:
             raise BadRequest(str(error), _param_of(str(error))) from None
+
+    def _check_voice(self, voice: str) -> registry.VoiceSpec:
+        """The (heaviest) voice of a selector, checked: catalogued, a valid blend, installed on this server."""
+        try:
+            spec, speaker = parse_selector(voice)
+        except ValueError as error:
+            raise BadRequest(f"{error}; this server has: {', '.join(self.voices)}", "voice") from None
+        if spec.name not in self.voices:
+            raise BadRequest(f"voice {spec.name!r} is not installed on this server (the administrator can run "
+                             f"`qingyin models fetch {spec.model.name}`); available: {', '.join(self.voices)}", "voice")
+        if len(speaker) > 1 and "mix" not in families.capabilities(spec.model):
+            raise BadRequest(f"voice {spec.name!r} cannot be mixed: only voices of a model with several speakers "
+                             "can (e.g. xiaobei:0.6,yunxi:0.4)", "voice")
+        return spec
 
     # --- synthesis -------------------------------------------------------------------------------
     async def synthesize(self, request: SpeechRequest) -> Audio:
@@ -405,7 +442,7 @@ def as_service_error(error: BaseException) -> ServiceError:
     """The client-facing form of an error: a ValueError (bad input) is a 400 with its message."""
     if isinstance(error, ServiceError):
         return error
-    if isinstance(error, ValueError):
+    if isinstance(error, ValueError | VoiceNotAvailableError):  # bad input; a voice (SSML <voice>) not installed
         return BadRequest(str(error), _param_of(str(error)))
     return ServiceError(f"synthesis failed ({type(error).__name__}); the server log has the details")
 
@@ -413,10 +450,14 @@ def as_service_error(error: BaseException) -> ServiceError:
 def _param_of(message: str) -> str | None:
     """The request field an option error is about (its message starts with the option's name)."""
     first = message.split(" ", 1)[0]
-    return first if first in ("speed", "pitch", "energy", "speaker", "intensity") else None
+    return first if first in ("speed", "pitch", "energy", "voice", "intensity") else None
 
 
-def _variants(backend: str) -> list[str]:
+def _variants(family: str, backend: str) -> list[str]:
+    if family == "kokoro":
+        from qingyin.families.kokoro import VARIANTS as KOKORO_VARIANTS
+
+        return list(KOKORO_VARIANTS)
     if backend != "onnx":
         return ["fp32"]
     from qingyin.export import VARIANTS

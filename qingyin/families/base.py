@@ -1,0 +1,121 @@
+"""The Voice interface that model families implement, and the data that crosses it (numpy only, no model code).
+
+    sentence (qingyin.text) --voice.tokens--> Tokens --voice.predict--> Prosody --engine edits the scales-->
+    Prosody --voice.acoustic--> Acoustics --voice.render / render_stream--> audio
+
+The engine (qingyin.runtime.synthesizer) never sees mels, vocoders or a family's symbols: it edits a Prosody's
+per-token scales (speed, pitch, energy; SSML <prosody> spans) and asks the voice for audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from qingyin.models.errors import SequenceTooLongError
+from qingyin.text.frontend import Sentence
+from qingyin.text.markup import Controls
+from qingyin.voices.registry import ModelSpec
+
+# What a family lets the engine edit in a Prosody (see Capabilities in the catalog and `qingyin voices`).
+DURATION, PITCH, ENERGY, MIX = "duration", "pitch", "energy", "mix"
+
+Speaker = Mapping[str, float]  # the model's speaker names -> weights summing to 1 (one speaker: {name: 1.0})
+
+
+@dataclass
+class Tokens:
+    """One sentence (or piece of one) in a family's own symbols."""
+
+    text: str  # the text these tokens say (for reports and streaming events)
+    symbols: list[str]  # the family's symbols for what is said
+    ids: list[int]  # what the model takes, one per token (may add framing tokens, e.g. Baker's eos, at the end)
+    controls: list[Controls] | None = None  # per id, from SSML <prosody>; None = all neutral
+    breaks: list[tuple[int, int]] = field(default_factory=list)  # (token index, boundary level 0-3): may split there
+
+
+@dataclass
+class Prosody:
+    """Per-token durations, pitch and energy as predicted, and the engine's edits of them (multipliers).
+
+    The realized frames are `frames()`: the predicted durations times `duration_scale`, rounded half to even,
+    or `forced` when the caller fixed the timing. `pitch_scale` widens or narrows the pitch excursions around
+    the voice's level, `energy_scale` the energy excursions: the same meaning on every family.
+    """
+
+    durations: np.ndarray  # (tokens,) float32 frames as predicted, at speed 1
+    frame_seconds: float  # seconds per frame of `durations`
+    pitch: np.ndarray | None = None  # (tokens,) predicted pitch in the family's units; None: predicted later
+    energy: np.ndarray | None = None
+    duration_scale: np.ndarray | None = None  # (tokens,) float32; None = 1
+    pitch_scale: np.ndarray | None = None
+    energy_scale: np.ndarray | None = None
+    forced: np.ndarray | None = None  # (tokens,) int frames replacing durations × duration_scale
+    state: object = None  # family-private (encoder states, style vector, ...)
+
+    def frames(self) -> np.ndarray:
+        if self.forced is not None:
+            return np.asarray(self.forced, dtype=np.int64)
+        scale = np.float32(1.0) if self.duration_scale is None else self.duration_scale.astype(np.float32)
+        return np.rint(self.durations.astype(np.float32) * scale).astype(np.int64)
+
+    def unedited(self, name: str) -> bool:
+        """Whether the `name` scale ("pitch" or "energy") is 1 everywhere."""
+        scale = getattr(self, f"{name}_scale")
+        return scale is None or bool(np.all(scale == 1.0))
+
+
+@dataclass
+class Acoustics:
+    """Everything before the waveform: realized durations (frames) per token, pitch, energy, the family's data."""
+
+    durations: np.ndarray  # (tokens,) int frames
+    pitch: np.ndarray  # as used: per token (fs2_mbmelgan) or per frame (kokoro), the family's units
+    energy: np.ndarray
+    frame_seconds: float
+    mel: np.ndarray | None = None  # (frames, mels) for families with a mel vocoder
+    state: object = None
+
+    @property
+    def seconds(self) -> float:
+        return float(self.durations.sum()) * self.frame_seconds
+
+
+class Voice(Protocol):
+    """A loaded model of one family, with all its speakers."""
+
+    model: ModelSpec
+    sample_rate: int
+    capabilities: frozenset[str]
+    variant: str  # the runtime variant loaded (e.g. "fp32", "int8-static")
+
+    def tokens(self, sentence: Sentence) -> Tokens:
+        """The sentence in the family's symbols (raises ValueError naming a symbol the model lacks)."""
+
+    def parse_symbols(self, symbols: str | Sequence[str]) -> Tokens:
+        """The family's own symbols as given (for `qingyin say --phones` and tests)."""
+
+    def split(self, tokens: Tokens) -> tuple[Tokens, Tokens] | None:
+        """Two halves cut at the prosodic boundary nearest the middle, or None when there is none."""
+
+    def predict(self, tokens: Tokens, speaker: Speaker) -> Prosody:
+        """Durations (and pitch and energy where the family predicts them per token) at neutral settings."""
+
+    def acoustic(self, tokens: Tokens, prosody: Prosody, speaker: Speaker) -> Acoustics:
+        """Everything before the waveform, with the prosody's edits applied. SequenceTooLongError: split."""
+
+    def acoustic_batch(self, items: Sequence[tuple[Tokens, Prosody, Speaker]]) -> list[Acoustics]:
+        """`acoustic` for several items, in padded batches where the family can; each as if alone."""
+
+    def render(self, acoustics: Acoustics) -> np.ndarray:
+        """The waveform, float32 mono at `sample_rate`."""
+
+    def render_stream(self, acoustics: Acoustics, first_chunk: int, chunk: int) -> Iterator[np.ndarray]:
+        """The waveform in pieces (`first_chunk` frames first, then `chunk`), concatenating to `render`'s."""
+
+
+__all__ = ["DURATION", "ENERGY", "MIX", "PITCH", "Acoustics", "Prosody", "SequenceTooLongError", "Speaker", "Tokens",
+           "Voice"]

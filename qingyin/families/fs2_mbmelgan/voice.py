@@ -1,0 +1,123 @@
+"""FastSpeech2 + Multi-band MelGAN (the Baker model) behind the Voice interface.
+
+Tokens are the frontend's phones in Baker's symbol table plus eos; `predict` runs the acoustic encoder at neutral
+settings; `acoustic` rounds the edited durations and decodes a mel (from the predicted encoder states when pitch
+and energy are unedited, else by re-running the encoder with the per-token pitch and energy scales and the
+edited frames forced); `render` vocodes it, whole or in exact chunks (qingyin.runtime.streaming).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qingyin.families.base import Acoustics, Prosody, Speaker, Tokens
+from qingyin.families.fs2_mbmelgan import CAPABILITIES
+from qingyin.runtime.backends import load_backend
+from qingyin.runtime.features import AcousticControls
+from qingyin.runtime.streaming import stream_vocoder
+from qingyin.text.frontend import Sentence
+from qingyin.text.markup import Controls
+from qingyin.text.symbols import SymbolTable
+from qingyin.voices import registry
+from qingyin.voices.registry import ModelSpec
+
+BOUNDARY_MARKS = {"#0": 0, "#1": 1, "#2": 2, "#3": 3}
+SPEAKERS = ("baker",)  # the model's speaker table, by id
+
+
+class Fs2Voice:
+    """The Baker model on the torch or ONNX backend (qingyin.runtime.backends)."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, model: ModelSpec, directory: Path, backend: str = "torch", variant: str | None = None,
+                 threads: int | None = None):
+        self.model = model
+        self.sample_rate = model.sample_rate
+        self.symbols = SymbolTable.from_json(directory / registry.SYMBOLS)
+        self.backend = load_backend(backend, directory, threads=threads, variant=variant)
+        self.backend_name = backend
+        self.variant = getattr(self.backend, "variant", "fp32")
+        self.frame_seconds = self.backend.hop_length / self.sample_rate
+
+    # --- tokens ----------------------------------------------------------------------------------------------
+    def tokens(self, sentence: Sentence) -> Tokens:
+        return self._tokens(sentence.text, sentence.phones, sentence.controls)
+
+    def parse_symbols(self, symbols: str | Sequence[str]) -> Tokens:
+        phones = symbols.split() if isinstance(symbols, str) else list(symbols)
+        return self._tokens(" ".join(phones), phones, None)
+
+    def _tokens(self, text: str, phones: list[str], controls: list[Controls] | None) -> Tokens:
+        ids = self.symbols.ids(phones) + [self.symbols.eos_id]  # raises UnknownSymbolError naming the symbol
+        per_token = None if controls is None else [*controls, controls[-1]]  # eos follows the last phone
+        breaks = [(i, BOUNDARY_MARKS[p]) for i, p in enumerate(phones) if p in BOUNDARY_MARKS]
+        return Tokens(text, phones, ids, per_token, breaks)
+
+    def split(self, tokens: Tokens) -> tuple[Tokens, Tokens] | None:
+        """Halves at the boundary mark nearest the middle; each half keeps a sil where the mark was."""
+        phones = tokens.symbols
+        if not tokens.breaks:
+            return None
+        cut = min((i for i, _ in tokens.breaks), key=lambda i: abs(i - len(phones) / 2))
+        controls = None if tokens.controls is None else tokens.controls[:-1]
+        head = None if controls is None else controls[:cut] + [controls[cut]]
+        tail = None if controls is None else [controls[cut]] + controls[cut + 1:]
+        return (self._tokens(tokens.text, phones[:cut] + ["sil"], head),
+                self._tokens("", ["sil"] + phones[cut + 1:], tail))
+
+    # --- prosody and audio -------------------------------------------------------------------------------------
+    def predict(self, tokens: Tokens, speaker: Speaker) -> Prosody:
+        frames, pitch, energy, states = self.backend.predict(tokens.ids, self._speaker_id(speaker))
+        return Prosody(frames.astype(np.float32), self.frame_seconds, pitch, energy, state=states)
+
+    def acoustic(self, tokens: Tokens, prosody: Prosody, speaker: Speaker) -> Acoustics:
+        return self.acoustic_batch([(tokens, prosody, speaker)])[0]
+
+    def acoustic_batch(self, items: Sequence[tuple[Tokens, Prosody, Speaker]]) -> list[Acoustics]:
+        """Items whose pitch and energy are unedited are decoded from their predicted states in one padded
+        decoder run (ONNX); the others run the acoustic model again with their scales and frames forced."""
+        done: dict[int, Acoustics] = {}
+        reusable = [n for n, (_, p, _) in enumerate(items)
+                    if p.state is not None and p.unedited("pitch") and p.unedited("energy")]
+        if reusable:
+            frames = [items[n][1].frames() for n in reusable]
+            mels = self.backend.decode_batch([(items[n][1].state, f) for n, f in zip(reusable, frames, strict=True)])
+            for n, f, mel in zip(reusable, frames, mels, strict=True):
+                prosody = items[n][1]
+                done[n] = Acoustics(f, prosody.pitch, prosody.energy, self.frame_seconds, mel)
+        rest = [n for n in range(len(items)) if n not in done]
+        if rest:
+            batch = [(items[n][0].ids, self._controls(items[n][1], items[n][2])) for n in rest]
+            for n, features in zip(rest, self.backend.acoustic_batch(batch), strict=True):
+                done[n] = Acoustics(features.durations, features.pitch, features.energy, self.frame_seconds,
+                                    features.mel)
+        return [done[n] for n in range(len(items))]
+
+    def render(self, acoustics: Acoustics) -> np.ndarray:
+        return self.backend.vocode(acoustics.mel)
+
+    def render_stream(self, acoustics: Acoustics, first_chunk: int, chunk: int) -> Iterator[np.ndarray]:
+        return stream_vocoder(self.backend.vocode, acoustics.mel, self.backend.hop_length,
+                              self.backend.vocoder_context_frames, first_chunk, chunk,
+                              min_frames=self.backend.min_vocoder_frames)
+
+    @property
+    def max_frames(self) -> int:
+        return self.backend.max_positions
+
+    def _controls(self, prosody: Prosody, speaker: Speaker) -> AcousticControls:
+        return AcousticControls(1.0, _scale(prosody.pitch_scale), _scale(prosody.energy_scale),
+                                self._speaker_id(speaker), prosody.frames())
+
+    def _speaker_id(self, speaker: Speaker) -> int:
+        if len(speaker) != 1:
+            raise ValueError(f"voice mixing needs a model with several speakers; {self.model.name!r} has one")
+        return SPEAKERS.index(next(iter(speaker)))
+
+
+def _scale(scale: np.ndarray | None) -> float | np.ndarray:
+    return 1.0 if scale is None else scale.astype(np.float32)

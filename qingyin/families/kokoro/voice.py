@@ -1,0 +1,149 @@
+"""Kokoro-82M behind the Voice interface: our frontend's phones → Kokoro symbols → durations → F0 and energy →
+audio, with the engine's edits applied between the stages.
+
+Speakers are style packs (float32 [510, 1, 256]: one style vector per input length); a mix is the weighted sum
+of the packs' rows. Pitch and energy edits scale the F0 curve's excursions around the sentence's median in log
+Hz (voiced frames only) and the energy curve's excursions around its mean, per token, like the Baker voice's
+scales of its normalized pitch and energy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Speaker, Tokens
+from qingyin.families.kokoro import CAPABILITIES, graphs_dir
+from qingyin.families.kokoro.provision import SPEAKERS, VOCAB_FILE, speaker_file
+from qingyin.families.kokoro.runtime import HOP_LENGTH, SAMPLE_RATE, KokoroGraphs
+from qingyin.families.kokoro.tokens import MAX_TOKENS, KokoroTokens, ids, load_vocab, sentence_tokens
+from qingyin.text.frontend import Sentence
+from qingyin.text.markup import Controls
+from qingyin.voices.registry import ModelSpec
+
+DEFAULT_THREADS = 2
+VOICED_HZ = 40.0  # F0 below this is an unvoiced frame: left as it is by pitch edits
+STYLE_DIM = 256
+MAX_FRAMES = 40 * 120  # forced durations: two minutes of frames at most
+
+
+class KokoroVoice:
+    """The three stage graphs of one variant, the vocabulary and the eight speakers' style packs."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, model: ModelSpec, directory: Path, variant: str, threads: int | None = None):
+        self.model = model
+        self.variant = variant
+        self.sample_rate = SAMPLE_RATE
+        self.frame_seconds = HOP_LENGTH / SAMPLE_RATE
+        self.max_frames = MAX_FRAMES
+        self.vocab = load_vocab(Path(directory) / VOCAB_FILE)
+        self.packs = {name: np.fromfile(Path(directory) / speaker_file(name), dtype=np.float32).reshape(-1, STYLE_DIM)
+                      for name in SPEAKERS}
+        self.graphs = KokoroGraphs(graphs_dir(directory, variant), threads or DEFAULT_THREADS)
+
+    # --- tokens ----------------------------------------------------------------------------------------------
+    def tokens(self, sentence: Sentence) -> Tokens:
+        kokoro = sentence_tokens(sentence)
+        controls = None if sentence.controls is None else [sentence.controls[i] for i in kokoro.source]
+        return self._tokens(sentence.text, kokoro.symbols, controls, kokoro.breaks)
+
+    def parse_symbols(self, symbols: str | Sequence[str]) -> Tokens:
+        """Kokoro symbols as one string ("ni↓xau↓.") or a list of them; spaces are symbols too."""
+        listed = list(symbols) if isinstance(symbols, str) else [s for symbol in symbols for s in symbol]
+        return self._tokens("".join(listed), listed, None, [])
+
+    def _tokens(self, text: str, symbols: list[str], controls: list[Controls] | None,
+                breaks: list[tuple[int, int]]) -> Tokens:
+        """Ids with the 0 that opens and closes every input; controls and breaks shifted to match."""
+        padded = [0, *ids(KokoroTokens("".join(symbols), symbols, list(range(len(symbols)))), self.vocab), 0]
+        per_id = None if not controls else [controls[0], *controls, controls[-1]]
+        return Tokens(text, symbols, padded, per_id, [(position + 1, level) for position, level in breaks])
+
+    def split(self, tokens: Tokens) -> tuple[Tokens, Tokens] | None:
+        """Halves at the strongest boundary nearest the middle (a comma before a word gap)."""
+        if not tokens.breaks:
+            return None
+        middle = len(tokens.ids) / 2
+        cut, _ = max(tokens.breaks, key=lambda b: (b[1], -abs(b[0] - middle)))
+        symbols = cut - 1  # the pad before the first symbol
+        controls = None if tokens.controls is None else tokens.controls[1:-1]
+        head = tokens.symbols[:symbols]
+        while head and head[-1] == " ":
+            head = head[:-1]
+        breaks = [(p - 1, level) for p, level in tokens.breaks]
+        return (self._tokens(tokens.text, head, None if controls is None else controls[: len(head)],
+                             [b for b in breaks if b[0] < len(head)]),
+                self._tokens("", tokens.symbols[symbols:], None if controls is None else controls[symbols:],
+                             [(p - symbols, level) for p, level in breaks if p > symbols]))
+
+    # --- prosody and audio -------------------------------------------------------------------------------------
+    def predict(self, tokens: Tokens, speaker: Speaker) -> Prosody:
+        count = len(tokens.ids) - 2
+        if count > MAX_TOKENS:
+            raise SequenceTooLongError(f"{count} symbols exceed Kokoro's limit of {MAX_TOKENS}")
+        style = self.style(speaker, count)
+        predicted = self.graphs.predict(np.asarray(tokens.ids, dtype=np.int64), style)
+        return Prosody(predicted.durations.astype(np.float32), self.frame_seconds, state=(predicted, style))
+
+    def style(self, speaker: Speaker, count: int) -> np.ndarray:
+        """The (mixed) style vector for an input of `count` symbols."""
+        unknown = [name for name in speaker if name not in self.packs]
+        if unknown:
+            raise ValueError(f"unknown Kokoro speaker(s) {unknown}; known: {', '.join(self.packs)}")
+        row = min(max(count - 1, 0), next(iter(self.packs.values())).shape[0] - 1)
+        return sum(weight * self.packs[name][row] for name, weight in speaker.items()).astype(np.float32)
+
+    def acoustic(self, tokens: Tokens, prosody: Prosody, speaker: Speaker) -> Acoustics:
+        predicted, style = prosody.state
+        frames = prosody.frames()
+        if prosody.forced is None:
+            frames = np.maximum(frames, 1)  # every token is heard, as in the stock graph
+        if int(frames.sum()) == 0:
+            raise ValueError("every token got zero frames: nothing to synthesize")
+        f0, energy = self.graphs.prosody(predicted, frames, style)
+        f0 = scale_pitch(f0, _per_frame(prosody.pitch_scale, frames))
+        energy = scale_energy(energy, _per_frame(prosody.energy_scale, frames))
+        return Acoustics(frames, f0, energy, self.frame_seconds, state=(predicted, style))
+
+    def acoustic_batch(self, items: Sequence[tuple[Tokens, Prosody, Speaker]]) -> list[Acoustics]:
+        return [self.acoustic(*item) for item in items]
+
+    def render(self, acoustics: Acoustics) -> np.ndarray:
+        predicted, style = acoustics.state
+        audio = self.graphs.decode(predicted, acoustics.durations, acoustics.pitch, acoustics.energy, style)
+        return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+    def render_stream(self, acoustics: Acoustics, first_chunk: int, chunk: int) -> Iterator[np.ndarray]:
+        """The decoder runs over the whole piece at once (its convolutions and upsampling span it), so a piece
+        streams as one chunk; the engine streams piece by piece."""
+        yield self.render(acoustics)
+
+
+def _per_frame(scale: np.ndarray | None, frames: np.ndarray) -> np.ndarray | None:
+    """Per-token scales as the F0/energy curves' resolution: two values per frame."""
+    return None if scale is None else np.repeat(scale.astype(np.float32), 2 * frames)
+
+
+def scale_pitch(f0: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """Voiced F0 excursions around their median, in log Hz, times `scale` (per value); unvoiced values kept."""
+    if scale is None or np.all(scale == 1.0):
+        return f0
+    voiced = f0 > VOICED_HZ
+    if not voiced.any():
+        return f0
+    log_f0 = np.log(np.where(voiced, f0, VOICED_HZ))
+    level = np.median(log_f0[voiced])
+    edited = np.exp(level + (log_f0 - level) * scale)
+    return np.where(voiced, edited, f0).astype(np.float32)
+
+
+def scale_energy(energy: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """Energy excursions around the curve's mean times `scale` (per value)."""
+    if scale is None or np.all(scale == 1.0):
+        return energy
+    mean = float(energy.mean())
+    return (mean + (energy - mean) * scale).astype(np.float32)

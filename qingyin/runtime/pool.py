@@ -1,0 +1,109 @@
+"""Loaded models shared by every engine of a process, and voice selectors ("yunxi", "xiaobei:0.6,yunxi:0.4").
+
+Voices of one model share one loaded copy (the eight Kokoro speakers are one model). Models load on first use
+and, past `max_models`, the least recently used one is dropped (engines holding it keep their reference).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from qingyin import families
+from qingyin.families.base import MIX, Speaker, Voice
+from qingyin.voices import registry
+from qingyin.voices.registry import ModelSpec, VoiceSpec
+
+
+class VoiceSelectionError(ValueError):
+    """A voice selector that names no catalogued voice, or a mix that cannot be made; the message says why."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A voice as a request asked for it: the model to run and the speaker (or mix of speakers) to use."""
+
+    name: str  # the selector as given, e.g. "yunxi" or "xiaobei:0.6,yunxi:0.4"
+    spec: VoiceSpec  # the (first) voice named
+    speaker: Speaker  # the model's speaker names -> weights summing to 1
+    voice: Voice
+
+
+def parse_selector(selector: str) -> tuple[VoiceSpec, Speaker]:
+    """The voice (the heaviest of a mix) and the speaker weights; a mix needs voices of one model."""
+    if not isinstance(selector, str) or not selector.strip():
+        raise VoiceSelectionError(f"voice must be a name, one of: {', '.join(registry.VOICES)}")
+    weights: dict[str, float] = {}
+    specs: list[VoiceSpec] = []
+    parts = [p.strip() for p in selector.split(",")]
+    for part in parts:
+        name, _, weight_text = part.partition(":")
+        spec = registry.get_voice(name.strip())  # UnknownVoiceError lists the voices
+        weight = 1.0 if not weight_text and len(parts) == 1 else _weight(part, weight_text)
+        specs.append(spec)
+        weights[spec.speaker] = weights.get(spec.speaker, 0.0) + weight
+    models = {s.model.name for s in specs}
+    if len(models) > 1:
+        raise VoiceSelectionError(f"a voice mix needs voices of one model; {selector!r} mixes {', '.join(models)}")
+    total = sum(weights.values())
+    if not total > 0:
+        raise VoiceSelectionError(f"the weights of {selector!r} must add up to more than 0")
+    heaviest = max(specs, key=lambda s: weights[s.speaker])
+    return heaviest, MappingProxyType({name: w / total for name, w in weights.items()})
+
+
+def _weight(part: str, text: str) -> float:
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = math.nan
+    if not math.isfinite(weight) or weight < 0:
+        raise VoiceSelectionError(
+            f"bad voice mix entry {part!r}: write name:weight with a weight >= 0, e.g. xiaobei:0.6,yunxi:0.4")
+    return weight
+
+
+class ModelPool:
+    """Loads models on demand (fetching them first when `fetch`), with one runtime setting for all."""
+
+    def __init__(self, backend: str | None = None, variant: str | None = None, threads: int | None = None,
+                 fetch: bool = True, max_models: int = 4):
+        self.backend, self.variant, self.threads, self.fetch = backend, variant, threads, fetch
+        self.max_models = max_models
+        self._loaded: OrderedDict[str, Voice] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def select(self, selector: str) -> Selection:
+        spec, speaker = parse_selector(selector)
+        voice = self.model(spec.model)
+        if len(speaker) > 1 and MIX not in voice.capabilities:
+            raise VoiceSelectionError(f"voice {spec.name!r} ({spec.family}) cannot be mixed; voices that can: "
+                                      f"{', '.join(v for v in registry.VOICES if _mixable(registry.get_voice(v)))}")
+        return Selection(selector, spec, speaker, voice)
+
+    def model(self, model: ModelSpec) -> Voice:
+        with self._lock:
+            if model.name in self._loaded:
+                self._loaded.move_to_end(model.name)
+                return self._loaded[model.name]
+        directory = families.ensure_model(model, quiet=True) if self.fetch else families.installed_model(model)
+        if self.fetch:
+            families.family(model.family).verify(model)
+        loaded = families.family(model.family).load(model, directory, backend=self.backend, variant=self.variant,
+                                                    threads=self.threads)
+        with self._lock:
+            self._loaded[model.name] = loaded
+            while len(self._loaded) > self.max_models:
+                self._loaded.popitem(last=False)
+        return loaded
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+
+def _mixable(spec: VoiceSpec) -> bool:
+    return MIX in families.capabilities(spec.model)
