@@ -27,10 +27,10 @@ import numpy as np
 from qingyin.evaluate.cer import WhisperTranscriber, character_errors
 from qingyin.evaluate.quality import dnsmos
 from qingyin.evaluate.signal_metrics import analyze
-from qingyin.evaluate.variants import read_texts
 from qingyin.runtime.audio import read_wav
 from qingyin.runtime.synthesizer import Synthesizer
 from qingyin.text import text_to_sentences
+from qingyin.text.corpus import read_texts
 
 GCIN = Path("/usr/share/gcin-voice/ogg")
 GCIN_TONES = {"": 1, "2": 2, "3": 3, "4": 4}  # gcin names tone 1 with no digit

@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", dest="variants", help="ONNX variants to time (default: fp32)")
     parser.add_argument("--target-rtf", type=float, help="the RTF to compare the floor with (reference / 3)")
     args = parser.parse_args()
-    from qingyin.voices.fetch import ensure_voice
+    from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
 
     voice_dir = ensure_voice(args.voice, quiet=True)
     sequences = phone_ids(voice_dir, args.texts)
@@ -66,9 +66,9 @@ def main() -> None:
 
 def count_work(voice_dir: Path, sequences: list[list[int]]) -> tuple[dict[str, float], float, dict[str, list]]:
     """FLOPs per second of audio for each graph, the audio seconds, and each graph's inputs (for timing)."""
-    from qingyin.export.onnx_export import AcousticDecoderGraph, AcousticEncoderGraph
-    from qingyin.runtime.features import AcousticControls
-    from qingyin.runtime.torch_backend import TorchBackend
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import AcousticDecoderGraph, AcousticEncoderGraph
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
     backend = TorchBackend(voice_dir, threads=1)
     encoder, decoder = AcousticEncoderGraph(backend.acoustic_model), AcousticDecoderGraph(backend.acoustic_model)
@@ -112,8 +112,8 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
 
 def time_graphs(voice_dir: Path, variant: str, inputs: dict[str, list], threads: int, repeats: int) -> dict[str, float]:
     """Best-of-`repeats` seconds of each of the variant's three graphs over all the sentences."""
-    from qingyin.runtime.features import AcousticControls
-    from qingyin.runtime.onnx_backend import OnnxBackend, encoder_feed
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend, encoder_feed
 
     backend = OnnxBackend(voice_dir, variant, threads=threads)
     feeds = {

@@ -13,8 +13,8 @@ import argparse
 import resource
 import time
 
-from qingyin.evaluate.variants import read_texts
 from qingyin.text import Frontend
+from qingyin.text.corpus import read_texts
 from qingyin.text.g2p import citation_pinyin, segment
 from qingyin.text.normalize import normalize
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.gate_anchors [--texts 20]
 
 On the gate's sentences (the first `--texts` lines of qingyin/evaluate/texts/zh_default.txt), with the gate's
-own metric code (qingyin.export.gate): the original TFLite voice (../shared/reference, LiteRT with XNNPACK)
+own metric code (qingyin.evaluate.gate): the original TFLite voice (../shared/reference, LiteRT with XNNPACK)
 against fp32 torch, and the original against itself run with LiteRT's builtin kernels. Its mel against
 torch's is taken with the original's durations forced into torch, so that the frames line up.
 """
@@ -20,12 +20,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=20)
     args = parser.parse_args()
+    from qingyin.evaluate.gate import _duration_agreement, _render, _Rendering, _signal_metrics
     from qingyin.evaluate.reference import load_reference, reference_available
-    from qingyin.evaluate.variants import read_texts, sentence_ids
-    from qingyin.export.gate import _duration_agreement, _render, _Rendering, _signal_metrics
-    from qingyin.runtime.features import AcousticControls
-    from qingyin.runtime.torch_backend import TorchBackend
-    from qingyin.voices.fetch import ensure_voice
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
+    from qingyin.families.fs2_mbmelgan.voice import sentence_ids
+    from qingyin.text.corpus import read_texts
 
     reason = reference_available()
     if reason:

@@ -27,7 +27,8 @@ import onnx
 import onnxruntime as ort
 
 from qingyin.families.kokoro.graphs import build_graphs
-from qingyin.families.kokoro.runtime import SAMPLE_RATE, KokoroGraphs, frames_from_durations, session_options
+from qingyin.families.kokoro.runtime import SAMPLE_RATE, KokoroGraphs, frames_from_durations
+from qingyin.families.onnx_sessions import session_options
 
 # Mandarin IPA in Kokoro's (misaki's) notation: tone arrows after the nucleus, ꭧ = tʂ, ʦ = ts, ʨ = tɕ.
 SENTENCES = [
@@ -137,6 +138,15 @@ def parity(stock_path: Path, dirs: dict[str, Path], vocab: dict[str, int], pack:
         print(f"{len(ids) - 2:>4} {audio.size:>7} | {duration_diff:>11.2e} {str(frames_equal):>9} {max_abs:>12.2e}"
               f" {snr:>7.1f} | {int((frames32 != frames).sum()):>5}/{frames.size:<6} {snr_db(audio, audio32):>11.1f}"
               f" {f0_mae:>7.2f} {mel_l1:>9.3f}")
+    ids = token_ids(vocab, 80)
+    style = style_for(pack, ids)
+    for speed in (0.8, 1.25):
+        audio_ref, _, round_ref = stock.run(ids, style, speed)
+        audio = int8.synthesize(ids, style, speed)
+        frames_equal = np.array_equal(frames_from_durations(int8.predict(ids, style).durations, speed),
+                                      np.maximum(round_ref[0], 1).astype(np.int64))
+        same = audio.shape == audio_ref.shape and np.array_equal(audio, audio_ref)
+        print(f"speed {speed}: frames equal to the stock graph's: {frames_equal}, audio identical: {same}")
     print("(f0 MAE: mean |f0_fp32 - f0_int8| in Hz where int8 f0 > 50 Hz; logmel L1: mean |Δ log10 mel power|, "
           "80 mels, for scale: int8 vs stock is 0)")
 
@@ -169,23 +179,27 @@ def bench(stock_path: Path, dirs: dict[str, Path], vocab: dict[str, int], pack: 
 
     print("\nsession load seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in load_seconds.items()))
     print(f"load average before: {os.getloadavg()}")
-    print(f"RTF on {threads} threads, median of {repeats} alternating runs (one warm-up each):")
+    print(f"RTF on {threads} threads, median of {repeats} alternating runs (one warm-up each), as wall / CPU: "
+          "wall-clock or process CPU seconds (all threads) per audio second")
     print(f"{'ids':>4} {'audio s':>7} | " + " ".join(f"{name:>14}" for name in runners))
     for length in TARGET_LENGTHS:
         ids = token_ids(vocab, length)
         style = style_for(pack, ids)
-        seconds: dict[str, list[float]] = {name: [] for name in runners}
+        wall: dict[str, list[float]] = {name: [] for name in runners}
+        cpu: dict[str, list[float]] = {name: [] for name in runners}
         audio_seconds = {}
         for run in runners.values():
             run(ids, style)
         for _ in range(repeats):
             for name, run in runners.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 audio = run(ids, style)
-                seconds[name].append(time.perf_counter() - start)
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
                 audio_seconds[name] = audio.size / SAMPLE_RATE
         print(f"{len(ids) - 2:>4} {audio_seconds['stock']:>7.2f} | " + " ".join(
-            f"{statistics.median(seconds[n]) / audio_seconds[n]:>14.3f}" for n in runners), flush=True)
+            f"{statistics.median(wall[n]) / audio_seconds[n]:>7.3f}/{statistics.median(cpu[n]) / audio_seconds[n]:.3f}"
+            .rjust(14) for n in runners), flush=True)
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -12,7 +12,7 @@ Targets (2 CPU cores):
     * p95 latency < 1 s for ~20-character texts with 8 concurrent clients (`--concurrency 8`).
 
 Every request is POST /v1/tts {"text": ..., "format": "wav"} with a different ~20-character sentence (18-22
-characters, from qingyin/evaluate/texts/zh_default.txt; later rounds prefix "第N条，" so no text repeats), so
+characters, from qingyin/text/data/zh_default.txt; later rounds prefix "第N条，" so no text repeats), so
 nothing is a cache hit; `--start` also turns the cache off. Latency is send -> whole body received. Each
 level's clients send requests back to back until `--requests` are done or `--duration` seconds have passed.
 
@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-TEXTS = Path(__file__).resolve().parent.parent / "qingyin" / "evaluate" / "texts" / "zh_default.txt"
+TEXTS = Path(__file__).resolve().parent.parent / "qingyin" / "text" / "data" / "zh_default.txt"
 MIN_CHARS, MAX_CHARS = 18, 22
 MEMORY_RULE = "RSS growth over the last 50 % of requests < max(5 % of RSS, 20 MiB)"
 GROWTH_FRACTION, GROWTH_FLOOR_MIB = 0.05, 20.0

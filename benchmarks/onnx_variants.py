@@ -14,7 +14,7 @@ encoder's inputs, fp32's length-regulated states and fp32's mels), taking turns 
 table gives each graph's RTF and its ratio to fp32 in the same run: the comparison to trust on a busy machine.
 `--allow-spinning` turns ONNX Runtime's spin-waiting back on (the backend turns it off) to measure that choice.
 
-fp16 is not offered (see qingyin.export.onnx_export): ONNX Runtime's CPU provider runs fp16 graphs through
+fp16 is not offered (see fs2_mbmelgan.export.onnx_export): ONNX Runtime's CPU provider runs fp16 graphs through
 Cast nodes to fp32 kernels, which only adds work.
 """
 
@@ -58,7 +58,7 @@ def allow_spinning() -> None:
     """Make the ONNX backend's sessions spin-wait for work after each run, as ONNX Runtime does by default."""
     import onnxruntime as ort
 
-    from qingyin.runtime import onnx_backend
+    from qingyin.families.fs2_mbmelgan import onnx_runtime as onnx_backend
 
     ort.set_default_logger_severity(3)  # no warning that the entry overrides the backend's
     plain = onnx_backend.session_options
@@ -73,7 +73,7 @@ def allow_spinning() -> None:
 
 def run_all(args: argparse.Namespace) -> None:
     """Export what is missing, run every backend in a subprocess (torch first), print the table."""
-    from qingyin.export.onnx_export import VARIANTS, export_voice
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import VARIANTS, export_voice
 
     for variant in VARIANTS:
         export_voice(args.voice, variant)
@@ -91,10 +91,10 @@ def run_all(args: argparse.Namespace) -> None:
 
 def run_graphs(args: argparse.Namespace) -> None:
     """Every variant's encoder, decoder and vocoder on the same inputs, in turns; best of `--repeats` each."""
-    from qingyin.export import VARIANTS, VOCODER_FILE, variant_dir
-    from qingyin.export.onnx_export import export_voice
-    from qingyin.export.static_quant import graph_feeds
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.export import VARIANTS, VOCODER_FILE, variant_dir
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice
+    from qingyin.families.fs2_mbmelgan.export.static_quant import graph_feeds
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     voice_dir = export_voice(args.voice, "fp32").parent.parent
     backends = {variant: OnnxBackend(voice_dir, variant, threads=args.threads) for variant in VARIANTS}
@@ -155,24 +155,25 @@ def run_worker(args: argparse.Namespace) -> None:
 def load(name: str, voice_dir: Path, threads: int):
     """The backend named like BACKENDS."""
     if name == "torch":
-        from qingyin.runtime.torch_backend import TorchBackend
+        from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
         return TorchBackend(voice_dir, threads=threads)
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     return OnnxBackend(voice_dir, variant=name.removeprefix("onnx-"), threads=threads)
 
 
 def phone_ids(voice_dir: Path, count: int) -> list[list[int]]:
     """Symbol ids (eos appended) of every sentence of the first `count` default texts."""
-    from qingyin.evaluate.variants import read_texts, sentence_ids
+    from qingyin.families.fs2_mbmelgan.voice import sentence_ids
+    from qingyin.text.corpus import read_texts
 
     return sentence_ids(voice_dir, read_texts()[:count])
 
 
 def time_backend(backend, sequences: list[list[int]], repeats: int) -> dict[str, float]:
     """Best-of-`repeats` seconds for the acoustic model, the vocoder and both, over all sequences."""
-    from qingyin.runtime.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
 
     backend.vocode(backend.acoustic(sequences[0], AcousticControls()).mel)  # warm-up: first-run allocations
     best = {"acoustic": float("inf"), "vocoder": float("inf"), "total": float("inf")}
@@ -193,7 +194,7 @@ def time_backend(backend, sequences: list[list[int]], repeats: int) -> dict[str,
 
 def save_outputs(backend, sequences: list[list[int]], path: Path) -> None:
     """Torch's durations, mels and audio per sequence, for the other backends to compare against."""
-    from qingyin.runtime.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
 
     arrays = {}
     for index, ids in enumerate(sequences):
@@ -206,7 +207,7 @@ def save_outputs(backend, sequences: list[list[int]], path: Path) -> None:
 
 def compare_with_torch(backend, sequences: list[list[int]], torch_outputs: Path) -> dict[str, float]:
     """Duration agreement with torch; mel L1 and audio SNR with torch's durations forced."""
-    from qingyin.runtime.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
 
     reference = np.load(torch_outputs)
     duration_diffs, mel_diffs, signal, noise = [], [], 0.0, 0.0

@@ -17,8 +17,8 @@ import json
 import numpy as np
 
 from qingyin.evaluate.reference import load_reference
-from qingyin.runtime.torch_backend import TorchBackend
-from qingyin.voices.fetch import ensure_voice
+from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
+from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 from tests.activation_quant import xnnpack_dynamic_int8
 from tests.test_parity import EMULATED, FLOAT, Parity, random_cases
 

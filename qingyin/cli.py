@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qingyin.families.fs2_mbmelgan.backends import BACKENDS  # light: the backends themselves are imported on use
 from qingyin.options import ENERGY, PITCH, SPEED
-from qingyin.runtime.backends import BACKENDS  # light: the backends themselves are imported on use
 from qingyin.text.prosody import MODES as PROSODY_MODES
 from qingyin.voices.registry import DEFAULT_VOICE, VOICES
 
@@ -276,9 +276,9 @@ def _say(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from qingyin.export import VARIANTS, check_variant, default_variant
-    from qingyin.export.onnx_export import export_and_gate, print_exports
-    from qingyin.voices.fetch import ensure_voice
+    from qingyin.evaluate.gate import export_and_gate, print_exports
+    from qingyin.families.fs2_mbmelgan.export import VARIANTS, check_variant, default_variant
+    from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
 
     if args.cer and not args.gate:
         raise ValueError("--cer is a measure of the quality gate: add --gate")
@@ -320,8 +320,9 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     from qingyin.evaluate.bench import format_report, run_bench
-    from qingyin.evaluate.variants import parse_variant, read_texts
+    from qingyin.evaluate.variants import parse_variant
     from qingyin.runtime.synthesizer import InvalidOptionError
+    from qingyin.text.corpus import read_texts
 
     variants = args.variants or ["baker"]
     for spec in variants:
@@ -346,7 +347,8 @@ def _eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from qingyin.evaluate.runner import format_table, run_eval
-    from qingyin.evaluate.variants import parse_variant, read_texts
+    from qingyin.evaluate.variants import parse_variant
+    from qingyin.text.corpus import read_texts
 
     variants = args.variants or ["baker"]
     for spec in variants + ([args.ref_variant] if args.ref_variant else []):
@@ -395,7 +397,7 @@ def _models(args: argparse.Namespace) -> int:
 def _voices(args: argparse.Namespace) -> int:
     import json
 
-    from qingyin.voices.catalog import voice_table
+    from qingyin.families.catalog import voice_table
 
     rows = voice_table()
     if args.json:
@@ -433,12 +435,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qingyin.voices.fetch import VoiceNotAvailableError
+    from qingyin.voices.wheels import VoiceNotAvailableError
 
     args = _build_parser().parse_args(argv)
     try:
-        commands = {"say": _say, "voices": _voices, "frontend": _frontend, "bench": _bench, "eval": _eval, "models": _models,
-                    "export": _export, "serve": _serve}
+        commands = {"say": _say, "voices": _voices, "frontend": _frontend, "bench": _bench, "eval": _eval,
+                    "models": _models, "export": _export, "serve": _serve}
         return commands[args.command](args)
     except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:
         # Bad input and missing voices raise these, with messages that say what to do.

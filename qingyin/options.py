@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class InvalidOptionError(ValueError):
+    """A synthesis option is out of range; the message names the option and the valid range."""
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str

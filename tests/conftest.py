@@ -1,24 +1,29 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from qingyin.evaluate.reference import REPO, load_reference, reference_available
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden.npz"
+# No test server gates Baker's int8-static in the background (qingyin.evaluate.background_gate; tested with fakes).
+os.environ["QINGYIN_BACKGROUND_GATE"] = "false"
 
 
 @pytest.fixture(scope="session")
 def baker_dir():
-    """The converted Baker voice in $QINGYIN_HOME (fetched and converted on first use)."""
-    from qingyin.voices.fetch import ensure_voice
+    """The Baker voice in $QINGYIN_HOME, provisioned on first use (fetched, converted, fp32 ONNX exported)."""
+    from qingyin import families
+    from qingyin.voices import registry
 
-    return ensure_voice("baker", quiet=True)
+    return families.ensure_model(registry.get_model("baker"), quiet=True)
 
 
 @pytest.fixture(scope="session")
 def backend(baker_dir):
-    from qingyin.runtime.torch_backend import TorchBackend
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
     return TorchBackend(baker_dir)
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from qingyin.export.conv2d_layout import TimeConv2d, to_conv2d_layout
-from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator
+from qingyin.families.fs2_mbmelgan.export.conv2d_layout import TimeConv2d, to_conv2d_layout
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator
 
 SMALL = MBMelGANConfig(channels=32, upsample_scales=(2, 3), stacks=2, subband_quant_step=1 / 128)
 
@@ -63,8 +63,8 @@ def test_circular_padding_is_refused():
 def test_the_exported_vocoder_has_only_2d_convolutions(baker_dir):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript", reason="exporting to ONNX needs onnx and onnxscript")
-    from qingyin.export import VOCODER_FILE, variant_dir
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.export import VOCODER_FILE, variant_dir
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     OnnxBackend(baker_dir, "fp32", threads=1)  # exports fp32 when it is missing or stale
     graph = onnx.load(str(variant_dir(baker_dir, "fp32") / VOCODER_FILE)).graph

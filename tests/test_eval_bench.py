@@ -11,8 +11,9 @@ import qingyin.cli
 from qingyin.evaluate.bench import format_report, run_bench
 from qingyin.evaluate.reference import reference_available
 from qingyin.evaluate.runner import format_table, run_eval
-from qingyin.evaluate.variants import DEFAULT_TEXTS, Variant, parse_variant, read_texts
+from qingyin.evaluate.variants import Variant, parse_variant
 from qingyin.runtime.synthesizer import InvalidOptionError
+from qingyin.text.corpus import DEFAULT_TEXTS, read_texts
 from qingyin.voices.registry import UnknownVoiceError
 
 pytest.importorskip("pyworld", reason="the signal metrics need the eval extra: pip install -e '.[eval]'")
@@ -21,8 +22,19 @@ pytest.importorskip("pyworld", reason="the signal metrics need the eval extra: p
 def test_parse_variant():
     assert parse_variant("baker") == Variant("baker")
     assert parse_variant("baker:torch") == Variant("baker", "torch")
-    assert parse_variant("baker:speed=1.2,pitch=0.9") == Variant("baker", "torch", {"speed": 1.2, "pitch": 0.9})
+    assert parse_variant("baker:speed=1.2,pitch=0.9") == Variant("baker", None, {"speed": 1.2, "pitch": 0.9})
     assert parse_variant("baker:speed=1.2").name == "baker:speed=1.2"
+    assert parse_variant("baker:torch").name == "baker:torch"
+    assert parse_variant("yunxi:variant=fp32") == Variant("yunxi", None, variant="fp32")
+    assert parse_variant("yunxi:onnx:speed=1.5").name == "yunxi:onnx:speed=1.5"
+
+
+def test_variants_know_their_family():
+    with pytest.raises(InvalidOptionError, match="unknown backend 'torch' for voice 'yunxi'; available: onnx"):
+        parse_variant("yunxi:torch")
+    with pytest.raises(InvalidOptionError, match="unknown Kokoro variant 'int8-static'"):
+        parse_variant("yunxi:variant=int8-static")
+    assert parse_variant("baker:onnx:variant=int8").variant == "int8-static"
 
 
 @pytest.mark.parametrize(("spec", "words"), [

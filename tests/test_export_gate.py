@@ -1,4 +1,4 @@
-"""The quality gate of ONNX variants (qingyin.export.gate) and the default variant it decides.
+"""The quality gate of ONNX variants (qingyin.evaluate.gate) and the default variant it decides.
 
 The selection tests build fake exports (a manifest and placeholder files) and write gate.json files by hand;
 the gate itself runs on a few short sentences of the real Baker voice, in a temporary voice folder whose files
@@ -16,7 +16,8 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
 
-from qingyin.export import (  # noqa: E402
+from qingyin.evaluate.gate import THRESHOLDS, GateResult, check_metrics  # noqa: E402
+from qingyin.families.fs2_mbmelgan.export import (  # noqa: E402
     FORMAT,
     GATE_FILE,
     GATE_VERSION,
@@ -29,7 +30,6 @@ from qingyin.export import (  # noqa: E402
     source_hashes,
     variant_dir,
 )
-from qingyin.export.gate import THRESHOLDS, GateResult, check_metrics  # noqa: E402
 from qingyin.voices import registry  # noqa: E402
 from qingyin.voices.wheels import sha256_file  # noqa: E402
 
@@ -133,9 +133,9 @@ def test_failures_name_the_metric_and_the_margin():
 
 
 def test_calibration_and_gate_sentences_are_disjoint():
-    from qingyin.evaluate.variants import read_texts
-    from qingyin.export.gate import GATE_TEXTS
-    from qingyin.export.static_quant import CALIBRATION_TEXTS
+    from qingyin.evaluate.gate import GATE_TEXTS
+    from qingyin.families.fs2_mbmelgan.export.static_quant import CALIBRATION_TEXTS
+    from qingyin.text.corpus import read_texts
 
     texts = read_texts()
     assert GATE_TEXTS + CALIBRATION_TEXTS <= len(texts)
@@ -148,12 +148,12 @@ def test_calibration_and_gate_sentences_are_disjoint():
 @pytest.fixture(scope="session")
 def exported(baker_dir) -> Path:
     """The Baker voice with its fp32 and int8-static exports current (exported once into the cache if not)."""
-    from qingyin.export import is_exported
+    from qingyin.families.fs2_mbmelgan.export import is_exported
 
     if not all(is_exported(baker_dir, variant) for variant in ("fp32", "int8-static")):
         pytest.importorskip("onnx", reason="exporting to ONNX needs onnx and onnxscript")
         pytest.importorskip("onnxscript", reason="exporting to ONNX needs onnx and onnxscript")
-        from qingyin.export.onnx_export import export_voice_dir
+        from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice_dir
 
         for variant in ("fp32", "int8-static"):
             export_voice_dir(baker_dir, variant)
@@ -181,7 +181,7 @@ def link_voice(exported: Path, voice: Path) -> Path:
 
 def test_gate_passes_fp32_and_writes_gate_json(linked_voice):
     pytest.importorskip("pyworld", reason="the gate's MCD needs the eval extra")
-    from qingyin.export.gate import run_gate
+    from qingyin.evaluate.gate import run_gate
 
     result = run_gate(linked_voice, "fp32", sentences=SHORT_TEXTS, repeats=1)
     assert result.passed and result.failures == [], result.failures
@@ -203,7 +203,7 @@ def test_gate_passes_fp32_and_writes_gate_json(linked_voice):
 
 def test_gate_measures_int8_static_and_the_default_follows(linked_voice):
     pytest.importorskip("pyworld", reason="the gate's MCD needs the eval extra")
-    from qingyin.export.gate import run_gate
+    from qingyin.evaluate.gate import run_gate
 
     result = run_gate(linked_voice, "int8-static", sentences=SHORT_TEXTS, repeats=1)
     metrics = result.metrics
@@ -219,8 +219,8 @@ def test_gate_measures_int8_static_and_the_default_follows(linked_voice):
 
 
 def test_the_onnx_backend_loads_the_default_variant(linked_voice):
-    from qingyin.runtime.backends import load_backend
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.backends import load_backend
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     assert OnnxBackend(linked_voice, threads=1).variant == "fp32"
     write_gate(linked_voice, "int8-static", rtf=0.02, fp32_rtf=0.04)
@@ -230,7 +230,7 @@ def test_the_onnx_backend_loads_the_default_variant(linked_voice):
 
 
 def test_export_and_gate_without_the_gate(exported):
-    from qingyin.export.onnx_export import export_and_gate
+    from qingyin.evaluate.gate import export_and_gate
 
     assert export_and_gate("baker", ["fp32", "int8-static"]) == [None, None]
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from qingyin.models.config import config_from_dict, config_to_dict
-from qingyin.models.fastspeech2 import (
+from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import (
     AcousticOutput,
     FastSpeech2,
     FastSpeech2Config,

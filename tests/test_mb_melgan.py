@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from qingyin.evaluate.reference import load_reference, reference_available, reference_dir
-from qingyin.models.config import config_from_dict, config_to_dict
-from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator, pqmf_synthesis_filters
+from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator, pqmf_synthesis_filters
 
 REFERENCE = reference_dir()
 TFLITE = REFERENCE / "mb_melgan.tflite"
@@ -80,7 +80,7 @@ def test_pqmf_default_filters_are_the_kaiser_design():
 def test_pqmf_polyphase_form_equals_filtering_the_zero_stuffed_bands(subbands, taps):
     import torch.nn.functional as F
 
-    from qingyin.models.mb_melgan import PQMF
+    from qingyin.families.fs2_mbmelgan.model.mb_melgan import PQMF
 
     pqmf = PQMF(subbands, taps, 0.142, 9.0)
     pqmf.updown_filter[range(subbands), range(subbands), 0] = torch.linspace(1, 4, subbands)  # any gains
@@ -93,7 +93,7 @@ def test_pqmf_polyphase_form_equals_filtering_the_zero_stuffed_bands(subbands, t
 
 # --- the pretrained Baker vocoder -------------------------------------------------------------------------
 def load_imported() -> tuple[MBMelGANConfig, MBMelGANGenerator]:
-    from qingyin.voices.import_mb_melgan import import_mb_melgan
+    from qingyin.families.fs2_mbmelgan.convert.mb_melgan import import_mb_melgan
     from qingyin.voices.tflite_graph import TFLiteGraph
 
     if not TFLITE.exists():
@@ -112,7 +112,7 @@ def load_oracle():
 
 
 def test_import_rejects_other_graphs():
-    from qingyin.voices.import_mb_melgan import NotMBMelGAN, import_mb_melgan
+    from qingyin.families.fs2_mbmelgan.convert.mb_melgan import NotMBMelGAN, import_mb_melgan
     from qingyin.voices.tflite_graph import TFLiteGraph
 
     acoustic = REFERENCE / "fs2_nodrop.tflite"

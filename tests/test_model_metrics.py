@@ -31,8 +31,8 @@ from qingyin.evaluate.assets import (
 )
 from qingyin.evaluate.cer import cer, character_errors, edit_distance, normalize_for_cer
 from qingyin.evaluate.speaker import similarity
+from qingyin.families.fs2_mbmelgan.fetch import VoiceNotAvailableError, sha256_file
 from qingyin.voices import wheels
-from qingyin.voices.fetch import VoiceNotAvailableError, sha256_file
 
 EXTRA_MODULES = ("faster_whisper", "ctranslate2", "resemblyzer", "speechmos", "zhconv", "scipy", "librosa",
                  "onnxruntime", "torch")

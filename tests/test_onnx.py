@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
 
-from qingyin.models.errors import SequenceTooLongError  # noqa: E402
-from qingyin.runtime.features import AcousticControls  # noqa: E402
+from qingyin.families.base import SequenceTooLongError  # noqa: E402
+from qingyin.families.fs2_mbmelgan.features import AcousticControls  # noqa: E402
 from tests.rounding import assert_equal_but_for_rounding_flips  # noqa: E402
 from tests.test_synthesizer import assert_batch_gives_what_one_by_one_gives  # noqa: E402
 
@@ -31,17 +31,20 @@ BATCH_TOLERANCE = 1e-4
 
 
 def _needs_exporter(baker_dir, variant: str) -> None:
-    """Skip when the variant must be exported and the exporter's packages are missing."""
-    from qingyin.export import is_exported
+    """Export the variant when it is not (the runtime never exports); skip when the exporter's packages are missing."""
+    from qingyin.families.fs2_mbmelgan.export import is_exported
 
     if not is_exported(baker_dir, variant):
         pytest.importorskip("onnx", reason="exporting to ONNX needs onnx and onnxscript")
         pytest.importorskip("onnxscript", reason="exporting to ONNX needs onnx and onnxscript")
+        from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice_dir
+
+        export_voice_dir(baker_dir, variant)
 
 
 @pytest.fixture(scope="session")
 def onnx_fp32(baker_dir):
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     _needs_exporter(baker_dir, "fp32")
     return OnnxBackend(baker_dir, "fp32", threads=2)
@@ -49,7 +52,7 @@ def onnx_fp32(baker_dir):
 
 @pytest.fixture(scope="session")
 def onnx_int8(baker_dir):
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     _needs_exporter(baker_dir, "int8-dynamic")
     return OnnxBackend(baker_dir, "int8-dynamic", threads=2)
@@ -57,7 +60,7 @@ def onnx_int8(baker_dir):
 
 @pytest.fixture(scope="session")
 def onnx_int8_static(baker_dir):
-    from qingyin.runtime.onnx_backend import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
 
     _needs_exporter(baker_dir, "int8-static")
     return OnnxBackend(baker_dir, "int8-static", threads=2)
@@ -165,7 +168,7 @@ def test_int8_static_stays_close_to_fp32(onnx_int8_static, onnx_fp32, sentence_i
 def test_int8_static_quantizes_the_decoder_convolutions_only(onnx_int8_static, baker_dir):
     import onnx
 
-    from qingyin.export import DECODER_FILE, ENCODER_FILE, VOCODER_FILE, variant_dir
+    from qingyin.families.fs2_mbmelgan.export import DECODER_FILE, ENCODER_FILE, VOCODER_FILE, variant_dir
 
     folder = variant_dir(baker_dir, "int8-static")
     ops = {name: [node.op_type for node in onnx.load(str(folder / name)).graph.node]
@@ -182,7 +185,7 @@ def test_replace_mish_matches_float64_mish():
     onnx = pytest.importorskip("onnx", reason="the exporter needs onnx")
     import onnxruntime as ort
 
-    from qingyin.export.onnx_export import replace_mish
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import replace_mish
 
     helper = onnx.helper
     graph = helper.make_graph([helper.make_node("Mish", ["x"], ["y"], name="mish")], "mish",
@@ -286,7 +289,7 @@ def test_synthesizer_with_the_onnx_backend_streams_without_torch(onnx_fp32):
 
 
 def test_backend_and_variant_errors_name_the_choices(baker_dir):
-    from qingyin.runtime.backends import UnknownBackendError, load_backend
+    from qingyin.families.fs2_mbmelgan.backends import UnknownBackendError, load_backend
 
     with pytest.raises(UnknownBackendError, match="torch, onnx"):
         load_backend("tflite", baker_dir)
@@ -299,7 +302,7 @@ def test_backend_and_variant_errors_name_the_choices(baker_dir):
 def test_int8_is_the_int8_variant_that_holds_the_quality_bar(baker_dir):
     import qingyin
     from qingyin.evaluate.variants import parse_variant
-    from qingyin.export import UnknownVariantError, check_variant
+    from qingyin.families.fs2_mbmelgan.export import UnknownVariantError, check_variant
 
     _needs_exporter(baker_dir, "int8-static")
     assert check_variant("int8") == "int8-static" and check_variant("fp32") == "fp32"
@@ -318,7 +321,8 @@ def test_eval_and_bench_variants_name_backend_and_model_variant():
     assert (variant.backend, variant.variant, variant.options) == ("onnx", "int8-dynamic", {"speed": 1.2})
     assert variant.name == "baker:onnx:speed=1.2,variant=int8-dynamic"
     with pytest.raises(InvalidOptionError, match="fp32"):
-        parse_variant("baker:variant=int8-dynamic")
+        parse_variant("baker:torch:variant=int8-dynamic")
+    assert parse_variant("baker:variant=int8-dynamic").backend == "onnx"  # only ONNX has it
     with pytest.raises(InvalidOptionError, match="int8-dynamic"):
         parse_variant("baker:onnx:variant=int3")
 
@@ -330,3 +334,26 @@ def test_cli_say_with_the_onnx_backend(onnx_int8, tmp_path):
     assert main(["say", "你好。", "-o", str(out), "--backend", "onnx", "--variant", "int8-dynamic"]) == 0
     assert out.stat().st_size > 10_000
     assert main(["say", "你好。", "-o", str(out), "--variant", "int8-dynamic"]) == 2  # torch has only fp32
+
+
+def test_the_runtime_never_exports_it_names_the_command(baker_dir, tmp_path):
+    """A missing or stale variant is refused with the provisioning command, without exporting anything."""
+    from qingyin.families.fs2_mbmelgan.export import MANIFEST_FILE, variant_dir
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
+    from qingyin.voices.wheels import VoiceNotAvailableError
+
+    voice = tmp_path / "baker"
+    voice.mkdir()
+    for path in baker_dir.iterdir():
+        if path.is_file():
+            (voice / path.name).symlink_to(path)
+    with pytest.raises(VoiceNotAvailableError, match=r"run `qingyin models fetch baker`"):
+        OnnxBackend(voice, "fp32", threads=1)
+    with pytest.raises(VoiceNotAvailableError, match=r"run `qingyin export baker --variant int8-dynamic`"):
+        OnnxBackend(voice, "int8-dynamic", threads=1)
+    stale = variant_dir(voice, "fp32")
+    stale.mkdir(parents=True)
+    (stale / MANIFEST_FILE).write_text('{"format": 0}')
+    with pytest.raises(VoiceNotAvailableError, match="missing or were made from other weights"):
+        OnnxBackend(voice, threads=1)
+    assert sorted(p.name for p in stale.iterdir()) == [MANIFEST_FILE]  # nothing exported

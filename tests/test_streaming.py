@@ -1,4 +1,4 @@
-"""Chunked vocoding (qingyin.runtime.streaming) and Synthesizer.synthesize_stream: the stream is the same audio."""
+"""Chunked vocoding (fs2_mbmelgan.streaming) and Synthesizer.synthesize_stream: the stream is the same audio."""
 
 import dataclasses
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from qingyin.models.mb_melgan import MBMelGANConfig
-from qingyin.runtime.streaming import (
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig
+from qingyin.families.fs2_mbmelgan.streaming import (
     chunk_bounds,
     stream_vocoder,
     vocoder_context_frames,
@@ -30,7 +30,7 @@ def streamed(backend, mel: np.ndarray, first_chunk: int, chunk: int, context: in
 @pytest.fixture(scope="module")
 def mels(backend, baker_dir) -> list[np.ndarray]:
     """Mels of a few real sentences of different lengths."""
-    from qingyin.runtime.torch_backend import AcousticControls
+    from qingyin.families.fs2_mbmelgan.torch_runtime import AcousticControls
     from qingyin.text import SymbolTable, text_to_sentences
 
     symbols = SymbolTable.from_json(baker_dir / "symbols.json")
@@ -52,7 +52,7 @@ def unquantized(baker_dir):
     that differ by ~3e-3 near the start of the signal from one call to the next (seen on this 2-core machine,
     not reproducible on demand), which would make a 1e-4 comparison flaky for reasons that are not ours.
     """
-    from qingyin.runtime.torch_backend import TorchBackend
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
     threads = torch.get_num_threads()
     plain = TorchBackend(baker_dir, threads=1)
@@ -71,7 +71,7 @@ def test_context_of_the_baker_vocoder(backend):
 @torch.inference_mode()
 def test_reach_is_exactly_how_far_a_one_frame_change_spreads(baker_dir, mels):
     """In float64 every dependency shows: the derived reach is the receptive field, not just a bound on it."""
-    from qingyin.runtime.torch_backend import TorchBackend
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
     vocoder = without_quantization(TorchBackend(baker_dir).vocoder).double()
     mel = torch.from_numpy(mels[1][:60]).double()[None]

@@ -165,7 +165,7 @@ def test_synthesize_phones_non_text(tts, phones):
 
 
 def test_synthesize_phones_longer_than_the_model_is_a_clear_error(tts):
-    from qingyin.models.fastspeech2 import SequenceTooLongError
+    from qingyin.families.fs2_mbmelgan.model.fastspeech2 import SequenceTooLongError
 
     with pytest.raises(SequenceTooLongError) as error:
         tts.synthesize_phones(["sil"] + ["a1"] * 2100 + ["sil"])

@@ -20,10 +20,9 @@ import torch
 from safetensors.torch import load_file
 
 from qingyin.evaluate.reference import reference_dir
-from qingyin.models.config import config_from_dict
-from qingyin.models.fastspeech2 import FastSpeech2Config
-from qingyin.voices import fetch, registry
-from qingyin.voices.fetch import (
+from qingyin.families.fs2_mbmelgan import fetch
+from qingyin.families.fs2_mbmelgan.convert.fastspeech2 import import_fastspeech2
+from qingyin.families.fs2_mbmelgan.fetch import (
     VoiceNotAvailableError,
     cached_wheel,
     ensure_voice,
@@ -31,7 +30,9 @@ from qingyin.voices.fetch import (
     sha256_file,
     verify_voice,
 )
-from qingyin.voices.import_fastspeech2 import import_fastspeech2
+from qingyin.families.fs2_mbmelgan.model.config import config_from_dict
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2Config
+from qingyin.voices import registry
 from qingyin.voices.registry import UnknownVoiceError
 from qingyin.voices.tflite_graph import TFLiteGraph
 
@@ -132,7 +133,7 @@ def test_conversion_is_deterministic_and_verifies(home, spec, wheel, installed_v
     def no_conversion(assets, output):
         raise AssertionError("converted an installed voice again")
 
-    monkeypatch.setattr("qingyin.voices.convert.convert_voice", no_conversion)
+    monkeypatch.setattr("qingyin.families.fs2_mbmelgan.convert.convert_voice", no_conversion)
     assert ensure_voice("baker", quiet=True) == target  # installed: nothing to do
 
 
@@ -240,7 +241,7 @@ def test_interrupted_conversion_leaves_no_half_written_voice(home, wheel, instal
         (output / registry.ACOUSTIC_WEIGHTS).write_bytes(b"\0" * 1000)
         raise interruption("conversion interrupted")
 
-    monkeypatch.setattr("qingyin.voices.convert.convert_voice", dies_midway)
+    monkeypatch.setattr("qingyin.families.fs2_mbmelgan.convert.convert_voice", dies_midway)
     with pytest.raises(interruption):
         ensure_voice("baker", force=existing, wheel=wheel, quiet=True)
     assert len(calls) == 1

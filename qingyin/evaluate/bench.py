@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 from qingyin.evaluate.reference import load_reference, reference_available
 from qingyin.evaluate.variants import Variant, parse_variant
 from qingyin.runtime.synthesizer import Synthesizer
+from qingyin.text import FrontendResult, Sentence, text_to_sentences
 
 LATENCY_TEXT = "今天下午三点，我们在会议室讨论新产品的发布计划。"  # 20 Han characters + punctuation
 SAMPLE_RATE = 24000
@@ -47,16 +48,16 @@ class SystemResult:
 
 
 class System:
-    """Something that turns one sentence of symbols into audio, timing its two stages."""
+    """Something that turns one sentence of the frontend into audio, timing its two stages."""
 
     name: str
 
-    def run(self, phones: list[str]) -> Timing:
+    def run(self, sentence: Sentence) -> Timing:
         raise NotImplementedError
 
-    def first_audio(self, text: str, phones: list[str]) -> None:
-        """Produce the first audio of `text` (`phones`): by default the whole sentence."""
-        self.run(phones)
+    def first_audio(self, text: str, sentence: Sentence) -> None:
+        """Produce the first audio of `text` (`sentence`): by default the whole sentence."""
+        self.run(sentence)
 
     def worker(self) -> System:
         """An instance that can run on another thread at the same time as this one."""
@@ -70,12 +71,13 @@ class QingyinSystem(System):
         self.tts = Synthesizer(variant.voice, threads=threads, prosody=variant.prosody, backend=variant.backend,
                                variant=variant.variant)
 
-    def run(self, phones: list[str]) -> Timing:
-        sentence = self.tts.synthesize_phones(phones, **self.options).sentences[0]
-        return Timing(sentence.acoustic_seconds, sentence.vocoder_seconds, len(sentence.audio) / SAMPLE_RATE)
+    def run(self, sentence: Sentence) -> Timing:
+        pieces = list(self.tts.iter_sentences(FrontendResult([sentence], []), **self.options))
+        return Timing(sum(p.acoustic_seconds for p in pieces), sum(p.vocoder_seconds for p in pieces),
+                      sum(len(p.audio) for p in pieces) / SAMPLE_RATE)
 
-    def first_audio(self, text: str, phones: list[str]) -> None:
-        """The first chunk of the stream, from the text: frontend, acoustic model, first vocoder chunk."""
+    def first_audio(self, text: str, sentence: Sentence) -> None:
+        """The first chunk of the stream, from the text: frontend, acoustics, first rendered chunk."""
         stream = self.tts.synthesize_stream(text, **self.options)
         next(stream)
         stream.close()
@@ -88,9 +90,9 @@ class ReferenceSystem(System):
         self.threads = threads
         self.oracle = load_reference(threads=threads)
 
-    def run(self, phones: list[str]) -> Timing:
+    def run(self, sentence: Sentence) -> Timing:
         start = time.perf_counter()
-        mel, _ = self.oracle.mel(self.oracle.ids(" ".join(phones)))
+        mel, _ = self.oracle.mel(self.oracle.ids(" ".join(sentence.phones)))
         middle = time.perf_counter()
         audio = self.oracle.audio(mel)
         return Timing(middle - start, time.perf_counter() - middle, len(audio) / SAMPLE_RATE)
@@ -99,18 +101,17 @@ class ReferenceSystem(System):
         return ReferenceSystem(self.threads)  # a LiteRT interpreter must not be shared between threads
 
 
-def sentence_phones(texts: Sequence[str]) -> list[list[str]]:
-    from qingyin.text import text_to_sentences
+def frontend_sentences(texts: Sequence[str]) -> list[Sentence]:
+    """The spoken sentences of `texts` through qingyin's frontend (each voice turns them into its own tokens)."""
+    return [s for text in texts for s in text_to_sentences(text).sentences if s.phones]
 
-    return [s.phones for text in texts for s in text_to_sentences(text).sentences]
 
-
-def measure_rtf(system: System, sentences: list[list[str]], repeats: int) -> tuple[float, float, float]:
+def measure_rtf(system: System, sentences: list[Sentence], repeats: int) -> tuple[float, float, float]:
     """Best pass: (rtf, acoustic_rtf, vocoder_rtf)."""
     system.run(sentences[0])  # warm-up: first allocations are slow in every runtime
     best = None
     for _ in range(repeats):
-        timings = [system.run(phones) for phones in sentences]
+        timings = [system.run(sentence) for sentence in sentences]
         audio = sum(t.audio for t in timings)
         acoustic, vocoder = sum(t.acoustic for t in timings) / audio, sum(t.vocoder for t in timings) / audio
         if best is None or acoustic + vocoder < best[0]:
@@ -118,18 +119,18 @@ def measure_rtf(system: System, sentences: list[list[str]], repeats: int) -> tup
     return best
 
 
-def measure_first_audio(system: System, text: str, phones: list[str], repeats: int = 5) -> float:
+def measure_first_audio(system: System, text: str, sentence: Sentence, repeats: int = 5) -> float:
     """Median milliseconds from request to the first audio (whole sentence for sentence-level systems)."""
-    system.first_audio(text, phones)  # warm-up
+    system.first_audio(text, sentence)  # warm-up
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
-        system.first_audio(text, phones)
+        system.first_audio(text, sentence)
         samples.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples)
 
 
-def measure_throughput(system: System, sentences: list[list[str]], concurrency: int) -> float:
+def measure_throughput(system: System, sentences: list[Sentence], concurrency: int) -> float:
     """Seconds of audio per wall-clock second with `concurrency` requests in flight."""
     workers = [system] + [system.worker() for _ in range(concurrency - 1)]
     work = [sentences[i % len(sentences)] for i in range(max(len(sentences), 2 * concurrency))]
@@ -139,10 +140,10 @@ def measure_throughput(system: System, sentences: list[list[str]], concurrency: 
     def drain(worker: System) -> None:
         while True:
             with lock:
-                phones = next(queue, None)
-            if phones is None:
+                sentence = next(queue, None)
+            if sentence is None:
                 return
-            seconds = worker.run(phones).audio
+            seconds = worker.run(sentence).audio
             with lock:
                 audio[0] += seconds
 
@@ -152,10 +153,10 @@ def measure_throughput(system: System, sentences: list[list[str]], concurrency: 
     return audio[0] / (time.perf_counter() - start)
 
 
-def peak_rss_mb(system_spec: str, threads: int, sentences: Sequence[list[str]]) -> float | None:
-    """Peak resident memory (MB) of a fresh process that loads the voice and synthesizes the sentences' phones
-    (the text frontend is left out: the reference has none)."""
-    command = [sys.executable, "-m", "qingyin.evaluate.bench", system_spec, str(threads), json.dumps(list(sentences))]
+def peak_rss_mb(system_spec: str, threads: int, texts: Sequence[str]) -> float | None:
+    """Peak resident memory (MB) of a fresh process that loads the voice and synthesizes the texts' sentences
+    (their frontend runs first, for every system alike: the reference has none of its own)."""
+    command = [sys.executable, "-m", "qingyin.evaluate.bench", system_spec, str(threads), json.dumps(list(texts))]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         return None
@@ -171,10 +172,10 @@ def run_bench(
     with_reference: bool = True,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, object]:
-    sentences = sentence_phones(texts)
+    sentences = frontend_sentences(texts)
     if not sentences:
         raise ValueError("no speakable sentences in the benchmark texts")
-    latency_phones = sentence_phones([LATENCY_TEXT])[0]
+    latency_sentence = frontend_sentences([LATENCY_TEXT])[0]
     systems: list[tuple[str, Callable[[], System]]] = [
         (spec, lambda spec=spec: QingyinSystem(parse_variant(spec), threads)) for spec in variants
     ]
@@ -187,12 +188,12 @@ def run_bench(
         progress(f"bench: {spec}")
         system = build()
         rtf, acoustic, vocoder = measure_rtf(system, sentences, repeats)
-        first_audio = measure_first_audio(system, LATENCY_TEXT, latency_phones)
+        first_audio = measure_first_audio(system, LATENCY_TEXT, latency_sentence)
         result = SystemResult(system.name, rtf, acoustic, vocoder, first_audio)
         for level in concurrency:
             progress(f"bench: {spec} at concurrency {level}")
             result.throughput[level] = measure_throughput(system, sentences, level)
-        result.peak_rss_mb = peak_rss_mb(spec, threads, sentences)
+        result.peak_rss_mb = peak_rss_mb(spec, threads, texts)
         results.append(result)
 
     reference = next((r for r in results if r.name == "reference"), None)
@@ -203,10 +204,18 @@ def run_bench(
     return {
         "threads": threads,
         "sentences": len(sentences),
-        "torch": version("torch"),
+        "torch": _version("torch"),
+        "onnxruntime": _version("onnxruntime"),
         "reference": asdict(reference) if reference else {"unavailable": unavailable},
         "variants": variants_out,
     }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def format_report(report: dict[str, object]) -> str:
@@ -216,7 +225,8 @@ def format_report(report: dict[str, object]) -> str:
     levels = sorted({int(k) for r in rows for k in r["throughput"]})
     header = (f"{'system':24s} {'rtf':>7s} {'acoustic':>9s} {'vocoder':>8s} {'vs ref':>7s} {'first ms':>9s} "
               f"{'RSS MB':>7s} " + " ".join(f"{'x' + str(n) + ' audio s/s':>14s}" for n in levels))
-    lines = [f"threads={report['threads']} sentences={report['sentences']} torch={report['torch']}", header]
+    lines = [f"threads={report['threads']} sentences={report['sentences']} torch={report['torch']} "
+             f"onnxruntime={report.get('onnxruntime')}", header]
     reference_rtf = report["reference"].get("rtf")
     for r in rows:
         ratio = f"{r['rtf'] / reference_rtf:.2f}x" if reference_rtf else "-"
@@ -229,11 +239,11 @@ def format_report(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _rss_child(spec: str, threads: int, sentences: list[list[str]]) -> None:
-    """Child process entry: load one system, synthesize the phones, print peak RSS in MB."""
+def _rss_child(spec: str, threads: int, texts: list[str]) -> None:
+    """Child process entry: load one system, synthesize the texts' sentences, print peak RSS in MB."""
     system = ReferenceSystem(threads) if spec == "reference" else QingyinSystem(parse_variant(spec), threads)
-    for phones in sentences:
-        system.run(phones)
+    for sentence in frontend_sentences(texts):
+        system.run(sentence)
     print(peak_rss_of_this_process() / 2**20)
 
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from qingyin.models.errors import SequenceTooLongError
+from qingyin.families.errors import SequenceTooLongError
 from qingyin.text.frontend import Sentence
 from qingyin.text.markup import Controls
 from qingyin.voices.registry import ModelSpec

@@ -10,6 +10,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 from qingyin import families
@@ -92,13 +93,28 @@ class ModelPool:
         directory = families.ensure_model(model, quiet=True) if self.fetch else families.installed_model(model)
         if self.fetch:
             families.family(model.family).verify(model)
-        loaded = families.family(model.family).load(model, directory, backend=self.backend, variant=self.variant,
-                                                    threads=self.threads)
+        loaded = self._load(model, directory)
         with self._lock:
             self._loaded[model.name] = loaded
             while len(self._loaded) > self.max_models:
                 self._loaded.popitem(last=False)
         return loaded
+
+    def reload(self, model: ModelSpec) -> Voice | None:
+        """Load `model` again from its installed files (e.g. after the quality gate changed its default variant)
+        and replace the loaded copy: every selection from now on gets the new one; engines made before keep the
+        old one until they are made again. None (and nothing loaded) when the model was not loaded."""
+        with self._lock:
+            if model.name not in self._loaded:
+                return None
+        loaded = self._load(model, families.installed_model(model))
+        with self._lock:
+            self._loaded[model.name] = loaded
+        return loaded
+
+    def _load(self, model: ModelSpec, directory: Path) -> Voice:
+        return families.family(model.family).load(model, directory, backend=self.backend, variant=self.variant,
+                                                  threads=self.threads)
 
     def loaded(self) -> list[str]:
         with self._lock:

@@ -18,16 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Tokens
-from qingyin.options import SETTINGS
+from qingyin.options import SETTINGS, InvalidOptionError
 from qingyin.runtime.audio import write_wav
 from qingyin.runtime.pool import ModelPool, Selection
 from qingyin.text import Frontend, FrontendResult, Sentence
 from qingyin.text.frontend import LexiconLike
 from qingyin.voices import registry
-
-
-class InvalidOptionError(ValueError):
-    """A synthesis option is out of range; the message names the option and the valid range."""
 
 
 class NothingToSayError(ValueError):
@@ -320,7 +316,7 @@ class Synthesizer:
         Sentence by sentence, the acoustics of the next sentence are computed while this one is rendered, and
         within a sentence a voice that can renders in chunks of frames (`first_chunk` frames first, so the first
         audio comes quickly, then `chunk` frames) that concatenate to the same audio as
-        `synthesize(text).audio` (for the Baker voice within its sub-band rounding; see qingyin.runtime.streaming).
+        `synthesize(text).audio` (for the Baker voice within its sub-band rounding; see fs2_mbmelgan.streaming).
         """
         return (piece.audio for piece in self.stream_chunks(text, lexicon, first_chunk=first_chunk, chunk=chunk,
                                                             **options))

@@ -9,7 +9,9 @@ Routes (OpenAPI docs at /docs):
     POST /v1/audio/speech     OpenAI's text-to-speech API
     WS   /v1/tts/ws           JSON requests in, JSON events and binary audio out
     POST /v1/frontend         what the frontend makes of a text (pinyin, phones, warnings)
-    GET  /v1/voices, /healthz, /metrics, /ui (Gradio)
+    GET  /v1/voices           the voices of this server (gender, family, capabilities, blends, sample URL)
+    GET  /v1/voices/{name}/sample   a fixed sentence (service.SAMPLE_TEXT) in that voice
+    GET  /healthz, /metrics, /ui (Gradio)
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ import qingyin
 from qingyin.server import encoding
 from qingyin.server.config import ServerConfig
 from qingyin.server.logs import LOGGER, configure_logging, request_id
-from qingyin.server.schemas import FrontendBody, SpeechBody, TTSBody
+from qingyin.server.schemas import OPENAI_VOICES, FrontendBody, SpeechBody, TTSBody, openai_voice_table
 from qingyin.server.service import (
+    BLEND_HELP,
+    SAMPLE_TEXT,
     Audio,
     BadRequest,
     NotAvailable,
@@ -80,7 +84,8 @@ def create_app(config: ServerConfig | None = None, service: TTSService | None = 
         _mount_ui(app, service, config)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["X-Request-ID", "X-Audio-Duration", "X-Cache"])
+                           allow_headers=["*"],
+                           expose_headers=["X-Request-ID", "X-Audio-Duration", "X-Cache", "X-Qingyin-Warning"])
     app.add_middleware(RequestMiddleware, service=service, config=config)
     return app
 
@@ -106,7 +111,7 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
               responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}}, "description": "the audio"}})
     async def tts(body: TTSBody) -> Response:
         """Text or SSML to audio. `stream: true` sends wav or pcm chunks as soon as they are synthesized."""
-        return await _speak(service, body.to_request(), body.stream)
+        return await _speak(service, body.to_request(config.voice), body.stream)
 
     @app.get("/v1/tts", tags=["speech"], response_class=Response)
     async def tts_get(
@@ -134,11 +139,21 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
     @app.post("/v1/audio/speech", tags=["openai"], response_class=Response)
     async def openai_speech(body: SpeechBody) -> Response:
         """OpenAI-compatible: `client.audio.speech.create(model="tts-1", voice="alloy", input=...)` works with
-        base_url pointed here. OpenAI voice names map to the default voice; `instructions` are ignored."""
-        request = body.to_request(service.voices, config.voice)
-        response = await _speak(service, request, stream=request.format in encoding.STREAM_FORMATS)
+        base_url pointed here. OpenAI voice names map to ours (schemas.OPENAI_VOICE_MAP; one that is not installed
+        falls back to the default voice), our own voices and blends work too; `instructions` are ignored. What
+        was changed or ignored is said in the X-Qingyin-Warning header."""
+        request, warnings = body.to_request(service.voices, config.voice)
+        try:
+            response = await _speak(service, request, stream=request.format in encoding.STREAM_FORMATS)
+        except BadRequest as error:
+            if error.param != "voice":
+                raise
+            raise BadRequest(f"{error.message}; or an OpenAI voice name ({', '.join(OPENAI_VOICES)})", "voice",
+                             error.headers) from None
         if body.instructions:
-            response.headers["X-Qingyin-Warning"] = "instructions are not supported and were ignored"
+            warnings.append("instructions are not supported and were ignored")
+        if warnings:
+            response.headers["X-Qingyin-Warning"] = "; ".join(warnings)
         return response
 
     @app.websocket("/v1/tts/ws")
@@ -154,8 +169,19 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
 
     @app.get("/v1/voices", tags=["info"])
     async def voices() -> dict[str, object]:
-        """Voices, speakers, emotions, sample rates, formats and variants this server offers."""
-        return {"voices": service.voices_info(), "default": config.voice, "max_chars": config.max_chars}
+        """The voices this server has (gender, family, capabilities, which can be blended and with which, speakers,
+        emotions, sample rates, formats, variants, sample URL), the default voice, and how OpenAI's voice names map."""
+        installed = service.voices
+        return {"voices": service.voices_info(), "default": config.voice, "max_chars": config.max_chars,
+                "blend": BLEND_HELP, "sample_text": SAMPLE_TEXT,
+                "openai_voices": openai_voice_table(installed, config.voice)}
+
+    @app.get("/v1/voices/{name}/sample", tags=["info"], response_class=Response,
+             responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}}, "description": "the sample"}})
+    async def voice_sample(name: str, format: str = "wav", sample_rate: int | None = None) -> Response:
+        """The voice saying the same short sentence as every other voice (`sample_text` of GET /v1/voices), for
+        comparing them; synthesized and cached like any request. 404 for a name that is not a voice here."""
+        return await _speak(service, service.sample_request(name, format, sample_rate), stream=False)
 
     @app.get("/healthz", tags=["info"])
     async def healthz() -> Response:
@@ -233,7 +259,8 @@ async def _websocket_session(websocket: WebSocket, service: TTSService) -> None:
                 await websocket.close()
                 return
             payload.pop("type", None)
-            await _ws_request(websocket, service, number, WebSocketBody.model_validate(payload).to_request())
+            request = WebSocketBody.model_validate(payload).to_request(service.config.voice)
+            await _ws_request(websocket, service, number, request)
         except _ClientGone:
             return
         except (ServiceError, ValidationError, ValueError) as error:

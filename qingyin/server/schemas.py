@@ -7,8 +7,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from qingyin.server.service import NEUTRAL, BadRequest, SpeechRequest
 from qingyin.voices import registry
 
-# OpenAI's voice names: clients written for OpenAI send one of these; each maps to the server's default voice.
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
+# OpenAI's voice names -> ours, by the gender OpenAI's voices are usually heard as (the one place this is decided;
+# README "## Serve" shows it). A mapped voice that is not installed falls back to the server's default voice and
+# the response says so in X-Qingyin-Warning. Our own voice names and blends are accepted as they are.
+OPENAI_VOICE_MAP = {
+    "alloy": "baker",  # neutral; our default voice
+    "ash": "yunjian",
+    "ballad": "yunxia",
+    "cedar": "yunyang",
+    "coral": "xiaoyi",
+    "echo": "yunxi",
+    "fable": "yunyang",
+    "marin": "xiaoxiao",
+    "nova": "xiaoxiao",
+    "onyx": "yunjian",
+    "sage": "xiaoni",
+    "shimmer": "xiaobei",
+    "verse": "yunxi",
+}
+OPENAI_VOICES = tuple(OPENAI_VOICE_MAP)
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "qingyin")
 OPENAI_FORMATS = {"mp3": "mp3", "opus": "opus", "wav": "wav", "flac": "flac", "pcm": "pcm"}  # not aac
 
@@ -23,7 +40,8 @@ class TTSBody(BaseModel):
 
     text: str | None = Field(None, description="Text to read; SSML when it starts with <speak>")
     ssml: str | None = Field(None, description="SSML; <speak> is added when missing")
-    voice: str = Field(registry.DEFAULT_VOICE, description="see GET /v1/voices")
+    voice: str | None = Field(None, description="a voice of GET /v1/voices, or a blend of voices of one model "
+                                               "such as \"xiaobei:0.6,yunxi:0.4\"; default: the server's voice")
     emotion: str = Field(NEUTRAL, description="see GET /v1/voices (the Baker voice has neutral only)")
     intensity: float = Field(1.0, description="emotion intensity, 0–1")
     speed: float = Field(1.0, description="speaking rate, 0.25–4 (2 = twice as fast)")
@@ -35,9 +53,10 @@ class TTSBody(BaseModel):
                                                              "\"hang2 zhang3\"}")
     stream: bool = Field(False, description="chunked transfer as audio is produced (wav or pcm)")
 
-    def to_request(self) -> SpeechRequest:
+    def to_request(self, default_voice: str = registry.DEFAULT_VOICE) -> SpeechRequest:
+        voice = default_voice if self.voice is None else self.voice
         return SpeechRequest(
-            text=_text_of(self.text, self.ssml), voice=self.voice, emotion=self.emotion, intensity=self.intensity,
+            text=_text_of(self.text, self.ssml), voice=voice, emotion=self.emotion, intensity=self.intensity,
             speed=self.speed, pitch=self.pitch, energy=self.energy, format=self.format,
             sample_rate=self.sample_rate, lexicon=tuple(sorted((self.lexicon or {}).items())))
 
@@ -49,29 +68,46 @@ class SpeechBody(BaseModel):
 
     model: str = Field(..., description=f"one of {', '.join(OPENAI_MODELS)} (all use the same voice model)")
     input: str = Field(..., description="text to read (at most the server's --max-chars)")
-    voice: str = Field(..., description="a qingyin voice, or an OpenAI voice name (mapped to the default voice)")
+    voice: str = Field(..., description="an OpenAI voice name (mapped to one of ours, see OPENAI_VOICE_MAP), or a "
+                                        "qingyin voice or blend")
     response_format: str = Field("mp3", description="mp3, opus, wav, flac or pcm (24 kHz 16-bit LE)")
     speed: float = Field(1.0, description="0.25–4")
     instructions: str | None = Field(None, description="not supported: style instructions are ignored")
     stream_format: str | None = Field(None, description="'audio' (default); 'sse' is not supported")
 
-    def to_request(self, voices: list[str], default_voice: str) -> SpeechRequest:
+    def to_request(self, voices: list[str], default_voice: str) -> tuple[SpeechRequest, list[str]]:
+        """The request, and warnings for the X-Qingyin-Warning header (an OpenAI voice that fell back)."""
         if self.model not in OPENAI_MODELS and self.model not in voices:
             raise BadRequest(f"unknown model {self.model!r}; use one of {', '.join(OPENAI_MODELS)}", "model")
-        if self.voice in voices:
-            voice = self.voice
-        elif self.voice.lower() in OPENAI_VOICES:
-            voice = default_voice
-        else:
-            raise BadRequest(f"unknown voice {self.voice!r}; use one of {', '.join(voices)} or an OpenAI voice "
-                             f"name ({', '.join(OPENAI_VOICES)}), which all map to {default_voice!r}", "voice")
+        voice, warning = openai_voice(self.voice, voices, default_voice)
         if self.response_format not in OPENAI_FORMATS:
             raise BadRequest(f"unsupported response_format {self.response_format!r}; use one of "
                              f"{', '.join(OPENAI_FORMATS)}", "response_format")
         if self.stream_format not in (None, "audio"):
             raise BadRequest(f"stream_format {self.stream_format!r} is not supported; use 'audio'", "stream_format")
-        return SpeechRequest(text=self.input, voice=voice, speed=self.speed,
-                             format=OPENAI_FORMATS[self.response_format])
+        request = SpeechRequest(text=self.input, voice=voice, speed=self.speed,
+                                format=OPENAI_FORMATS[self.response_format])
+        return request, [warning] if warning else []
+
+
+def openai_voice(name: str, voices: list[str], default_voice: str) -> tuple[str, str | None]:
+    """The voice for OpenAI's `voice` field and, when an OpenAI voice's mapping is not installed, a warning.
+
+    An OpenAI name (any case) maps through OPENAI_VOICE_MAP; anything else is one of our voices or a blend, checked
+    by the service like every request."""
+    mapped = OPENAI_VOICE_MAP.get(name.lower()) if isinstance(name, str) else None
+    if mapped is None:
+        return name, None
+    if mapped in voices:
+        return mapped, None
+    return default_voice, (f"OpenAI voice {name!r} maps to {mapped!r}, which is not installed on this server; "
+                           f"used the default voice {default_voice!r}")
+
+
+def openai_voice_table(voices: list[str], default_voice: str) -> dict[str, dict[str, str]]:
+    """OpenAI voice -> the voice it maps to and the voice this server uses for it (GET /v1/voices)."""
+    return {name: {"maps_to": mapped, "uses": openai_voice(name, voices, default_voice)[0]}
+            for name, mapped in OPENAI_VOICE_MAP.items()}
 
 
 class FrontendBody(BaseModel):

@@ -22,12 +22,15 @@ from typing import TypeVar
 
 import qingyin
 from qingyin import families
+from qingyin.evaluate.background_gate import start_background_gate
+from qingyin.families.base import MIX
 from qingyin.runtime.pool import ModelPool, parse_selector
 from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
 from qingyin.server import encoding
 from qingyin.server.cache import AudioCache, cache_key
 from qingyin.server.config import ServerConfig
 from qingyin.server.metrics import Metrics
+from qingyin.text import markup
 from qingyin.voices import registry
 from qingyin.voices.wheels import VoiceNotAvailableError
 
@@ -37,6 +40,9 @@ EMOTIONS_NOTE = ("The voices were trained on neutral read speech: they have no e
 MAX_SELECTORS = 32  # engines kept for distinct voice selectors (mixes are free-form); they share the loaded models
 MAX_MODELS = 2  # loaded models (baker, kokoro): all nine voices fit
 STREAM_BUFFER = 8  # audio chunks a streaming worker may run ahead of a slow client
+SAMPLE_TEXT = "你好，欢迎使用轻音。"  # what GET /v1/voices/{name}/sample says, the same for every voice
+BLEND_HELP = "a blend is name:weight,name:weight of voices of one model that can mix, e.g. xiaobei:0.6,yunxi:0.4"
+SSML_PREFIXES = ("<speak", "<?xml", "<!DOCTYPE")  # text that the frontend reads as SSML (qingyin.text.markup.parse)
 T = TypeVar("T")
 
 
@@ -83,6 +89,10 @@ class UploadTooLarge(ServiceError):
 
 class NotAvailable(ServiceError):
     status, kind = 501, "not_available"
+
+
+class NotFound(ServiceError):
+    status, kind = 404, "not_found"
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,8 @@ class TTSService:
         tts = self.synthesizer(self.config.voice)
         if self.config.warmup:
             tts.synthesize("你好。")
+        # Baker's int8-static: gated in the background, switched to when it passes (QINGYIN_BACKGROUND_GATE=false: off)
+        start_background_gate(self.models, on_switch=lambda: (self._synthesizers.clear(), self._versions.clear()))
         self._started = True
 
     def close(self) -> None:
@@ -172,17 +184,24 @@ class TTSService:
         return tts
 
     def model_version(self, voice: str) -> str:
-        """What the cache keys audio by besides the request: qingyin, the voice's files, backend and variant
-        (read once per voice: hashing the manifest on every request would put file I/O on the hot path). The
-        variant is the one loaded, so that a gate-chosen default is told apart from fp32."""
+        """What the cache keys audio by besides the request: qingyin, the files of the voice's model, backend and
+        variant (read once per model: hashing the manifest on every request would put file I/O on the hot path;
+        per model, not per selector, since blends are free-form). The variant is the one loaded, so that a
+        gate-chosen default is told apart from fp32. The request itself (voice or blend included) is keyed too."""
         tts = self.synthesizer(voice)  # before the lock: loading takes it too
+        model = tts.spec.model.name
         with self._lock:
-            if voice not in self._versions:
-                manifest = registry.model_dir(tts.spec.model.name) / registry.MANIFEST
+            if model not in self._versions:
+                manifest = registry.model_dir(model) / registry.MANIFEST
                 digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
                 runtime = f"{self.config.backend}-{tts.voice.variant}"
-                self._versions[voice] = f"qingyin-{qingyin.__version__}/{voice}-{digest}/{runtime}"
-            return self._versions[voice]
+                self._versions[model] = f"qingyin-{qingyin.__version__}/{model}-{digest}/{runtime}"
+            return self._versions[model]
+
+    def _request_version(self, request: SpeechRequest) -> str:
+        """The model versions of every voice a request uses: its own and those its SSML <voice> elements name."""
+        voices = dict.fromkeys([request.voice, *ssml_voices(request.text)])
+        return "+".join(dict.fromkeys(self.model_version(voice) for voice in voices))
 
     @property
     def threads(self) -> int:
@@ -198,17 +217,20 @@ class TTSService:
         return installed if self.config.voice in installed else [self.config.voice, *installed]
 
     def voices_info(self) -> list[dict[str, object]]:
+        """One entry per voice of `voices` (GET /v1/voices, the web UI)."""
         info = []
         loaded = {name: self.models.model(registry.get_model(name)) for name in self.models.loaded()}
-        for name in self.voices:
+        voices = self.voices
+        for name in voices:
             spec = registry.get_voice(name)
             voice = loaded.get(spec.model.name)
             capabilities = sorted(families.capabilities(spec.model))
+            mixable = MIX in capabilities
             info.append({
                 "name": name, "description": spec.description, "language": spec.language, "gender": spec.gender,
-                "family": spec.family, "model": spec.model.name, "capabilities": capabilities,
-                "mixable_with": [v for v in registry.VOICES if registry.VOICES[v].model == spec.model]
-                if "mix" in capabilities else [],
+                "family": spec.family, "model": spec.model.name, "capabilities": capabilities, "mixable": mixable,
+                "mixable_with": [v for v in voices if v != name and registry.VOICES[v].model == spec.model]
+                if mixable else [],
                 "speakers": list(spec.speakers), "emotions": [NEUTRAL, *spec.emotions], "emotions_note": EMOTIONS_NOTE,
                 "sample_rate": spec.sample_rate, "sample_rates": list(encoding.SAMPLE_RATES),
                 "formats": list(encoding.FORMATS), "stream_formats": list(encoding.STREAM_FORMATS),
@@ -217,6 +239,18 @@ class TTSService:
                 "sample": f"/v1/voices/{name}/sample",
             })
         return info
+
+    def sample_request(self, voice: str, format: str = "wav", sample_rate: int | None = None) -> SpeechRequest:
+        """The request for a voice's sample (SAMPLE_TEXT): an ordinary request, so it is checked and cached like
+        any other. NotFound (404) for a name that is not a voice of this server."""
+        if voice not in self.voices:
+            if voice in registry.VOICES:
+                reason = (f"voice {voice!r} is not installed on this server (the administrator can run "
+                          f"`qingyin models fetch {registry.VOICES[voice].model.name}`)")
+            else:
+                reason = f"unknown voice {voice!r}"
+            raise NotFound(f"{reason}; available: {', '.join(self.voices)}", "name")
+        return SpeechRequest(text=SAMPLE_TEXT, voice=voice, format=format, sample_rate=sample_rate)
 
     # --- checks ----------------------------------------------------------------------------------
     def check(self, request: SpeechRequest, stream: bool = False) -> None:
@@ -227,6 +261,11 @@ class TTSService:
             raise TextTooLong(f"text has {len(request.text)} characters; this server reads at most "
                               f"{self.config.max_chars} per request (split it, or raise --max-chars)", "text")
         spec = self._check_voice(request.voice)
+        for name in ssml_voices(request.text):
+            try:
+                self._check_voice(name)
+            except BadRequest as error:
+                raise BadRequest(f"SSML <voice name=\"{name}\">: {error.message}", "voice") from None
         emotions = [NEUTRAL, *spec.emotions]
         if request.emotion not in emotions:
             raise BadRequest(f"voice {request.voice!r} has no emotion {request.emotion!r}; available: "
@@ -245,16 +284,34 @@ class TTSService:
 
     def _check_voice(self, voice: str) -> registry.VoiceSpec:
         """The (heaviest) voice of a selector, checked: catalogued, a valid blend, installed on this server."""
+        voices = self.voices  # reads the install markers: once per check
+        available = f"this server has: {', '.join(voices)}"
+        if not isinstance(voice, str) or not voice.strip():
+            raise BadRequest(f"voice is empty: name a voice ({available}) or a blend ({BLEND_HELP})", "voice")
+        names = [part.partition(":")[0].strip() for part in voice.split(",")]
+        unknown = next((name for name in names if name not in registry.VOICES), None)
+        if unknown is not None:
+            blend = f"; {BLEND_HELP}" if len(names) > 1 else ""
+            raise BadRequest(f"unknown voice {unknown!r}; {available}{blend}", "voice")
+        specs = [registry.VOICES[name] for name in names]
+        models = list(dict.fromkeys(spec.model.name for spec in specs))
+        if len(models) > 1:
+            by_model = "; ".join(f"{model}: {', '.join(dict.fromkeys(s.name for s in specs if s.model.name == model))}"
+                                 for model in models)
+            raise BadRequest(f"voice {voice!r} blends voices of different models ({by_model}): only voices of one "
+                             f"model can be blended; {BLEND_HELP}", "voice")
+        missing = next((name for name in names if name not in voices), None)
+        if missing is not None:
+            raise BadRequest(f"voice {missing!r} is not installed on this server (the administrator can run "
+                             f"`qingyin models fetch {registry.VOICES[missing].model.name}`); {available}", "voice")
         try:
-            spec, speaker = parse_selector(voice)
+            spec, speaker = parse_selector(voice)  # the weights
         except ValueError as error:
-            raise BadRequest(f"{error}; this server has: {', '.join(self.voices)}", "voice") from None
-        if spec.name not in self.voices:
-            raise BadRequest(f"voice {spec.name!r} is not installed on this server (the administrator can run "
-                             f"`qingyin models fetch {spec.model.name}`); available: {', '.join(self.voices)}", "voice")
-        if len(speaker) > 1 and "mix" not in families.capabilities(spec.model):
-            raise BadRequest(f"voice {spec.name!r} cannot be mixed: only voices of a model with several speakers "
-                             "can (e.g. xiaobei:0.6,yunxi:0.4)", "voice")
+            raise BadRequest(str(error), "voice") from None  # says how to write the weights
+        if len(specs) > 1 and MIX not in families.capabilities(spec.model):
+            mixable = [name for name in voices if MIX in families.capabilities(registry.VOICES[name].model)]
+            raise BadRequest(f"voice {spec.name!r} ({spec.family}) cannot be blended; voices that can: "
+                             f"{', '.join(mixable) or 'none on this server'}", "voice")
         return spec
 
     # --- synthesis -------------------------------------------------------------------------------
@@ -263,7 +320,7 @@ class TTSService:
         self.check(request)
         tts = self.synthesizer(request.voice)
         rate = request.sample_rate or tts.sample_rate
-        key = cache_key({**asdict(request), "sample_rate": rate, "model": self.model_version(request.voice)})
+        key = cache_key({**asdict(request), "sample_rate": rate, "model": self._request_version(request)})
         if self.config.cache_items or self.cache.directory is not None:
             data = await asyncio.to_thread(self.cache.get, key)  # may read the disk
             if data is not None:
@@ -367,7 +424,9 @@ class TTSService:
 
     def frontend_report(self, text: str, voice: str | None = None) -> dict[str, object]:
         """The frontend's view of a text (normalized text, words, pinyin, phones, warnings)."""
-        tts = self.synthesizer(voice or self.config.voice)
+        voice = voice or self.config.voice
+        self._check_voice(voice)
+        tts = self.synthesizer(voice)
         try:
             return tts.frontend(text).report()
         except ValueError as error:
@@ -447,6 +506,18 @@ def as_service_error(error: BaseException) -> ServiceError:
     return ServiceError(f"synthesis failed ({type(error).__name__}); the server log has the details")
 
 
+def ssml_voices(text: str) -> list[str]:
+    """The voices (selectors) that SSML <voice name="…"> elements of a text name, in order; none for plain text
+    or SSML that does not parse (synthesis then reports the SSML error)."""
+    if not isinstance(text, str) or "<voice" not in text or not text.lstrip().startswith(SSML_PREFIXES):
+        return []
+    try:
+        segments = markup.parse(text)
+    except ValueError:
+        return []
+    return list(dict.fromkeys(voice for segment in segments if (voice := getattr(segment, "voice", None))))
+
+
 def _param_of(message: str) -> str | None:
     """The request field an option error is about (its message starts with the option's name)."""
     first = message.split(" ", 1)[0]
@@ -460,7 +531,7 @@ def _variants(family: str, backend: str) -> list[str]:
         return list(KOKORO_VARIANTS)
     if backend != "onnx":
         return ["fp32"]
-    from qingyin.export import VARIANTS
+    from qingyin.families.fs2_mbmelgan.export import VARIANTS
 
     return list(VARIANTS)
 

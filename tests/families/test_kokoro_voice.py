@@ -88,11 +88,33 @@ def test_a_sentence_over_the_token_limit_is_split_at_a_boundary(yunxi):
     assert "".join("".join(p.phones) for p in pieces).replace(" ", "") == "".join(tokens.symbols).replace(" ", "")
 
 
-def test_streaming_is_the_same_audio(yunxi):
-    text = "你好。我是云希。"
+def _log_spectrogram(audio: np.ndarray) -> np.ndarray:
+    frames = np.lib.stride_tricks.sliding_window_view(audio, 1200)[::300] * np.hanning(1200)
+    return np.log10(np.abs(np.fft.rfft(frames)) ** 2 + 1e-3)
+
+
+def test_streaming_decodes_word_spans_close_to_the_whole_sentence(yunxi):
+    text = "今天下午三点，我们在会议室讨论新产品的发布计划。"
     whole = yunxi.synthesize(text).audio
-    streamed = np.concatenate(list(yunxi.synthesize_stream(text)))
-    assert np.array_equal(whole, streamed)
+    chunks = list(yunxi.synthesize_stream(text, first_chunk=10, chunk=100))
+    streamed = np.concatenate(chunks)
+    assert len(chunks) >= 3 and len(streamed) == len(whole)
+    assert len(chunks[0]) < len(whole) / 3  # the first audio comes after a fraction of the work
+    # Spans are decoded with context and crossfaded: no clicks at the joins (a per-frame spectral difference of
+    # ~4 without context), and close on average (measured 0.25; fp32 against int8 is 0.14 on this sentence).
+    difference = np.abs(_log_spectrogram(streamed) - _log_spectrogram(whole)).mean(axis=1)
+    assert difference.mean() < 0.4 and difference.max() < 1.5
+    assert np.array_equal(streamed, np.concatenate(list(yunxi.synthesize_stream(text, first_chunk=10, chunk=100))))
+
+
+def test_stream_spans_end_at_word_boundaries():
+    from qingyin.families.kokoro.voice import stream_spans
+
+    frames = np.array([4, 3, 3, 3, 3, 3, 3, 3, 2])
+    assert stream_spans(frames, [(3, 1), (5, 3), (7, 1)], 5, 6) == [(0, 3), (3, 5), (5, 7), (7, 9)]
+    assert stream_spans(frames, [(3, 1), (5, 3), (7, 1)], 5, 7) == [(0, 3), (3, 7), (7, 9)]
+    assert stream_spans(frames, [], 5, 6) == [(0, 9)]
+    assert stream_spans(frames, [(3, 1)], 100, 6) == [(0, 9)]
 
 
 def test_ssml_prosody_edits_only_its_span(yunxi, plain):

@@ -174,13 +174,25 @@ def _wav_seconds(data: bytes) -> float:
         return reader.getnframes() / reader.getframerate()
 
 
-def _direct_seconds(server: Server, text: str) -> float:
+def _direct_seconds(server: Server, text: str, voice: str = "baker") -> float:
     from qingyin.server.service import SpeechRequest
 
     # Playwright's sync API keeps an event loop running in this thread, so the coroutine runs in another one.
     with ThreadPoolExecutor(1) as pool:
-        audio = pool.submit(asyncio.run, server.service.synthesize(SpeechRequest(text=text))).result(timeout=60)
+        request = SpeechRequest(text=text, voice=voice)
+        audio = pool.submit(asyncio.run, server.service.synthesize(request)).result(timeout=60)
     return _wav_seconds(audio.data)
+
+
+def _sample_src(page: Any, previous_src: str = "") -> str:
+    """The voice sample player's source once it has a new one that the browser could load."""
+    page.wait_for_function(
+        """previous => {
+            const audio = document.querySelector('#voice-sample audio');
+            return audio && audio.src && audio.src !== previous && audio.readyState >= 1;
+        }""",
+        arg=previous_src, timeout=SYNTHESIS_TIMEOUT_MS)
+    return page.evaluate("() => document.querySelector('#voice-sample audio').src")
 
 
 def _screenshot_dir(tmp_path: Path) -> Path:
@@ -238,3 +250,35 @@ def test_frontend_panel_shows_pinyin_of_a_polyphone_sentence(ui: UIPage) -> None
     assert pinyin.input_value().startswith(f"1. {POLYPHONE}")
     expect(page.locator("#normalized textarea")).to_have_value(POLYPHONE)
 
+
+
+def test_pick_a_kokoro_voice_hear_its_sample_and_synthesize(ui: UIPage, server: Server, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from qingyin.voices import registry
+
+    if not registry.is_installed("yunxi"):
+        pytest.skip("the Kokoro voices are not installed (qingyin models fetch kokoro)")
+    page = ui.page
+    baker_sample = _sample_src(page)  # the default voice's sample, loaded with the page
+    assert "sample-baker" in baker_sample
+    page.locator("#voice input").click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible(timeout=10_000)
+    labels = options.all_inner_texts()
+    assert len(labels) == len(server.service.voices) and "xiaoxiao — 女 female · kokoro" in labels
+    page.get_by_role("option", name="yunxi — 男 male · kokoro").click()
+    assert "sample-yunxi" in _sample_src(page, baker_sample)
+
+    _synthesize(page, "你好。")
+    audio = _wait_for_audio(page)
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "ui-kokoro.png"), full_page=True)
+    assert audio["duration"] == pytest.approx(_direct_seconds(server, "你好。", "yunxi"), abs=0.05)
+    assert audio["duration"] != pytest.approx(_direct_seconds(server, "你好。", "baker"), abs=0.05)
+
+    page.locator("#blend textarea, #blend input").first.fill("xiaobei:0.6,baker:0.4")  # across models: refused
+    page.locator("#synthesize").click()
+    error = page.locator("#error-message")
+    expect(error).to_be_visible(timeout=SYNTHESIS_TIMEOUT_MS)
+    expect(error).to_contain_text("blends voices of different models")
+    assert ui.outside_requests == []

@@ -3,7 +3,7 @@
 Tokens are the frontend's phones in Baker's symbol table plus eos; `predict` runs the acoustic encoder at neutral
 settings; `acoustic` rounds the edited durations and decodes a mel (from the predicted encoder states when pitch
 and energy are unedited, else by re-running the encoder with the per-token pitch and energy scales and the
-edited frames forced); `render` vocodes it, whole or in exact chunks (qingyin.runtime.streaming).
+edited frames forced); `render` vocodes it, whole or in exact chunks (qingyin.families.fs2_mbmelgan.streaming).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 
 from qingyin.families.base import Acoustics, Prosody, Speaker, Tokens
 from qingyin.families.fs2_mbmelgan import CAPABILITIES
-from qingyin.runtime.backends import load_backend
-from qingyin.runtime.features import AcousticControls
-from qingyin.runtime.streaming import stream_vocoder
+from qingyin.families.fs2_mbmelgan.backends import load_backend
+from qingyin.families.fs2_mbmelgan.features import AcousticControls
+from qingyin.families.fs2_mbmelgan.streaming import stream_vocoder
 from qingyin.text.frontend import Sentence
 from qingyin.text.markup import Controls
 from qingyin.text.symbols import SymbolTable
@@ -29,7 +29,7 @@ SPEAKERS = ("baker",)  # the model's speaker table, by id
 
 
 class Fs2Voice:
-    """The Baker model on the torch or ONNX backend (qingyin.runtime.backends)."""
+    """The Baker model on the torch or ONNX backend (qingyin.families.fs2_mbmelgan.backends)."""
 
     capabilities = CAPABILITIES
 
@@ -121,3 +121,12 @@ class Fs2Voice:
 
 def _scale(scale: np.ndarray | None) -> float | np.ndarray:
     return 1.0 if scale is None else scale.astype(np.float32)
+
+
+def sentence_ids(voice_dir: str | Path, texts: list[str]) -> list[list[int]]:
+    """Symbol ids (eos appended) of every spoken sentence of `texts`, through qingyin's frontend."""
+    from qingyin.text import text_to_sentences
+
+    table = SymbolTable.from_json(Path(voice_dir) / registry.SYMBOLS)
+    return [table.ids(sentence.phones) + [table.eos_id]
+            for text in texts for sentence in text_to_sentences(text).sentences if sentence.phones]

@@ -180,6 +180,8 @@ class _Graph:
         self.new_initializers: dict[str, np.ndarray] = {}
 
     def array(self, name: str) -> np.ndarray:
+        if name not in self.initializers:
+            raise _NoMatch(f"{name}: not a constant")
         if name not in self.arrays:
             self.arrays[name] = numpy_helper.to_array(self.initializers[name])
         return self.arrays[name]
@@ -369,8 +371,8 @@ def quantized_ops(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _check_stock(model: onnx.ModelProto, names: Iterable[str]) -> None:
-    produced = {out for node in model.graph.node for out in node.output}
-    absent = [name for name in names if name not in produced and name not in {"tokens", "style", "audio"}]
+    known = {out for node in model.graph.node for out in node.output} | {value.name for value in model.graph.input}
+    absent = sorted(name for name in names if name not in known)
     if absent:
         raise ValueError(f"not a Kokoro v1.0 graph this module knows: missing tensors {absent}")
 
@@ -401,7 +403,10 @@ def cut_stages(model: onnx.ModelProto) -> dict[str, onnx.ModelProto]:
 
 
 def build_graphs(stock_model: Path, out_dir: Path, precision: str = "int8") -> dict[str, Path]:
-    """Write ``predict.onnx``, ``prosody.onnx`` and ``decode.onnx`` for `precision` into `out_dir`; their paths."""
+    """Write ``predict.onnx``, ``prosody.onnx`` and ``decode.onnx`` for `precision` into `out_dir`; their paths.
+
+    Takes about 1 s for int8 and 5 s for fp32 (92 MB of int8 weights become 325 MB of float ones).
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     model = onnx.load(str(stock_model))

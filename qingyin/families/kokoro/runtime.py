@@ -9,24 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from qingyin.families.onnx_sessions import cpu_session, session_options
 
 SAMPLE_RATE = 24000
 HOP_LENGTH = 600  # audio samples per frame; f0 and energy have 2 values per frame
-
-
-def session_options(threads: int) -> ort.SessionOptions:
-    """Sequential execution on `threads` intra-op threads, all graph optimizations, no spin-waiting."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    # The three sessions run one after another with their own thread pools; a pool that spins after its run
-    # takes the cores the next session needs.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
 
 
 @dataclass(frozen=True)
@@ -52,7 +39,7 @@ class KokoroGraphs:
         directory = Path(directory)
         options = session_options(threads)
         self.sessions = {
-            stage: ort.InferenceSession(str(directory / f"{stage}.onnx"), options, providers=["CPUExecutionProvider"])
+            stage: cpu_session(directory / f"{stage}.onnx", options)
             for stage in ("predict", "prosody", "decode")
         }
 

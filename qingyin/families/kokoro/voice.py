@@ -10,6 +10,7 @@ scales of its normalized pitch and energy.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ DEFAULT_THREADS = 2
 VOICED_HZ = 40.0  # F0 below this is an unvoiced frame: left as it is by pitch edits
 STYLE_DIM = 256
 MAX_FRAMES = 40 * 120  # forced durations: two minutes of frames at most
+LEADING_SILENCE_FRAMES = 4  # at most 100 ms of silence before a sentence
+STREAM_CONTEXT_FRAMES = 12  # streaming: frames of the sentence decoded on each side of a span (300 ms)
+CROSSFADE_SAMPLES = 240  # streaming: 10 ms crossfade from one span's overhang into the next span
 
 
 class KokoroVoice:
@@ -102,25 +106,78 @@ class KokoroVoice:
         frames = prosody.frames()
         if prosody.forced is None:
             frames = np.maximum(frames, 1)  # every token is heard, as in the stock graph
+            # The opening pad is silence: Kokoro predicts ~0.5 s of it, which would only delay the first audio
+            # (the engine puts its own pause between sentences).
+            frames[0] = min(frames[0], LEADING_SILENCE_FRAMES)
         if int(frames.sum()) == 0:
             raise ValueError("every token got zero frames: nothing to synthesize")
         f0, energy = self.graphs.prosody(predicted, frames, style)
         f0 = scale_pitch(f0, _per_frame(prosody.pitch_scale, frames))
         energy = scale_energy(energy, _per_frame(prosody.energy_scale, frames))
-        return Acoustics(frames, f0, energy, self.frame_seconds, state=(predicted, style))
+        return Acoustics(frames, f0, energy, self.frame_seconds, state=(predicted, style, tokens.breaks))
 
     def acoustic_batch(self, items: Sequence[tuple[Tokens, Prosody, Speaker]]) -> list[Acoustics]:
         return [self.acoustic(*item) for item in items]
 
     def render(self, acoustics: Acoustics) -> np.ndarray:
-        predicted, style = acoustics.state
-        audio = self.graphs.decode(predicted, acoustics.durations, acoustics.pitch, acoustics.energy, style)
-        return np.asarray(audio, dtype=np.float32).reshape(-1)
+        return self._decode(acoustics, 0, len(acoustics.durations))
 
     def render_stream(self, acoustics: Acoustics, first_chunk: int, chunk: int) -> Iterator[np.ndarray]:
-        """The decoder runs over the whole piece at once (its convolutions and upsampling span it), so a piece
-        streams as one chunk; the engine streams piece by piece."""
-        yield self.render(acoustics)
+        """The waveform span by span: the first span ends at the first word boundary after `first_chunk` frames,
+        the next ones after `chunk` frames each. Durations, F0 and energy stay those of the whole sentence; each
+        span is decoded with about STREAM_CONTEXT_FRAMES of its neighbours on both sides (the decoder's
+        convolutions and instance normalization then see what they see in the sentence) and joined to the next
+        with a CROSSFADE_SAMPLES crossfade. Not sample-exact, and the same length: BENCHMARKS.md, "Kokoro
+        streaming", measures how close it is."""
+        held = np.zeros(0, np.float32)
+        frames = acoustics.durations
+        for start, end in stream_spans(frames, acoustics.state[2], first_chunk, chunk):
+            left, right = _context(frames, start, end)
+            audio = self._decode(acoustics, left, right)
+            offset = int(frames[left:start].sum()) * HOP_LENGTH
+            own = audio[offset: offset + int(frames[start:end].sum()) * HOP_LENGTH]
+            tail = audio[offset + len(own): offset + len(own) + CROSSFADE_SAMPLES]
+            fade = min(len(held), len(own))
+            ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+            own = own.copy()
+            own[:fade] = held[:fade] * (1.0 - ramp) + own[:fade] * ramp
+            held = tail
+            yield own
+
+    def _decode(self, acoustics: Acoustics, start: int, end: int) -> np.ndarray:
+        """Audio of tokens start..end (ids, pads included) of the sentence."""
+        predicted, style, _ = acoustics.state
+        frames = acoustics.durations
+        first, last = 2 * int(frames[:start].sum()), 2 * int(frames[:end].sum())
+        span = predicted if (start, end) == (0, len(frames)) else replace(
+            predicted, durations=predicted.durations[start:end],
+            predictor_features=predicted.predictor_features[:, start:end],
+            text_features=predicted.text_features[:, :, start:end])
+        audio = self.graphs.decode(span, frames[start:end], acoustics.pitch[first:last], acoustics.energy[first:last],
+                                   style)
+        return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+
+def stream_spans(frames: np.ndarray, breaks: Sequence[tuple[int, int]], first_chunk: int,
+                 chunk: int) -> list[tuple[int, int]]:
+    """(start, end) token spans covering `frames`, each ending at a break (a token index where a word starts)
+    once it holds at least `first_chunk` (the first) or `chunk` (the others) frames; the last takes the rest."""
+    spans, start, goal = [], 0, first_chunk
+    for position, _ in breaks:
+        if int(frames[start:position].sum()) >= goal and position < len(frames):
+            spans.append((start, position))
+            start, goal = position, chunk
+    return [*spans, (start, len(frames))]
+
+
+def _context(frames: np.ndarray, start: int, end: int) -> tuple[int, int]:
+    """Tokens around start..end covering at least STREAM_CONTEXT_FRAMES on each side (or up to the ends)."""
+    left, right = start, end
+    while left > 0 and int(frames[left:start].sum()) < STREAM_CONTEXT_FRAMES:
+        left -= 1
+    while right < len(frames) and int(frames[end:right].sum()) < STREAM_CONTEXT_FRAMES:
+        right += 1
+    return left, right
 
 
 def _per_frame(scale: np.ndarray | None, frames: np.ndarray) -> np.ndarray | None:

@@ -1,8 +1,8 @@
 """Static INT8 quantization of the exported graphs (the "int8-static" variant), calibrated on real sentences.
 
-Calibration: the last `CALIBRATION_TEXTS` lines of qingyin/evaluate/texts/zh_default.txt go through the
+Calibration: the last `CALIBRATION_TEXTS` lines of qingyin/text/data/zh_default.txt go through the
 frontend, and the float graphs are run on them to record what each graph sees: the encoder's inputs, the
-length-regulated states the decoder gets and the mels the vocoder gets. The quality gate (qingyin.export.gate)
+length-regulated states the decoder gets and the mels the vocoder gets. The quality gate (qingyin.evaluate.gate)
 evaluates on the *first* lines of the same file, so calibration and evaluation sentences are disjoint as long
 as both counts together stay within the file's 103 sentences (checked in tests/test_export_gate.py).
 
@@ -45,9 +45,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from qingyin.export import DECODER_FILE, ENCODER_FILE, VOCODER_FILE
-from qingyin.runtime.features import AcousticControls
-from qingyin.runtime.onnx_backend import encoder_feed
+from qingyin.families.fs2_mbmelgan.export import DECODER_FILE, ENCODER_FILE, VOCODER_FILE
+from qingyin.families.fs2_mbmelgan.features import AcousticControls
+from qingyin.families.fs2_mbmelgan.onnx_runtime import encoder_feed
 
 CALIBRATION_TEXTS = 24  # the last lines of the default texts; ~3 min of speech, ~6,600 mel frames
 # Prefixes of the torch parameter names (kept by the exporter as the weights' initializer names) of the
@@ -73,7 +73,8 @@ class _FeedReader(CalibrationDataReader):
 
 def calibration_ids(voice_dir: str | Path, count: int = CALIBRATION_TEXTS) -> list[list[int]]:
     """Symbol ids (eos appended) of every sentence of the last `count` default texts."""
-    from qingyin.evaluate.variants import read_texts, sentence_ids
+    from qingyin.families.fs2_mbmelgan.voice import sentence_ids
+    from qingyin.text.corpus import read_texts
 
     return sentence_ids(voice_dir, read_texts()[-count:])
 

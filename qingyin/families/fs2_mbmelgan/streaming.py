@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # the config is only read; importing it would load torch
-    from qingyin.models.mb_melgan import MBMelGANConfig
+    from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig
 
 
 Vocode = Callable[[np.ndarray], np.ndarray]

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from qingyin.models.config import config_from_dict
-from qingyin.models.fastspeech2 import FastSpeech2, FastSpeech2Config
-from qingyin.models.mb_melgan import MBMelGANConfig, MBMelGANGenerator
-from qingyin.runtime.backends import check_threads, vocoder_input
-from qingyin.runtime.features import AcousticControls, AcousticFeatures
-from qingyin.runtime.streaming import vocoder_context_frames
+from qingyin.families.fs2_mbmelgan.backends import check_threads, vocoder_input
+from qingyin.families.fs2_mbmelgan.features import AcousticControls, AcousticFeatures
+from qingyin.families.fs2_mbmelgan.model.config import config_from_dict
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator
+from qingyin.families.fs2_mbmelgan.streaming import vocoder_context_frames
 from qingyin.voices import registry
 
 

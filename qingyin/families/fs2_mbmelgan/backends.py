@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from qingyin.runtime.features import AcousticControls, AcousticFeatures
+from qingyin.families.fs2_mbmelgan.features import AcousticControls, AcousticFeatures
 
 BACKENDS = ("torch", "onnx")
 
@@ -21,7 +21,7 @@ class Backend(Protocol):
     hop_length: int
     max_positions: int
     min_vocoder_frames: int
-    vocoder_context_frames: int  # mel frames of context for exact chunked vocoding (runtime/streaming.py)
+    vocoder_context_frames: int  # mel frames of context for exact chunked vocoding (streaming.py)
 
     def acoustic(self, ids: list[int], controls: AcousticControls) -> AcousticFeatures: ...
 
@@ -52,14 +52,17 @@ def load_backend(name: str, voice_dir: str | Path, threads: int | None = None, v
     if name == "torch":
         if variant not in (None, "fp32"):
             raise UnknownBackendError(f"the torch backend has only the fp32 variant, not {variant!r}")
-        from qingyin.runtime.torch_backend import TorchBackend
-
+        try:
+            from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
+        except ImportError as error:
+            raise ImportError(f"the torch backend needs PyTorch: pip install 'qingyin[convert]', or use "
+                              f"--backend onnx ({error})") from None
         return TorchBackend(voice_dir, threads=threads)
     if name == "onnx":
-        from qingyin.export import VARIANT_CHOICES, UnknownVariantError
+        from qingyin.families.fs2_mbmelgan.export import VARIANT_CHOICES, UnknownVariantError
 
         try:
-            from qingyin.runtime.onnx_backend import OnnxBackend
+            from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
         except ImportError as error:
             raise ImportError(f"the onnx backend needs onnxruntime: pip install 'qingyin[onnx]' ({error})") from None
         try:

@@ -1,9 +1,9 @@
 """Quality gate of an exported ONNX variant: is it still the voice that fp32 PyTorch speaks, and how fast is it?
 
-    .venv/bin/python -m qingyin.export.gate [--voice baker] [--variant int8-static] [--texts 20] [--cer]
+    .venv/bin/python -m qingyin.evaluate.gate [--voice baker] [--variant int8-static] [--texts 20] [--cer]
 
-On the first `GATE_TEXTS` lines of qingyin/evaluate/texts/zh_default.txt (int8-static calibrates on the last
-lines, see qingyin.export.static_quant), both the variant and torch speak every sentence, and the gate measures
+On the first `GATE_TEXTS` lines of qingyin/text/data/zh_default.txt (int8-static calibrates on the last
+lines, see fs2_mbmelgan.export.static_quant), both the variant and torch speak every sentence, and the gate measures
 against torch:
 
 - durations_identical: share of symbols with the same number of frames (durations_within_1: within one);
@@ -15,7 +15,7 @@ against torch:
 
 The variant, torch and fp32 ONNX are timed in the same run, taking turns (best of `repeats` passes): rtf,
 torch_rtf and fp32_rtf, compute seconds per second of audio, acoustic model and vocoder. The result goes to
-gate.json in the variant's folder, where `qingyin.export.default_variant` reads it.
+gate.json in the variant's folder, where `qingyin.families.fs2_mbmelgan.export.default_variant` reads it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import argparse
 import datetime
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,8 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from qingyin.export import GATE_FILE, GATE_VERSION, MANIFEST_FILE, check_variant, export_identity, variant_dir
-from qingyin.runtime.features import AcousticControls
+from qingyin.families.fs2_mbmelgan.export import (
+    GATE_FILE,
+    GATE_VERSION,
+    MANIFEST_FILE,
+    VARIANTS,
+    check_variant,
+    export_identity,
+    variant_dir,
+)
+from qingyin.families.fs2_mbmelgan.features import AcousticControls
 from qingyin.voices import registry
 
 GATE_TEXTS = 20
@@ -106,9 +115,10 @@ def run_gate(voice_dir: str | Path, variant: str, sentences: Sequence[str] | Non
     `sentences`: texts to speak (default: the first `count` lines of the default evaluation texts). With
     `write`, the result is saved as gate.json in the variant's folder.
     """
-    from qingyin.evaluate.variants import read_texts, sentence_ids
-    from qingyin.runtime.onnx_backend import OnnxBackend
-    from qingyin.runtime.torch_backend import TorchBackend
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
+    from qingyin.families.fs2_mbmelgan.voice import sentence_ids
+    from qingyin.text.corpus import read_texts
 
     voice_dir, variant = Path(voice_dir), check_variant(variant)
     texts = list(sentences) if sentences is not None else read_texts()[:count]
@@ -235,13 +245,43 @@ def _sample_rate(voice_dir: Path) -> int:
 
 
 def _export_record(voice_dir: Path, variant: str) -> dict[str, object]:
-    """What identifies the export the gate measured (qingyin.export.export_identity of its manifest)."""
+    """What identifies the export the gate measured (fs2_mbmelgan.export.export_identity of its manifest)."""
     return export_identity(json.loads((variant_dir(voice_dir, variant) / MANIFEST_FILE).read_text()))
 
 
+def export_and_gate(voice: str, variants: Sequence[str] | None = None, force: bool = False, gate: bool = False,
+                    cer: bool = False, count: int | None = None) -> list[GateResult | None]:
+    """Export `variants` of `voice` (default: all of VARIANTS), then, with `gate`, run the quality gate on each
+    (qingyin.evaluate.gate; `cer` adds Whisper's CER; `count` default texts, default the gate's). One GateResult
+    per variant, in order; None where not gated.
+
+    Each gate writes gate.json into its variant's folder, which makes a passing variant a candidate for
+    `fs2_mbmelgan.export.default_variant`. The gate needs the eval extra (pyworld, pysptk; faster-whisper for `cer`).
+    """
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice  # torch: the convert extra
+
+    variants = [check_variant(variant) for variant in (variants or VARIANTS)]
+    for variant in variants:
+        export_voice(voice, variant, force)
+    if not gate:
+        return [None] * len(variants)
+    results = []
+    for variant in variants:
+        print(f"qingyin: gating {variant} against fp32 PyTorch ...", file=sys.stderr)
+        results.append(run_gate(registry.voice_dir(voice), variant, count=count or GATE_TEXTS, cer=cer))
+    return results
+
+
+def print_exports(voice: str, variants: Sequence[str], results: Sequence[GateResult | None]) -> None:
+    """Each variant's folder, and its gate's verdict where it was gated (what export_and_gate returned)."""
+    for variant, result in zip(variants, results, strict=True):
+        print(variant_dir(registry.voice_dir(voice), check_variant(variant)))
+        if result is not None:
+            print(format_result(result))
+
+
 def main() -> None:
-    from qingyin.export import VARIANTS
-    from qingyin.voices.fetch import ensure_voice
+    from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voice", default=registry.DEFAULT_VOICE)

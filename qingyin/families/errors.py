@@ -1,4 +1,4 @@
-"""Errors the models raise, importable without torch (the ONNX runtime path never loads it)."""
+"""Errors the models of every family raise, importable without torch or any runtime (re-exported by base)."""
 
 from __future__ import annotations
 

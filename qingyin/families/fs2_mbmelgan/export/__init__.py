@@ -1,13 +1,13 @@
 """Exports of a voice's models to other runtimes (ONNX), and where the exported files live.
 
 This module only names the layout and checks it, so runtimes can import it without torch or onnx;
-`qingyin.export.onnx_export` does the exporting (it needs torch, onnx and onnxruntime).
+`qingyin.families.fs2_mbmelgan.export.onnx_export` does the exporting (it needs torch, onnx and onnxruntime).
 
     voice_dir/onnx/<variant>/acoustic_encoder.onnx   ids, scales -> encoder states, durations, pitch, energy
     voice_dir/onnx/<variant>/acoustic_decoder.onnx   length-regulated states -> mel
     voice_dir/onnx/<variant>/vocoder.onnx            mel -> audio
     voice_dir/onnx/<variant>/manifest.json           written last: sha256 of the files and of their source
-    voice_dir/onnx/<variant>/gate.json               the quality gate's verdict and speed (qingyin.export.gate)
+    voice_dir/onnx/<variant>/gate.json               the quality gate's verdict and speed (qingyin.evaluate.gate)
 
 `default_variant` picks the variant a runtime loads when none is asked for: the fastest that passed its gate.
 """

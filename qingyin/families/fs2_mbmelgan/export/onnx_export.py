@@ -1,6 +1,8 @@
-"""Export a voice's FastSpeech2 + MB-MelGAN to ONNX, for `qingyin.runtime.onnx_backend.OnnxBackend`.
+"""Export a voice's FastSpeech2 + MB-MelGAN to ONNX, for `qingyin.families.fs2_mbmelgan.onnx_runtime.OnnxBackend`.
 
-    .venv/bin/python -m qingyin.export.onnx_export [--voice baker] [--variant fp32 ...] [--force] [--gate [--cer]]
+    .venv/bin/python -m qingyin.families.fs2_mbmelgan.export.onnx_export [--voice baker] [--variant fp32 ...] [--force]
+
+(`qingyin export baker --variant X [--gate]` does the same, and gates with qingyin.evaluate.gate.)
 
 The acoustic model's length regulator repeats each symbol's vector a data-dependent number of times, and its
 rounding of durations must match the torch model exactly, so the acoustic model is cut there into two graphs:
@@ -13,15 +15,15 @@ rounding of durations must match the torch model exactly, so the acoustic model 
 The runtime rounds `frames` half to even (as torch.round does), applies forced durations, checks the mel
 length and expands the states with numpy between the two. Every axis is dynamic: batch and symbols/frames.
 
-Variants (see qingyin.export.VARIANTS):
+Variants (see qingyin.families.fs2_mbmelgan.export.VARIANTS):
     fp32          the exported graphs after ONNX Runtime's offline graph optimizations (level "extended",
                   which stays portable; layout-specific ones are left to load time)
     int8-dynamic  the same graphs with the MatMul weights quantized to int8 (quantize_dynamic); activations are
                   quantized on the fly. Convolutions stay float: ConvInteger is slower than float Conv on CPU.
     int8-static   the decoder's convolutions quantized to int8 with activation ranges calibrated on sentences
-                  (QDQ, run as QLinearConv); see qingyin.export.static_quant for what and why.
+                  (QDQ, run as QLinearConv); see qingyin.families.fs2_mbmelgan.export.static_quant for what and why.
 Every variant computes Mish in closed form (`replace_mish`), which ONNX Runtime runs faster than its Softplus.
-Check a variant against torch with `--gate` (qingyin.export.gate).
+Check a variant against torch with `qingyin export --gate` (qingyin.evaluate.gate).
 fp16 is not offered: ONNX Runtime's CPU provider has few fp16 kernels, so it only adds Cast nodes (measured in
 benchmarks/onnx_variants.py's notes).
 """
@@ -38,9 +40,8 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -48,7 +49,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from qingyin.export import (
+from qingyin.families.fs2_mbmelgan.export import (
     DECODER_FILE,
     ENCODER_FILE,
     FORMAT,
@@ -62,15 +63,12 @@ from qingyin.export import (
     source_hashes,
     variant_dir,
 )
-from qingyin.export.conv2d_layout import to_conv2d_layout
-from qingyin.models.fastspeech2 import FastSpeech2, sequence_mask
-from qingyin.models.mb_melgan import MBMelGANGenerator
+from qingyin.families.fs2_mbmelgan.export.conv2d_layout import to_conv2d_layout
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, sequence_mask
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.voices import registry
 
-if TYPE_CHECKING:
-    from qingyin.export.gate import GateResult
-
-__all__ = ["VARIANTS", "export_and_gate", "export_voice", "export_voice_dir"]
+__all__ = ["VARIANTS", "export_voice", "export_voice_dir"]
 
 OPSET = 18
 # Ops whose weights int8-dynamic quantizes. MatMul holds the transformers' and projections' weights; Conv is
@@ -121,43 +119,10 @@ def export_voice(voice: str, variant: str = "fp32", force: bool = False) -> Path
 
     Does nothing when the variant is already exported from the current weights, unless `force`.
     """
-    from qingyin.voices.fetch import ensure_voice
+    from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
 
     registry.get_voice(voice)  # UnknownVoiceError before any work
     return export_voice_dir(ensure_voice(voice, quiet=True), variant, force)
-
-
-def export_and_gate(voice: str, variants: Sequence[str] | None = None, force: bool = False, gate: bool = False,
-                    cer: bool = False, count: int | None = None) -> list[GateResult | None]:
-    """Export `variants` of `voice` (default: all of VARIANTS), then, with `gate`, run the quality gate on each
-    (qingyin.export.gate; `cer` adds Whisper's CER; `count` default texts, default the gate's). One GateResult
-    per variant, in order; None where not gated.
-
-    Each gate writes gate.json into its variant's folder, which makes a passing variant a candidate for
-    `qingyin.export.default_variant`. The gate needs the eval extra (pyworld, pysptk; faster-whisper for `cer`).
-    """
-    variants = [check_variant(variant) for variant in (variants or VARIANTS)]
-    for variant in variants:
-        export_voice(voice, variant, force)
-    if not gate:
-        return [None] * len(variants)
-    from qingyin.export.gate import GATE_TEXTS, run_gate
-
-    results = []
-    for variant in variants:
-        print(f"qingyin: gating {variant} against fp32 PyTorch ...", file=sys.stderr)
-        results.append(run_gate(registry.voice_dir(voice), variant, count=count or GATE_TEXTS, cer=cer))
-    return results
-
-
-def print_exports(voice: str, variants: Sequence[str], results: Sequence[GateResult | None]) -> None:
-    """Each variant's folder, and its gate's verdict where it was gated (what export_and_gate returned)."""
-    for variant, result in zip(variants, results, strict=True):
-        print(variant_dir(registry.voice_dir(voice), check_variant(variant)))
-        if result is not None:
-            from qingyin.export.gate import format_result
-
-            print(format_result(result))
 
 
 def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool = False) -> Path:
@@ -182,7 +147,7 @@ def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool =
 
 def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
     """Write the variant's three graphs and its manifest (last) into `folder`."""
-    from qingyin.runtime.torch_backend import TorchBackend
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
     backend = TorchBackend(voice_dir)
     raw = folder / "raw"
@@ -266,7 +231,7 @@ def replace_mish(model: onnx.ModelProto) -> int:
 
 def _export_vocoder(vocoder: MBMelGANGenerator, folder: Path) -> None:
     """The vocoder, mel (batch, frames >= min_frames, mels) -> audio (batch, frames * hop), its convolutions
-    as 2-D ones (qingyin.export.conv2d_layout: ONNX Runtime's faster kernels)."""
+    as 2-D ones (qingyin.families.fs2_mbmelgan.export.conv2d_layout: ONNX Runtime's faster kernels)."""
     config = vocoder.config
     frames = torch.export.Dim("frames", min=config.min_frames, max=1 << 16)
     batch = torch.export.Dim("batch", min=1, max=256)
@@ -326,7 +291,7 @@ def _quantize_and_optimize(source: Path, target: Path) -> None:
 
 def _quantize_static_and_optimize(voice_dir: Path, raw: Path, folder: Path) -> None:
     """int8-static: calibrate on sentences run through the float graphs, quantize, then optimize like fp32."""
-    from qingyin.export import static_quant
+    from qingyin.families.fs2_mbmelgan.export import static_quant
 
     feeds = static_quant.graph_feeds(raw, static_quant.calibration_ids(voice_dir))
     for name in MODEL_FILES:
@@ -361,14 +326,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voice", default=registry.DEFAULT_VOICE)
     parser.add_argument("--variant", choices=VARIANTS, action="append", dest="variants",
-                        help="repeat for several (default: fp32; with --gate, all)")
+                        help="repeat for several (default: fp32)")
     parser.add_argument("--force", action="store_true", help="export again even if the files are current")
-    parser.add_argument("--gate", action="store_true",
-                        help="run the quality gate on each variant (writes gate.json; needs the eval extra)")
-    parser.add_argument("--cer", action="store_true", help="with --gate: also compare Whisper's CER (slow)")
     args = parser.parse_args()
-    variants = args.variants or (list(VARIANTS) if args.gate else ["fp32"])
-    print_exports(args.voice, variants, export_and_gate(args.voice, variants, args.force, args.gate, args.cer))
+    for variant in args.variants or ["fp32"]:
+        print(export_voice(args.voice, variant, args.force))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from qingyin.models.config import config_to_dict
+from qingyin.families.fs2_mbmelgan.convert.fastspeech2 import import_fastspeech2
+from qingyin.families.fs2_mbmelgan.convert.mb_melgan import import_mb_melgan
+from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
 from qingyin.voices import registry
-from qingyin.voices.import_fastspeech2 import import_fastspeech2
-from qingyin.voices.import_mb_melgan import import_mb_melgan
 from qingyin.voices.tflite_graph import TFLiteGraph
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qingyin.models.mb_melgan import MBMelGANGenerator, UpsampleConv
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator, UpsampleConv
 
 
 class TimeConv2d(nn.Module):

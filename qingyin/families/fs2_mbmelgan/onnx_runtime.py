@@ -1,10 +1,11 @@
 """The voice's models on ONNX Runtime (CPU), with the torch backend's interface; never imports torch.
 
-The acoustic model runs as two graphs (see qingyin.export.onnx_export): the encoder gives unrounded, scaled
+The acoustic model runs as two graphs (see fs2_mbmelgan.export.onnx_export): the encoder gives unrounded, scaled
 frame counts per symbol; here they are rounded half to even (as torch.round), replaced by forced durations
 if given, and the encoder states are repeated per frame before the decoder graph. A batch is padded to its
-longest item for each graph (the graphs mask by `lengths` / `mel_lengths`). The graphs are exported
-on first use if the variant's files are missing or were made from other weights (that needs torch once).
+longest item for each graph (the graphs mask by `lengths` / `mel_lengths`). The graphs are made beforehand
+(`qingyin models fetch baker` exports fp32, `qingyin export baker --variant X` the others); a variant whose files
+are missing or were made from other weights is refused with VoiceNotAvailableError naming that command.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import onnxruntime as ort
 
-from qingyin.export import (
+from qingyin.families.errors import SequenceTooLongError
+from qingyin.families.fs2_mbmelgan.backends import check_threads, vocoder_input
+from qingyin.families.fs2_mbmelgan.export import (
     DECODER_FILE,
     ENCODER_FILE,
     MANIFEST_FILE,
@@ -27,18 +29,18 @@ from qingyin.export import (
     is_exported,
     variant_dir,
 )
-from qingyin.models.errors import SequenceTooLongError
-from qingyin.runtime.backends import check_threads, vocoder_input
-from qingyin.runtime.features import AcousticControls, AcousticFeatures
-from qingyin.runtime.streaming import vocoder_context_frames
+from qingyin.families.fs2_mbmelgan.features import AcousticControls, AcousticFeatures
+from qingyin.families.fs2_mbmelgan.streaming import vocoder_context_frames
+from qingyin.families.onnx_sessions import cpu_session, session_options
 from qingyin.voices import registry
+from qingyin.voices.wheels import VoiceNotAvailableError
 
 DEFAULT_THREADS = 2
 
 
 class OnnxBackend:
-    """FastSpeech2 + MB-MelGAN as ONNX Runtime sessions on the CPU; `variant` is one of qingyin.export.VARIANTS,
-    or None for `qingyin.export.default_variant` (the fastest that passed its quality gate, else fp32)."""
+    """FastSpeech2 + MB-MelGAN as ONNX Runtime sessions on the CPU; `variant` is one of fs2_mbmelgan.export.VARIANTS,
+    or None for `fs2_mbmelgan.export.default_variant` (the fastest that passed its quality gate, else fp32)."""
 
     def __init__(self, voice_dir: str | Path, variant: str | None = None, threads: int | None = None):
         voice_dir = Path(voice_dir)
@@ -46,11 +48,11 @@ class OnnxBackend:
         self.variant = variant
         check_threads(threads)
         self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
-        folder = _ensure_exported(voice_dir, variant)
+        folder = exported_dir(voice_dir, variant)
         options = session_options(self.threads)
-        self.encoder = _session(folder / ENCODER_FILE, options)
-        self.decoder = _session(folder / DECODER_FILE, options)
-        self.vocoder = _session(folder / VOCODER_FILE, options)
+        self.encoder = cpu_session(folder / ENCODER_FILE, options)
+        self.decoder = cpu_session(folder / DECODER_FILE, options)
+        self.vocoder = cpu_session(folder / VOCODER_FILE, options)
         geometry = _geometry(folder)
         self.hop_length = geometry["hop_length"]
         self.max_positions = geometry["max_positions"]
@@ -125,33 +127,15 @@ class OnnxBackend:
         return audio[0, : frames * self.hop_length]
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    """One session runs its nodes in order on `threads` intra-op threads (synthesis is one utterance at a time)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # The files hold the portable ("extended") optimizations already; "all" adds the CPU-specific layouts.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: no notes about shape-inference merges
-    # No spin-waiting for work after a run: each of the three sessions has its own pool, and a pool that spins
-    # while the next session runs takes its cores (2 cores, 21 sentences: RTF 0.052 -> 0.028-0.037 for fp32,
-    # 0.047 -> 0.031 for int8-static; benchmarks in BENCHMARKS.md, "Static INT8").
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
-def _ensure_exported(voice_dir: Path, variant: str) -> Path:
-    """The variant's folder, exporting it first (torch needed, once) when missing or stale."""
+def exported_dir(voice_dir: Path, variant: str) -> Path:
+    """The variant's folder; VoiceNotAvailableError naming the command that makes it when missing or stale."""
     if not is_exported(voice_dir, variant):
-        from qingyin.export.onnx_export import export_voice_dir
-
-        export_voice_dir(voice_dir, variant)
+        command = (f"qingyin models fetch {voice_dir.name}" if variant == "fp32"
+                   else f"qingyin export {voice_dir.name} --variant {variant}")
+        raise VoiceNotAvailableError(
+            f"the {variant} ONNX graphs of {voice_dir.name!r} are missing or were made from other weights "
+            f"({variant_dir(voice_dir, variant)}); run `{command}`")
     return variant_dir(voice_dir, variant)
-
-
-def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def encoder_feed(batch: list[tuple[list[int], AcousticControls]], pad_id: int = 0) -> dict[str, np.ndarray]:
