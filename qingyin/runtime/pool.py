@@ -1,12 +1,15 @@
 """Loaded models shared by every engine of a process, and voice selectors ("yunxi", "xiaobei:0.6,yunxi:0.4").
 
-Voices of one model share one loaded copy (the eight Kokoro speakers are one model). Models load on first use
-and, past `max_models`, the least recently used one is dropped (engines holding it keep their reference).
+Voices of one model share one loaded copy (the eight Kokoro speakers are one model). Models load on first use;
+when the loaded models hold more than `max_mb` of memory (each measured as the growth of the process's resident
+memory while it loaded), the least recently used ones are dropped, never the one just asked for (engines
+holding a dropped model keep their reference until they are made again).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -71,10 +74,11 @@ class ModelPool:
     """Loads models on demand (fetching them first when `fetch`), with one runtime setting for all."""
 
     def __init__(self, backend: str | None = None, variant: str | None = None, threads: int | None = None,
-                 fetch: bool = True, max_models: int = 4):
+                 fetch: bool = True, max_mb: float = 4096):
         self.backend, self.variant, self.threads, self.fetch = backend, variant, threads, fetch
-        self.max_models = max_models
+        self.max_mb = max_mb
         self._loaded: OrderedDict[str, Voice] = OrderedDict()
+        self._sizes: dict[str, float] = {}  # MB each loaded model added to the process when it loaded
         self._lock = threading.Lock()
 
     def select(self, selector: str) -> Selection:
@@ -93,11 +97,14 @@ class ModelPool:
         directory = families.ensure_model(model, quiet=True) if self.fetch else families.installed_model(model)
         if self.fetch:
             families.family(model.family).verify(model)
+        before = resident_mb()
         loaded = self._load(model, directory)
         with self._lock:
             self._loaded[model.name] = loaded
-            while len(self._loaded) > self.max_models:
-                self._loaded.popitem(last=False)
+            self._sizes[model.name] = max(0.0, resident_mb() - before)
+            while sum(self._sizes[name] for name in self._loaded) > self.max_mb and len(self._loaded) > 1:
+                dropped, _ = self._loaded.popitem(last=False)
+                del self._sizes[dropped]
         return loaded
 
     def reload(self, model: ModelSpec) -> Voice | None:
@@ -119,6 +126,20 @@ class ModelPool:
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._loaded)
+
+    def loaded_mb(self) -> dict[str, float]:
+        """MB each loaded model added to the process's resident memory when it loaded."""
+        with self._lock:
+            return {name: round(self._sizes[name], 1) for name in self._loaded}
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MB (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _mixable(spec: VoiceSpec) -> bool:

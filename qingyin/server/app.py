@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
 import qingyin
+from qingyin.options import ENERGY, PITCH, SPEED
 from qingyin.server import encoding
 from qingyin.server.config import ServerConfig
 from qingyin.server.logs import LOGGER, configure_logging, request_id
@@ -116,7 +117,8 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
     @app.get("/v1/tts", tags=["speech"], response_class=Response)
     async def tts_get(
         text: str = Query(..., description="text to read"), voice: str = config.voice, emotion: str = "neutral",
-        intensity: float = 1.0, speed: float = 1.0, pitch: float = 1.0, energy: float = 1.0, format: str = "wav",
+        intensity: float = 1.0, speed: float = SPEED.default, pitch: float = PITCH.default,
+        energy: float = ENERGY.default, format: str = "wav",
         sample_rate: int | None = None, stream: bool = False,
     ) -> Response:
         """The same as POST /v1/tts, with the options as query parameters."""

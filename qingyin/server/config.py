@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from qingyin.runtime.pool import parse_selector
 from qingyin.voices import registry
 
 
@@ -45,11 +46,12 @@ class ServerConfig:
     max_upload_mb: float = 10.0  # reference-audio uploads
     log_level: str = "info"
     warmup: bool = True  # synthesize one short sentence at start-up, so the first request is not slow
+    models_mb: int = 2048  # loaded models (baker ~0.1 GB, kokoro ~0.3 GB: all nine voices fit); past it, LRU
 
     def validated(self) -> ServerConfig:
         for name in ("port", "workers", "concurrency", "max_chars"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("queue_size", "cache_items", "cache_mb", "cache_disk_mb"):
+        for name in ("queue_size", "cache_items", "cache_mb", "cache_disk_mb", "models_mb"):
             _at_least(name, getattr(self, name), 0)
         if not self.timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
@@ -57,7 +59,7 @@ class ServerConfig:
             raise ConfigError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
         if self.threads is not None:
             _at_least("threads", self.threads, 1)
-        registry.get_voice(self.voice)  # UnknownVoiceError lists the voices
+        parse_selector(self.voice)  # UnknownVoiceError lists the voices; a bad blend says why
         return self
 
     @property

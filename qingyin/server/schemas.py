@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qingyin.options import ENERGY, PITCH, SPEED
 from qingyin.server.service import NEUTRAL, BadRequest, SpeechRequest
 from qingyin.voices import registry
 
@@ -44,9 +45,9 @@ class TTSBody(BaseModel):
                                                "such as \"xiaobei:0.6,yunxi:0.4\"; default: the server's voice")
     emotion: str = Field(NEUTRAL, description="see GET /v1/voices (the Baker voice has neutral only)")
     intensity: float = Field(1.0, description="emotion intensity, 0–1")
-    speed: float = Field(1.0, description="speaking rate, 0.25–4 (2 = twice as fast)")
-    pitch: float = Field(1.0, description="pitch excursion scale, 0–3 (not a transposition)")
-    energy: float = Field(1.0, description="energy excursion scale, 0–3 (not a gain)")
+    speed: float = Field(SPEED.default, description=SPEED.describe())
+    pitch: float = Field(PITCH.default, description=PITCH.describe())
+    energy: float = Field(ENERGY.default, description=ENERGY.describe())
     format: str = Field("wav", description="wav, mp3, ogg, opus, flac or pcm (16-bit little-endian mono)")
     sample_rate: int | None = Field(None, description="output rate in Hz; default the voice's (24000)")
     lexicon: dict[str, str] | None = Field(None, description="word -> pinyin for this request, e.g. {\"行长\": "
@@ -71,7 +72,7 @@ class SpeechBody(BaseModel):
     voice: str = Field(..., description="an OpenAI voice name (mapped to one of ours, see OPENAI_VOICE_MAP), or a "
                                         "qingyin voice or blend")
     response_format: str = Field("mp3", description="mp3, opus, wav, flac or pcm (24 kHz 16-bit LE)")
-    speed: float = Field(1.0, description="0.25–4")
+    speed: float = Field(SPEED.default, description=SPEED.describe())
     instructions: str | None = Field(None, description="not supported: style instructions are ignored")
     stream_format: str | None = Field(None, description="'audio' (default); 'sse' is not supported")
 

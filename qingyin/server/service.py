@@ -38,7 +38,6 @@ NEUTRAL = "neutral"
 EMOTIONS_NOTE = ("The voices were trained on neutral read speech: they have no emotion styles yet. "
                  "Requests may name 'neutral' (any intensity); other emotions are refused with a 400.")
 MAX_SELECTORS = 32  # engines kept for distinct voice selectors (mixes are free-form); they share the loaded models
-MAX_MODELS = 2  # loaded models (baker, kokoro): all nine voices fit
 STREAM_BUFFER = 8  # audio chunks a streaming worker may run ahead of a slow client
 SAMPLE_TEXT = "你好，欢迎使用轻音。"  # what GET /v1/voices/{name}/sample says, the same for every voice
 BLEND_HELP = "a blend is name:weight,name:weight of voices of one model that can mix, e.g. xiaobei:0.6,yunxi:0.4"
@@ -139,7 +138,7 @@ class TTSService:
         self.metrics = metrics or Metrics()
         self._synthesizers: OrderedDict[str, Synthesizer] = OrderedDict(synthesizers or {})
         self.models = ModelPool(backend=config.backend, variant=config.variant, threads=self.threads, fetch=False,
-                                max_models=MAX_MODELS)
+                                max_mb=config.models_mb)
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="qingyin-synth")
         self._lock = threading.Lock()
         self._active = 0

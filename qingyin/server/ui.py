@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 from gradio import processing_utils, utils
 
+from qingyin.options import ENERGY, PITCH, SPEED
 from qingyin.server.service import NEUTRAL, SAMPLE_TEXT, ServiceError, SpeechRequest, TTSService
 
 TITLE = "轻音 qingyin · 中文语音合成 Mandarin text-to-speech"
@@ -265,10 +266,12 @@ def _controls(voices: Sequence[dict[str, Any]], default: dict[str, Any]) -> _Con
         intensity = gr.Slider(0, 1, value=1, step=0.05, label="情感强度 Intensity", interactive=styled,
                               elem_id="intensity")
     note = gr.Markdown(emotion_note(default), elem_id="emotion-note")
-    speed = gr.Slider(0.25, 4, value=1, step=0.05, label="语速 Speed", elem_id="speed",
+    speed = gr.Slider(*SPEED.range, value=SPEED.default, step=0.05, label="语速 Speed", elem_id="speed",
                       info="2 = 两倍快 twice as fast, 0.5 = 一半 half speed")
-    pitch = gr.Slider(0, 3, value=1, step=0.05, label="音调 Pitch", info=PITCH_INFO, elem_id="pitch")
-    energy = gr.Slider(0, 3, value=1, step=0.05, label="能量 Energy", info=ENERGY_INFO, elem_id="energy")
+    pitch = gr.Slider(*PITCH.range, value=PITCH.default, step=0.05, label="音调 Pitch", info=PITCH_INFO,
+                      elem_id="pitch")
+    energy = gr.Slider(*ENERGY.range, value=ENERGY.default, step=0.05, label="能量 Energy", info=ENERGY_INFO,
+                       elem_id="energy")
     gr.Markdown(REFERENCE_NOTE, elem_id="reference-note")
     return _Controls(voice, blend, sample, emotion, intensity, note, speed, pitch, energy)
 
