@@ -78,10 +78,12 @@ class Acoustics:
     frame_seconds: float
     mel: np.ndarray | None = None  # (frames, mels) for families with a mel vocoder
     state: object = None
+    trim_frames: int = 0  # leading frames rendered but cut from the audio (Kokoro's long predicted silence)
 
     @property
     def seconds(self) -> float:
-        return float(self.durations.sum()) * self.frame_seconds
+        """Seconds of audio heard."""
+        return float(self.durations.sum() - self.trim_frames) * self.frame_seconds
 
 
 class Voice(Protocol):

@@ -37,7 +37,8 @@ def plain(yunxi):
 def test_audio_length_is_the_realized_durations(plain, yunxi):
     sentence = plain.sentences[0]
     frames = sentence.features.durations
-    assert len(sentence.audio) == int(frames.sum()) * 600 and frames.min() >= 1
+    assert len(sentence.audio) == (int(frames.sum()) - sentence.features.trim_frames) * 600 and frames.min() >= 1
+    assert frames[0] - sentence.features.trim_frames == 4  # the opening silence, cut to 100 ms
     assert len(sentence.features.pitch) == len(sentence.features.energy) == 2 * int(frames.sum())
     assert plain.sample_rate == 24000 and 1.0 < plain.duration_seconds < 4.0
     assert np.isfinite(plain.audio).all() and 0.05 < np.abs(plain.audio).max() <= 1.5
