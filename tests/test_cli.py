@@ -318,10 +318,12 @@ def test_say_500_characters_streams_to_one_file(cli, tts, tmp_path):
 def test_models_list(cli, baker_dir):
     code, stdout, _ = cli("models", "list")
     assert code == 0
-    rows = {line.split()[0]: line for line in stdout.splitlines()[1:] if line.strip() and not line.startswith("RTF")}
+    table = stdout.split("\n\n")[0].splitlines()[1:]  # the rows, before the notes
+    rows = {line.split()[0]: line for line in table}
     assert list(rows) == ["baker", "xiaobei", "xiaoni", "xiaoxiao", "xiaoyi", "yunjian", "yunxi", "yunxia", "yunyang"]
     assert rows["baker"].split()[1:3] == ["female", "fs2_mbmelgan"] and rows["baker"].endswith("yes")
     assert rows["yunxi"].split()[1:3] == ["male", "kokoro"] and "mix" in rows["yunxi"]
+    assert "xiaoni: hard to understand" in stdout  # the measured outlier is named
 
 
 def test_models_fetch_unknown_voice(cli):

@@ -222,6 +222,7 @@ def format_report(report: dict[str, object]) -> str:
     rows = list(report["variants"].values())
     if "rtf" in report["reference"]:
         rows.append(report["reference"])
+    rows = [dict(r, throughput={int(n): v for n, v in r["throughput"].items()}) for r in rows]  # JSON keys: str
     levels = sorted({int(k) for r in rows for k in r["throughput"]})
     header = (f"{'system':24s} {'rtf':>7s} {'acoustic':>9s} {'vocoder':>8s} {'vs ref':>7s} {'first ms':>9s} "
               f"{'RSS MB':>7s} " + " ".join(f"{'x' + str(n) + ' audio s/s':>14s}" for n in levels))

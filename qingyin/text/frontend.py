@@ -3,8 +3,9 @@
 The stages, each in its own module: markup (`markup.parse`: spans, breaks, fixed readings) → raw pieces of
 bounded length (`prosody.split_raw`) → normalization (`normalize`) → sentences → word segmentation and citation
 pinyin (`g2p`, with the lexicon) → prosodic structure (`prosody.plan`) → tone sandhi, neutral tones and erhua
-(`sandhi`) → Baker phones (`symbols`). A sentence is spoken as ``sil <syllable> <mark> <syllable> ... sil``:
-every syllable is [initial, final+tone], marks are #0–#3, and an erhua 儿 is ``er5`` right after its host.
+(`sandhi`) → phones (`symbols`). A sentence is spoken as ``sil <syllable> <mark> <syllable> ... sil``:
+every syllable is [initial, final+tone], marks are #0–#3, and an erhua 儿 is ``er5`` right after its host. This
+notation is language, not any model's input: each model family maps it onto its own tokens (qingyin.families).
 
 Everything is lazy: `Frontend.iter_sentences` reads its input piece by piece, so 100,000 characters go through
 in bounded memory.
@@ -38,7 +39,10 @@ class Sentence:
     """One utterance for the acoustic model, with every stage that produced it."""
 
     text: str  # the input this sentence came from (normalized text where the input was markup)
-    phones: list[str]  # Baker symbols, e.g. ["sil","n","i2","#0","h","ao3","sil"]; eos NOT included; [] = a pause
+    # The frontend's phonetic notation: initials and finals with tones, prosody marks #0-#3 and sil at the ends, e.g.
+    # ["sil","n","i2","#0","h","ao3","sil"] (the notation of Baker's symbol table; each model family maps it onto
+    # its own tokens: qingyin.families); [] = a pause
+    phones: list[str]
     pinyin: list[tuple[str, str]]  # (character, TONE3 pinyin after sandhi) per spoken Han character
     normalized: str = ""  # the normalized text of this sentence
     words: list[str] = field(default_factory=list)  # segmentation of `normalized`, punctuation included

@@ -43,6 +43,7 @@ class VoiceSpec:
     description: str
     language: str = "zh"
     emotions: tuple[str, ...] = ()  # emotions the model was trained with; none for a neutral voice
+    measured_cer: float | None = None  # Whisper-base CER on the default text set (BENCHMARKS.md, "Nine voices")
 
     @property
     def family(self) -> str:
@@ -71,7 +72,8 @@ def _load_catalog() -> tuple[dict[str, ModelSpec], dict[str, VoiceSpec], str]:
               for name, entry in data["models"].items()}
     voices = {name: VoiceSpec(name=name, model=models[entry["model"]], speaker=entry["speaker"],
                               gender=entry["gender"], description=entry["description"],
-                              language=entry.get("language", "zh"), emotions=tuple(entry.get("emotions", ())))
+                              language=entry.get("language", "zh"), emotions=tuple(entry.get("emotions", ())),
+                              measured_cer=entry.get("measured_cer"))
               for name, entry in data["voices"].items()}
     return models, voices, data["default"]
 
