@@ -130,7 +130,7 @@ KOKORO_FILES: tuple[str, ...] = (MODEL_FILE, VOCAB_FILE, *SPEAKER_FILES, *LICENS
 # --- where it lives ----------------------------------------------------------------------------------------
 def kokoro_dir() -> Path:
     """Where the model lives once installed: $QINGYIN_HOME/voices/kokoro."""
-    return registry.qingyin_home() / "voices" / MODEL_NAME
+    return registry.model_dir(MODEL_NAME)
 
 
 def is_kokoro_installed() -> bool:
