@@ -173,6 +173,7 @@ class Synthesizer:
         request; `prosody` is the frontend's boundary mode ("marks": #1/#2/#3 from the text, "plain": #0 and #3);
         `backend` and `variant` pick the inference runtime of each model family (None: the family's default;
         see `qingyin voices`). `fetch`: install a missing voice (else VoiceNotAvailableError naming the command).
+        `models`: a pool to share with other engines; its own backend, variant, threads and fetch settings apply.
         """
         self.text_frontend = Frontend(lexicon=lexicon, prosody_mode=prosody)
         self.models = models or ModelPool(backend=backend, variant=variant, threads=threads, fetch=fetch)
