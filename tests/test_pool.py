@@ -26,7 +26,8 @@ def test_a_name_is_one_speaker_and_a_blend_is_normalized():
     ("xiaobei:nan,yunxi:1", VoiceSelectionError, ["weight"]),
     ("xiaobei:-1,yunxi:2", VoiceSelectionError, ["weight >= 0"]),
     ("xiaobei:0,yunxi:0", VoiceSelectionError, ["more than 0"]),
-    ("baker:0.5,yunxi:0.5", VoiceSelectionError, ["one model", "baker", "kokoro"]),
+    ("baker:0.5,yunxi:0.5", VoiceSelectionError, ["different models (baker: baker; kokoro: yunxi)", "one model"]),
+    ("baker:0.5,baker:0.5", VoiceSelectionError, ["'baker' (fs2_mbmelgan) cannot be blended", "can: xiaobei"]),
 ])
 def test_bad_selectors_say_what_is_wrong(selector, error, words):
     with pytest.raises(error) as raised:

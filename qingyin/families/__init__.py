@@ -54,6 +54,3 @@ def installed_model(model: ModelSpec) -> Path:
 def capabilities(model: ModelSpec) -> frozenset[str]:
     return family(model.family).CAPABILITIES
 
-
-def backends(model: ModelSpec) -> tuple[str, ...]:
-    return family(model.family).BACKENDS

@@ -37,7 +37,8 @@ class Selection:
 
 
 def parse_selector(selector: str) -> tuple[VoiceSpec, Speaker]:
-    """The voice (the heaviest of a mix) and the speaker weights; a mix needs voices of one model."""
+    """The voice (the heaviest of a mix) and the speaker weights; a mix needs voices of one model whose family
+    can mix speakers (VoiceSelectionError says which rule a selector breaks)."""
     if not isinstance(selector, str) or not selector.strip():
         raise VoiceSelectionError(f"voice must be a name, one of: {', '.join(registry.VOICES)}")
     weights: dict[str, float] = {}
@@ -49,9 +50,16 @@ def parse_selector(selector: str) -> tuple[VoiceSpec, Speaker]:
         weight = 1.0 if not weight_text and len(parts) == 1 else _weight(part, weight_text)
         specs.append(spec)
         weights[spec.speaker] = weights.get(spec.speaker, 0.0) + weight
-    models = {s.model.name for s in specs}
+    models = list(dict.fromkeys(s.model.name for s in specs))
     if len(models) > 1:
-        raise VoiceSelectionError(f"a voice mix needs voices of one model; {selector!r} mixes {', '.join(models)}")
+        by_model = "; ".join(f"{model}: {', '.join(dict.fromkeys(s.name for s in specs if s.model.name == model))}"
+                             for model in models)
+        raise VoiceSelectionError(f"voice {selector!r} blends voices of different models ({by_model}): a voice mix "
+                                  "needs voices of one model")
+    if len(parts) > 1 and MIX not in families.capabilities(specs[0].model):
+        mixable = [name for name, spec in registry.VOICES.items() if MIX in families.capabilities(spec.model)]
+        raise VoiceSelectionError(f"voice {specs[0].name!r} ({specs[0].family}) cannot be blended; voices that can: "
+                                  f"{', '.join(mixable)}")
     total = sum(weights.values())
     if not total > 0:
         raise VoiceSelectionError(f"the weights of {selector!r} must add up to more than 0")
@@ -83,11 +91,7 @@ class ModelPool:
 
     def select(self, selector: str) -> Selection:
         spec, speaker = parse_selector(selector)
-        voice = self.model(spec.model)
-        if len(speaker) > 1 and MIX not in voice.capabilities:
-            raise VoiceSelectionError(f"voice {spec.name!r} ({spec.family}) cannot be mixed; voices that can: "
-                                      f"{', '.join(v for v in registry.VOICES if _mixable(registry.get_voice(v)))}")
-        return Selection(selector, spec, speaker, voice)
+        return Selection(selector, spec, speaker, self.model(spec.model))
 
     def model(self, model: ModelSpec) -> Voice:
         with self._lock:
@@ -141,6 +145,3 @@ def resident_mb() -> float:
     except (OSError, ValueError, IndexError):
         return 0.0
 
-
-def _mixable(spec: VoiceSpec) -> bool:
-    return MIX in families.capabilities(spec.model)

@@ -292,25 +292,14 @@ class TTSService:
         if unknown is not None:
             blend = f"; {BLEND_HELP}" if len(names) > 1 else ""
             raise BadRequest(f"unknown voice {unknown!r}; {available}{blend}", "voice")
-        specs = [registry.VOICES[name] for name in names]
-        models = list(dict.fromkeys(spec.model.name for spec in specs))
-        if len(models) > 1:
-            by_model = "; ".join(f"{model}: {', '.join(dict.fromkeys(s.name for s in specs if s.model.name == model))}"
-                                 for model in models)
-            raise BadRequest(f"voice {voice!r} blends voices of different models ({by_model}): only voices of one "
-                             f"model can be blended; {BLEND_HELP}", "voice")
+        try:
+            spec, _ = parse_selector(voice)  # one model, a family that blends, weights that can be read
+        except ValueError as error:
+            raise BadRequest(str(error), "voice") from None
         missing = next((name for name in names if name not in voices), None)
         if missing is not None:
             raise BadRequest(f"voice {missing!r} is not installed on this server (the administrator can run "
                              f"`qingyin models fetch {registry.VOICES[missing].model.name}`); {available}", "voice")
-        try:
-            spec, speaker = parse_selector(voice)  # the weights
-        except ValueError as error:
-            raise BadRequest(str(error), "voice") from None  # says how to write the weights
-        if len(specs) > 1 and MIX not in families.capabilities(spec.model):
-            mixable = [name for name in voices if MIX in families.capabilities(registry.VOICES[name].model)]
-            raise BadRequest(f"voice {spec.name!r} ({spec.family}) cannot be blended; voices that can: "
-                             f"{', '.join(mixable) or 'none on this server'}", "voice")
         return spec
 
     # --- synthesis -------------------------------------------------------------------------------

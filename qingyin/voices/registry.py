@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -129,8 +128,3 @@ def is_installed(name: str) -> bool:
 
 def installed_voices() -> list[str]:
     return [name for name in VOICES if is_installed(name)]
-
-
-@cache
-def voices_of_family(family: str) -> tuple[str, ...]:
-    return tuple(name for name, spec in VOICES.items() if spec.family == family)
