@@ -39,7 +39,7 @@ class Fs2Voice:
         self.sample_rate = model.sample_rate
         self.symbols = SymbolTable.from_json(directory / registry.SYMBOLS)
         self.backend = load_backend(backend, directory, threads=threads, variant=variant)
-        self.backend_name = backend
+        self.backend_name = backend  # which runtime was loaded (torch or onnx)
         self.variant = getattr(self.backend, "variant", "fp32")
         self.frame_seconds = self.backend.hop_length / self.sample_rate
 

@@ -19,7 +19,7 @@ from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Spea
 from qingyin.families.kokoro import CAPABILITIES, graphs_dir
 from qingyin.families.kokoro.provision import SPEAKERS, VOCAB_FILE, speaker_file
 from qingyin.families.kokoro.runtime import HOP_LENGTH, SAMPLE_RATE, KokoroGraphs
-from qingyin.families.kokoro.tokens import MAX_TOKENS, KokoroTokens, ids, load_vocab, sentence_tokens
+from qingyin.families.kokoro.tokens import MAX_TOKENS, ids, load_vocab, sentence_tokens
 from qingyin.text.frontend import Sentence
 from qingyin.text.markup import Controls
 from qingyin.voices.registry import ModelSpec
@@ -63,7 +63,7 @@ class KokoroVoice:
     def _tokens(self, text: str, symbols: list[str], controls: list[Controls] | None,
                 breaks: list[tuple[int, int]]) -> Tokens:
         """Ids with the 0 that opens and closes every input; controls and breaks shifted to match."""
-        padded = [0, *ids(KokoroTokens("".join(symbols), symbols, list(range(len(symbols)))), self.vocab), 0]
+        padded = [0, *ids(symbols, self.vocab), 0]
         per_id = None if not controls else [controls[0], *controls, controls[-1]]
         return Tokens(text, symbols, padded, per_id, [(position + 1, level) for position, level in breaks])
 
