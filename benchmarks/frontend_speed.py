@@ -15,8 +15,9 @@ import time
 
 from qingyin.text import Frontend
 from qingyin.text.corpus import read_texts
-from qingyin.text.g2p import citation_pinyin, segment
+from qingyin.text.g2p import citation_pinyin
 from qingyin.text.normalize import normalize
+from qingyin.text.segmentation import segment
 
 DOCUMENT_UNIT = "今天是2024年3月5日，气温25℃，湿度60%。我们在公园里散步，聊了很多事情！银行行长说：“重新开始吧。”"
 

@@ -298,6 +298,7 @@ def _frontend(args: argparse.Namespace) -> int:
     import json
 
     from qingyin.text import Frontend
+    from qingyin.text.frontend import polyphones
 
     text = sys.stdin.read() if args.text == "-" else args.text
     result = Frontend(lexicon=args.lexicon, prosody_mode=args.prosody)(text)
@@ -310,8 +311,11 @@ def _frontend(args: argparse.Namespace) -> int:
         if not sentence.phones:
             print(f"<break {sentence.break_ms} ms>\n")
             continue
+        decided = "; ".join(f"{p['char']} {p['reading']} ({p['source']} {p['detail']})".replace(" )", ")")
+                            for p in polyphones(sentence))
         print(f"normalized: {sentence.normalized}\nwords:      {' / '.join(sentence.words)}\n"
               f"pinyin:     {' '.join(p for _, p in sentence.pinyin)}\nphones:     {' '.join(sentence.phones)}"
+              + (f"\nreadings:   {decided}" if decided else "")
               + (f"\nbreak:      {sentence.break_ms} ms" if sentence.break_ms is not None else "") + "\n")
     return 0
 

@@ -470,12 +470,29 @@ def test_report_has_voice_only_for_voiced_sentences() -> None:
     report = text_to_sentences('<speak>旁白。<voice name="yunxi">你好。</voice></speak>').report()
     first, second = report["sentences"]
     assert "voice" not in first and second["voice"] == "yunxi"
-    assert list(second) == ["text", "normalized", "words", "pinyin", "phones", "break_ms", "voice"]
+    assert list(second) == ["text", "normalized", "words", "pinyin", "phones", "break_ms", "polyphones", "voice"]
     json.dumps(report)
 
 
 def test_sentence_voice_defaults_to_none() -> None:
     assert Sentence("你好", [], []).voice is None
     assert FrontendResult([Sentence("你好", [], [])], []).report()["sentences"] == [
-        {"text": "你好", "normalized": "", "words": [], "pinyin": [], "phones": "", "break_ms": None}
+        {"text": "你好", "normalized": "", "words": [], "pinyin": [], "phones": "", "break_ms": None, "polyphones": []}
     ]
+
+
+def test_report_names_the_source_of_each_polyphone_reading() -> None:
+    report = text_to_sentences("池塘里游着三只小鸭子，重[chong2]庆到了。").report()
+    entries = [entry for sentence in report["sentences"] for entry in sentence["polyphones"]]
+    by_char = {entry["char"]: entry for entry in entries}
+    assert by_char["只"] == {
+        "index": 6,
+        "char": "只",
+        "reading": "zhi1",
+        "source": "rule",
+        "detail": "measure word zhi1",
+    }
+    assert by_char["重"]["source"] == "markup" and by_char["重"]["reading"] == "chong2"
+    assert "池" not in by_char  # one reading only: not listed
+    pinyin = report["sentences"][0]["pinyin"]
+    assert all(pinyin[entry["index"]][0] == entry["char"] for entry in report["sentences"][0]["polyphones"])

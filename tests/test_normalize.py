@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from qingyin.text.normalize import (
+    _ORDINARY_RULES,
     LETTER_READINGS,
     PUNCTUATION,
     SAY_AS,
     Normalized,
+    _clean,
     normalize,
 )
 from qingyin.text.numbers import read_digits, read_integer
@@ -36,8 +38,8 @@ CASES = load_cases("normalization_cases.tsv")
 KNOWN_FAILURES = load_cases("normalization_known_failures.tsv")
 CATEGORIES = (
     "cardinal decimal negative thousands year date time range percent fraction money phone unit ordinal score "
-    "liang traditional width letters symbols mixed"
-).split()
+    "liang traditional width letters symbols mixed everyday"
+).split() + ["year range", "two-digit year"]
 
 
 def is_allowed(char: str) -> bool:
@@ -62,6 +64,13 @@ def test_case(category: str, text: str, expected: str) -> None:
 @pytest.mark.parametrize(("category", "text", "expected"), KNOWN_FAILURES, ids=list(map(_case_id, KNOWN_FAILURES)))
 def test_known_failure(category: str, text: str, expected: str) -> None:
     assert normalize(text).text == expected
+
+
+def test_every_known_failure_says_why() -> None:
+    with open(DATA / "normalization_known_failures.tsv", encoding="utf-8", newline="") as file:
+        reasons = [row["reason"] for row in csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    assert len(reasons) == len(KNOWN_FAILURES)
+    assert all(reason and reason.strip() for reason in reasons)
 
 
 def test_case_files_cover_every_category() -> None:
@@ -101,6 +110,137 @@ def test_read_integer(digits: str, quantity: bool, spoken: str) -> None:
 def test_read_digits_with_yao() -> None:
     assert read_digits("1010") == "一零一零"
     assert read_digits("1010", yao=True) == "幺零幺零"
+
+
+# --- years: ranges, two-digit years and counts of years -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-24赛季", "二零二三到二四赛季"),
+        ("2023-2024年", "二零二三到二零二四年"),
+        ("2023—2024学年", "二零二三到二零二四学年"),
+        ("2019~2022年", "二零一九到二零二二年"),
+        ("2023/24财年", "二零二三到二四财年"),
+        ("2022/2023赛季", "二零二二到二零二三赛季"),
+        ("1990-95年", "一九九零到九五年"),
+        ("1999-00赛季", "一九九九到零零赛季"),
+        ("98-99赛季", "九八到九九赛季"),
+        ("1990年-1995年", "一九九零年到一九九五年"),
+        ("2019年至2023年", "二零一九年至二零二三年"),
+        ("2024赛季", "二零二四赛季"),
+        ("2019款", "二零一九款"),
+        # not ranges of years: counts of years, and a second number that cannot follow the first year
+        ("10-15年", "十到十五年"),
+        ("3~5年", "三到五年"),
+        ("3000款游戏", "三千款游戏"),
+    ],
+)
+def test_year_ranges_read_digit_by_digit(text: str, expected: str) -> None:
+    assert normalize(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("23年3月", "二三年三月"),
+        ("在23年的时候", "在二三年的时候"),
+        ("'23年", "二三年"),
+        ("’23年", "二三年"),
+        ("98年出生", "九八年出生"),
+        ("他98年毕业", "他九八年毕业"),
+        ("05年", "零五年"),
+        ("从98年到05年", "从九八年到零五年"),
+        ("成立于15年", "成立于一五年"),
+        ("自98年以来", "自九八年以来"),
+        ("截至23年底", "截至二三年底"),
+    ],
+)
+def test_two_digit_years_read_digit_by_digit(text: str, expected: str) -> None:
+    assert normalize(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("工作了23年", "工作了二十三年"),
+        ("23年来", "二十三年来"),
+        ("服刑23年", "服刑二十三年"),
+        ("23年间", "二十三年间"),
+        ("23年以来", "二十三年以来"),
+        ("在23年里", "在二十三年里"),
+        ("在23年的时间里", "在二十三年的时间里"),
+        ("不少于15年", "不少于十五年"),
+        ("存在23年", "存在二十三年"),
+        ("干了12年多", "干了十二年多"),
+        ("23年", "二十三年"),  # no word says it is a year: it stays a count, as before
+        ("80年代", "八十年代"),
+    ],
+)
+def test_counts_of_years_stay_cardinal(text: str, expected: str) -> None:
+    assert normalize(text).text == expected
+
+
+# --- full-width forms ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow"),
+    [
+        ("￥25.5", "¥25.5"),
+        ("￥1,200", "¥1,200"),
+        ("＄99", "$99"),
+        ("﹩5", "$5"),
+        ("￡15", "£15"),
+        ("￦35000", "₩35000"),
+        ("５０％", "50%"),
+        ("5﹪", "5%"),
+        ("＋８６ １３８１２３４５６７８", "+86 13812345678"),
+        ("－５℃", "-5℃"),
+        ("３～５天", "3~5天"),
+        ("３—５天", "3-5天"),
+        ("１＋１＝２", "1+1=2"),
+        ("＃１", "#1"),
+        ("ａ＠ｂ．ｃｏｍ", "a@b.com"),
+        ("Ａ＆Ｂ", "A&B"),
+        ("１０：３０开会", "10:30开会"),
+        ("共1，200元", "共1,200元"),
+        ("１２０㎡", "120m²"),
+        ("５㎏", "5kg"),
+        ("３㎞", "3km"),
+    ],
+)
+def test_full_width_forms_read_like_half_width_ones(wide: str, narrow: str) -> None:
+    assert normalize(wide).text == normalize(narrow).text
+    assert normalize(wide).warnings == []
+
+
+def test_full_width_yuan_keeps_its_yuan() -> None:
+    assert normalize("￥25.5").text == "二十五点五元"
+    assert normalize("￥1,200").text == "一千二百元"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("验证码为836204，5分钟内有效", "验证码为八三六二零四，五分钟内有效"),
+        ("共有3，5个", "共有三，五个"),
+        ("1，2000人", "一，两千人"),
+    ],
+)
+def test_full_width_comma_between_digits_is_a_pause_unless_it_groups_thousands(text: str, expected: str) -> None:
+    assert normalize(text).text == expected
+
+
+def test_rules_skipped_for_a_missing_character_could_not_have_matched() -> None:
+    for _, text, _ in CASES + KNOWN_FAILURES:
+        text = _clean(text).text
+        for pattern, replacement, needs in _ORDINARY_RULES:
+            if needs not in text:
+                assert pattern.search(text) is None, (pattern.pattern, text)
+            else:
+                text = pattern.sub(replacement, text)
 
 
 # --- say_as -------------------------------------------------------------------------------------------

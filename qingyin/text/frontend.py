@@ -20,12 +20,13 @@ from functools import cache
 from pathlib import Path
 
 from . import prosody
-from .g2p import citation_pinyin, per_word, segment
+from .g2p import FIXED_SOURCES, Decision, decide, is_polyphonic, per_word
 from .hanzi import is_han
 from .lexicon import Lexicon, builtin_lexicon
 from .markup import Break, Controls, Segment, Span, parse
 from .normalize import normalize
 from .sandhi import apply_sandhi
+from .segmentation import segment
 from .symbols import ERHUA_SUFFIX, syllable_to_phones
 
 DEFAULT_MAX_CHARS = 40
@@ -50,6 +51,8 @@ class Sentence:
     break_ms: int | None = None  # explicit pause after this sentence (SSML <break>); None = the default pause
     warnings: list[str] = field(default_factory=list)  # what was dropped on the way to this sentence
     voice: str | None = None  # the speaker from SSML <voice name>, unchecked; None = the request's voice
+    # per entry of `pinyin`, how its citation reading was decided (g2p.decide)
+    decisions: list[Decision] = field(default_factory=list)
 
 
 @dataclass
@@ -64,13 +67,16 @@ class FrontendResult:
 
         `pinyin` has one [character, TONE3 reading after sandhi] pair per spoken Chinese character; `phones` is
         the symbol string the model receives, sentences joined by spaces (each starts and ends with sil). A sentence
-        has a `voice` only when SSML <voice> named one.
+        has a `voice` only when SSML <voice> named one. `polyphones` lists, per sentence, each character with more
+        than one reading (and each reading fixed by markup, the lexicon or a rule): its index in `pinyin`, the
+        citation reading chosen before sandhi, and which source decided it (markup, lexicon, rule, phrase,
+        model, default) with the detail (rule name, dictionary:word, model probability).
         """
         sentences: list[dict[str, object]] = []
         for s in self.sentences:
             entry: dict[str, object] = {
                 "text": s.text, "normalized": s.normalized, "words": s.words, "pinyin": [list(p) for p in s.pinyin],
-                "phones": " ".join(s.phones), "break_ms": s.break_ms,
+                "phones": " ".join(s.phones), "break_ms": s.break_ms, "polyphones": polyphones(s),
             }  # fmt: skip
             if s.voice is not None:
                 entry["voice"] = s.voice
@@ -84,6 +90,15 @@ class FrontendResult:
             "warnings": list(self.warnings),
             "sentences": sentences,
         }
+
+
+def polyphones(sentence: Sentence) -> list[dict[str, object]]:
+    """The reading decisions worth showing: every polyphonic character, and every reading fixed from outside."""
+    return [
+        {"index": i, "char": char, "reading": d.reading, "source": d.source, "detail": d.detail}
+        for i, ((char, _), d) in enumerate(zip(sentence.pinyin, sentence.decisions, strict=True))
+        if is_polyphonic(char) or d.source in FIXED_SOURCES
+    ]
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,7 @@ class _Syllable:
     phones: list[str]
     controls: Controls
     erhua: bool  # an erhua 儿, fused with the syllable before it
+    decision: Decision
 
 
 class Frontend:
@@ -211,12 +227,13 @@ class _SentenceBuilder:
         normalized = "".join(c.char for c in chars)
         forced = [c.forced for c in chars]
         words = segment(normalized, self.lexicon)
-        citation = citation_pinyin(words, forced, self.lexicon)
+        decisions = decide(words, forced, self.lexicon)
+        citation = per_word(words, [d.reading for d in decisions])
         counts = [sum(r is not None for r in readings) for readings in citation]
         plan = prosody.plan(words, counts, self.frontend.prosody_mode)
         locked = per_word(words, [f is not None for f in forced])
         spoken = apply_sandhi(words, citation, plan.prosodic_words, locked)
-        syllables = self._syllables(words, spoken, chars, warnings)
+        syllables = self._syllables(words, spoken, chars, decisions, warnings)
         if not syllables:
             return [Sentence(raw, [], [], normalized, words, warnings=warnings)] if warnings else []
         joints = [_joint(a, b, plan.after) for a, b in zip(syllables, syllables[1:], strict=False)]
@@ -233,7 +250,11 @@ class _SentenceBuilder:
 
     @staticmethod
     def _syllables(
-        words: list[str], spoken: list[list[str | None]], chars: list[_Char], warnings: list[str]
+        words: list[str],
+        spoken: list[list[str | None]],
+        chars: list[_Char],
+        decisions: list[Decision],
+        warnings: list[str],
     ) -> list[_Syllable]:
         syllables: list[_Syllable] = []
         position = 0
@@ -253,7 +274,11 @@ class _SentenceBuilder:
                             char == "儿" and reading == "er5" and i > 0 and bool(syllables)
                             and syllables[-1].word == w and syllables[-1].position == position - 1
                         )  # fmt: skip
-                        syllables.append(_Syllable(position, w, char, reading, phones, chars[position].controls, erhua))
+                        syllables.append(
+                            _Syllable(
+                                position, w, char, reading, phones, chars[position].controls, erhua, decisions[position]
+                            )
+                        )
                 position += 1
         return syllables
 
@@ -267,9 +292,7 @@ def _joint(left: _Syllable, right: _Syllable, after: list[str]) -> str:
     return after[left.word]
 
 
-def _sentence(
-    text: str, normalized: str, words: list[str], syllables: list[_Syllable], joints: list[str]
-) -> Sentence:
+def _sentence(text: str, normalized: str, words: list[str], syllables: list[_Syllable], joints: list[str]) -> Sentence:
     """One chunk of syllables as a Sentence; joints[k] is the boundary after syllables[k] (the last is unused)."""
     phones: list[str] = ["sil"]
     controls: list[Controls] = [syllables[0].controls]
@@ -291,6 +314,7 @@ def _sentence(
         normalized=normalized,
         words=words[first_word : last_word + 1],
         controls=None if neutral else controls,
+        decisions=[s.decision for s in syllables],
     )
 
 

@@ -5,11 +5,12 @@
 
 Ordinary text goes through four stages:
 
-1. Unicode clean-up: traditional → simplified (zhconv), full-width ASCII → half-width, control and format
-   characters dropped, and every run of characters with no Mandarin reading (emoji, ©, ★, private use…)
-   dropped with a warning that points into the input.
-2. Our own rules for what wetext reads wrongly: phone numbers, dates, times and scores, money, percentages,
-   ranges, versions and IP addresses, thousands separators, 两 versus 二, a few units.
+1. Unicode clean-up: traditional → simplified (zhconv), full-width ASCII and signs → half-width (￥ → ¥,
+   ㎡ → m²; "，" stays a pause), control and format characters dropped, and every run of characters with no
+   Mandarin reading (emoji, ©, ★, private use…) dropped with a warning that points into the input.
+2. Our own rules for what wetext reads wrongly: phone numbers, dates, years and ranges of years (2023-24赛季,
+   98年出生), times and scores, money, percentages, ranges, versions and IP addresses, thousands separators,
+   两 versus 二, a few units.
 3. The wetext WFST normalizer on whatever digits are left, called on short windows around them so that
    long inputs stay linear.
 4. Clean-up of wetext's output: ASCII punctuation → Chinese, quotes/brackets/dashes dropped, whitespace
@@ -60,8 +61,23 @@ _MAX_SHOWN = 24
 _LINE_BREAKS = frozenset("\n\r\v\f\x85\u2028\u2029")
 # Readable although not Han: they are spoken, turned into pauses, or dropped silently in stage 4.
 _SILENT_MARKS = frozenset("“”‘’„‟‹›«»「」『』〝〞（）【】〔〕〖〗〈〉《》—–‒―‐‑﹣…⋯·•‧・〃〜～")
-_NUMBER_SIGNS = frozenset("%‰℃℉°²³¥$€£±×÷≈≤≥−")
-_DASHES = str.maketrans({"−": "-", "–": "-", "‑": "-", "‐": "-", "﹣": "-", "～": "~", "〜": "~", "｡": "。"})
+_NUMBER_SIGNS = frozenset("%‰℃℉°²³¥$€£₩±×÷≈≤≥−")
+_DASHES = str.maketrans({"−": "-", "–": "-", "‑": "-", "‐": "-", "﹣": "-", "―": "—", "～": "~", "〜": "~", "｡": "。"})
+_SQUARED_POWERS = str.maketrans({"2": "²", "3": "³"})  # ㎡ is m² (NFKC says m2)
+_SMALL_COMMA = "﹐"
+
+
+def _compatibility_form(char: str) -> str:
+    """Full-width signs outside U+FF01..FF5E, small form variants and squared units: ￥ → ¥, ﹪ → %, ㎏ → kg,
+    ㎡ → m²; the character itself where its ordinary form is no plain text (￣, ㏂)."""
+    if char == _SMALL_COMMA:
+        return "，"
+    folded = unicodedata.normalize("NFKC", char)
+    if len(folded) == 1:
+        return folded
+    if folded.isascii() and folded.isalnum() and folded[0].isalpha():
+        return folded[:-1] + folded[-1].translate(_SQUARED_POWERS)
+    return char
 
 
 def _is_readable(char: str) -> bool:
@@ -100,7 +116,11 @@ def _fold(char: str) -> str:
     """One character → its half-width, line-break and dash canonical form ('' to drop it silently)."""
     code = ord(char)
     if 0xFF01 <= code <= 0xFF5E:
-        char = chr(code - 0xFEE0)
+        # "，" stays the Chinese comma: between digits it is a pause (验证码836204，5分钟内有效) far more often than
+        # a thousands separator; stage 2 reads 1，200 as thousands only where it has that form.
+        char = "，" if char == "，" else chr(code - 0xFEE0)
+    elif 0xFFE0 <= code <= 0xFFE6 or 0xFE50 <= code <= 0xFE6B or 0x3380 <= code <= 0x33DF:
+        return _compatibility_form(char).translate(_DASHES)
     elif char in _LINE_BREAKS:
         return "\n"
     elif char == "\t" or unicodedata.category(char) == "Zs":
@@ -170,7 +190,9 @@ def _clean(text: str, offset: int = 0) -> _Cleaned:
 # --- stage 2: our rules before wetext -----------------------------------------------------------------
 
 _NUM = r"\d+(?:\.\d+)?"
-_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d]|,\d)")
+_THOUSANDS = re.compile(r"(?<![\d.,，])\d{1,3}(?:([,，])\d{3})(?:\1\d{3})*(?![\d]|[,，]\d)")
+# GB/T 15834 marks ranges with a single — as well: 3—5天, 14:00—16:00, 3月1日—31日, 20%—30%, ￥99—￥199.
+_EM_DASH_IN_RANGE = re.compile(r"(?<=[\d%‰℃日号月])—(?=\d|[¥$€£₩]\d)")
 _LETTER_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=\d)|(?<=\d)-(?=[A-Za-z])")  # COVID-19 is no minus sign
 
 _INTERNATIONAL_PHONE = re.compile(r"\+\s?(\d{1,3})[\s-]?((?:\(?\d{1,4}\)?[\s-]?)?\d{3,4}[\s-]?\d{4})(?![\d.])")
@@ -181,8 +203,10 @@ _SERVICE_PHONE = re.compile(r"(?<![\d.])[48]00[\s-]?\d{3}[\s-]?\d{4}(?![\d.])")
 _DATE = re.compile(r"(?<![\d.])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d.])(?:\s*[日号])?")
 _MONTH_DAY = re.compile(r"(?<![\d.])(\d{1,2})月(\d{1,2})([日号])")
 _DAY = re.compile(r"(?<![\d.])(\d{1,2})日(?!游)")
-_CODE_AFTER_LETTERS = re.compile(r"(?<=[A-Za-z])\d{3,}(?![\d.])")
-_CODE_WORDS = "号码|账号|编号|单号|卡号|工号|学号|证号|尾号|房间号|门牌号|QQ号|拨打|致电|热线"
+# G1234 and CA1234 are codes; B2 and A12 names with a number, when nothing follows that could be a unit or a sign.
+_NUMBER_AFTER_LETTERS = re.compile(r"(?<=[A-Za-z])(?:\d{3,}(?![\d.])|\d{1,2}(?=[\u4e00-\u9fff\s，。！？；、,!?;]|$))")
+_ROOM = re.compile(r"(?<![\d.])\d{3,4}(?=室)")  # 1501室 is a room, not a quantity
+_CODE_WORDS = "号码|账号|编号|单号|卡号|工号|学号|证号|尾号|房间号|门牌号|QQ号|拨打|致电|热线|密码|验证码|取件码|邮编"
 _CODE_AFTER_WORDS = re.compile(rf"({_CODE_WORDS})(是|为|:)?\s*(\d{{3,}})(?![\d.])")
 _DOTTED_NUMBERS = re.compile(r"(?<![\d.])\d+(?:\.\d+){2,}(?![\d])")
 
@@ -198,11 +222,13 @@ _TIME_SPAN = re.compile(
     rf"(?<![\d.:]){_TIME}(?![\d:])(?:\s*([-~至到])\s*{_TIME}(?![\d:]))?(?:\s*([AaPp])\.?[Mm]\.?(?![A-Za-z]))?"
 )
 
-_CURRENCIES = {"¥": "元", "$": "美元", "US$": "美元", "HK$": "港元", "€": "欧元", "£": "英镑"}
+_CURRENCIES = {"¥": "元", "$": "美元", "US$": "美元", "HK$": "港元", "€": "欧元", "£": "英镑", "₩": "韩元"}
 _MONEY = re.compile(
-    rf"(US\$|HK\$|[¥$€£])\s*(-?{_NUM})(?:\s*[-~至到]\s*(?:US\$|HK\$|[¥$€£])?\s*({_NUM}))?\s*([万亿千百]*)(元|块)?"
+    rf"(US\$|HK\$|[¥$€£₩])\s*(-?{_NUM})(?:\s*[-~至到]\s*(?:US\$|HK\$|[¥$€£₩])?\s*({_NUM}))?\s*([万亿千百]*)(元|块)?"
 )
-_WHOLE_AMOUNT = re.compile(r"(?<=\d)\.00?(?=\s*(?:元|美元|欧元|英镑|港元|块))")  # 5999.00元 is 五千九百九十九元
+# 5999.00元 is 五千九百九十九元 and 86.50元 八十六点五元: trailing zeros of an amount are not read.
+_TRAILING_ZEROS = re.compile(r"(?<=\d)\.(\d??)0+(?=\s*(?:元|美元|欧元|英镑|港元|韩元|块))")
+_PER_UNIT_PRICE = re.compile(r"(?<=[元块])\s*/\s*(?=[\u4e00-\u9fff])")  # 10元/斤 → 十元每斤
 _PERCENT_RANGE = re.compile(rf"(?<![\d.])(-?{_NUM})\s*(%?)\s*[-~至到]\s*(-?{_NUM})\s*([%‰])")
 _PERCENT = re.compile(rf"(?<![\d.])(-?{_NUM})\s*([%‰])")
 _NUMBER_RANGE = re.compile(rf"(?<![\d.])({_NUM})\s*[-~]\s*(?={_NUM}(?![\d.]*\s*[=+×÷*/]))")
@@ -210,22 +236,51 @@ _SPEED = re.compile(rf"(时速|速度为?|车速|风速)\s*({_NUM})\s*(?:km/h|�
 _UNITS = {
     "kWh": "千瓦时", "kW": "千瓦", "mAh": "毫安时", "GHz": "吉赫兹", "MHz": "兆赫兹", "kHz": "千赫兹",
     "Hz": "赫兹", "mL": "毫升", "V": "伏", "W": "瓦", "Gbps": "吉比特每秒", "Mbps": "兆比特每秒", "kbps": "千比特每秒",
+    "g": "克", "mmol/L": "毫摩尔每升",
 }  # fmt: skip
-_UNIT = re.compile(rf"(?<![\d.])({_NUM})\s*({'|'.join(sorted(_UNITS, key=len, reverse=True))})(?![A-Za-z])")
+_UNIT = re.compile(
+    rf"(?<![\d.])({_NUM})(?:\s*[-~]\s*({_NUM}))?\s*({'|'.join(sorted(_UNITS, key=len, reverse=True))})"
+    r"(?![A-Za-z]|网|手机|信号)"  # not 5g网络
+)
 _DEGREES = r"(?:℃|°C|℉|°F)"
 _TEMPERATURE = re.compile(
     rf"(?<![\d.])(-?{_NUM})(?:\s*{_DEGREES}?\s*[-~至到]\s*(-?{_NUM}))?\s*({_DEGREES})(?![A-Za-z])"
 )
-_DATE_RANGE = re.compile(r"(?<=[日号月])\s*[-~]\s*(?=\d)")
-_ORDINAL = re.compile(rf"第\s*({_NUM})")
+# 3月5日-7日, and 3月1日-3月31日 whose second date is 三月三十一日 by now
+_DATE_RANGE = re.compile(r"(?<=[日号月])\s*[-~]\s*(?=\d|[一二三四五六七八九十]{1,3}月)")
+_ORDINAL = re.compile(rf"第\s*({_NUM})(?:\s*[-~]\s*({_NUM}))?")  # 第1-3名 → 第一到三名
 _NEGATIVE = re.compile(r"(?<![\dA-Za-z.])-(?=\d)")
 _FRACTION = re.compile(r"(?<![\d./])(\d{1,3})/(\d{1,3})(?![\d/])")
 # A plain number between Han characters or punctuation: read here, the way wetext reads it, because wetext
 # costs about 0.1 ms a character. What needs wetext's judgement (a bare 2, leading zeros, service numbers,
 # long numbers at the end of a phrase) is left to it; see _plain_number.
-_PLAIN_NUMBER = re.compile(r"(?<![\dA-Za-z.,+\-/:%$¥€£])(\d+)(\.\d+)?(?=[\u4e00-\u9fff〇，。！？；、]|$)")
+_PLAIN_NUMBER = re.compile(r"(?<![\dA-Za-z.,+\-/:%$¥€£₩])(\d+)(\.\d+)?(?=[\u4e00-\u9fff〇，。！？；、]|$)")
 _SERVICE_NUMBERS = frozenset({"110", "112", "114", "119", "120", "122"})  # wetext reads them 幺幺零 by context
-_YEAR_RANGE = re.compile(r"(?<![\d.])(\d{4})\s*([-~到至])\s*(\d{4})(?=年)")
+# Ranges of years, seasons and fiscal years, read digit by digit like a single year: 2023-2024年, 2023-24赛季,
+# 1990-95年, 2023/24财年, 98-99赛季 (two two-digit years only before a season word: 10-15年 counts years).
+_YEAR_RANGE = re.compile(
+    r"(?<![\d.:~$¥€£₩-])(\d{4}|\d{2})(年?)\s*([-~到至—/])\s*(\d{4}|\d{2})(?![\d.])(?=\s*(年|赛季|学年|财年|财政年度))"
+)
+_TWO_DIGIT_YEAR = re.compile(r"(?<![\d.:~$¥€£₩第-])(\d{2})年(?!代)")  # 80年代 stays 八十年代
+# What tells a two-digit year (98年出生, 在23年, 23年3月) from a count of years (工作了23年, 23年来): words right
+# before it or right after its 年. Without such a word it stays a count, as wetext reads it.
+_YEAR_WORDS_BEFORE = re.compile(
+    r"(?:(?<![存现实所正好])在|从|自|(?<![少多高低大小等长短过当])于|(?<=[年等直])[到至]|截至|截止)$"
+)
+_YEAR_WORDS_AFTER = re.compile(
+    r"\d{1,2}月|出生|生人|毕业|入学|入职|参军|参加工作|结婚|退休|成立|创立|创办|建成|开业|上市|高考|中考|考研"
+    r"|[初底末春夏秋冬款版]|上半年|下半年|的时候|那会|那年"
+)
+_COUNT_WORDS_AFTER = re.compile(r"[里间内来多后前半零了余之的]|以上|以下|左右|时间")  # 在23年的经验里 counts
+# After 19xx or 20xx, like 年: 2024赛季 is 二零二四赛季. 届, 款 and 版 are also measure words (3000款游戏), so
+# not after round hundreds.
+_SEASON_WORDS = ("赛季", "财年", "学年")
+_MODEL_YEAR_WORDS = "届款版"
+_GENERATION = re.compile(r"(?<![\d.点第])(?:[5-9][05]|0[05])(?=后)")  # 80后, 95后, 00后: 八零后 (born in the 80s)
+_AROUND_THE_CLOCK = re.compile(r"(?<![\d./])24/7(?![\d./])")
+# A height or a race time with its smaller part said digit by digit: 1米85 → 一米八五, 9秒83 → 九秒八三.
+_WHOLE_AND_DIGITS = re.compile(r"(?<![\d.])(?:[12]米[1-9]\d?|\d{1,2}秒\d{2})(?![\d.A-Za-z]|\s*(?:厘米|公分|毫米))")
+_DISCOUNT = re.compile(r"(?<![\d.~第-])[2-9][1-9](?=折(?![叠合算旧射]))")  # 85折 → 八五折 (85 %), not 八十五折
 _DURATION_YEARS = re.compile(r"(共|约|近|长达|历时|历经|经过|用了|花了|持续|超过|多达|将近|整整|足足)(\d{4})(?=年)")
 
 # 2 before a measure word counts things: 两个, 两次, 两点 (o'clock), 两到三个. Ordinal contexts (第2, 2号, 2月, 2楼)
@@ -241,6 +296,14 @@ _LIANG = re.compile(
     + "|".join(sorted(set(_MEASURE_WORDS), key=len, reverse=True))
     + r"))(?!\s*(?:年级|分之|点\d))"
 )
+
+
+def _drop_thousands_separators(match: re.Match[str]) -> str:
+    return match.group(0).replace(",", "").replace("，", "")
+
+
+def _digits(match: re.Match[str]) -> str:
+    return read_digits(match.group(0))
 
 
 def _digits_yao(match: re.Match[str]) -> str:
@@ -288,6 +351,12 @@ def _day(match: re.Match[str]) -> str:
 def _code_after_words(match: re.Match[str]) -> str:
     """编号12345, 拨打12306: an identifier read digit by digit, 1 as 幺."""
     return match.group(1) + (match.group(2) or "") + read_digits(match.group(3), yao=True)
+
+
+def _number_after_letters(match: re.Match[str]) -> str:
+    """G1234, CA1234 are codes read digit by digit; B2, A12, Win10 are names with a number (二, not 两)."""
+    digits = match.group(0)
+    return read_digits(digits) if len(digits) > 2 or digits[0] == "0" else read_integer(digits)
 
 
 def _dotted_numbers(match: re.Match[str]) -> str:
@@ -351,12 +420,20 @@ def _time_span(match: re.Match[str]) -> str:
     return spoken
 
 
+def _trailing_zeros(match: re.Match[str]) -> str:
+    return "." + match.group(1) if match.group(1) else ""
+
+
+def _without_trailing_zeros(amount: str) -> str:
+    return amount.rstrip("0").rstrip(".") if "." in amount else amount
+
+
 def _money(match: re.Match[str]) -> str:
-    """¥1,234.56 → 一千二百三十四点五六元, $100-200 → 一百到两百美元, €3.5万 → 三点五万欧元."""
+    """¥1,234.56 → 一千二百三十四点五六元, $100-200 → 一百到两百美元, €3.5万 → 三点五万欧元, ¥86.50 → 八十六点五元."""
     symbol, amount, upper, magnitude, yuan = match.groups()
-    spoken = read_number(amount, quantity=True)
+    spoken = read_number(_without_trailing_zeros(amount), quantity=True)
     if upper:
-        spoken += "到" + read_number(upper, quantity=True)
+        spoken += "到" + read_number(_without_trailing_zeros(upper), quantity=True)
     currency = _CURRENCIES[symbol]
     if yuan and currency != "元":  # "$100元" is not a thing; keep the 元 that was written
         currency += yuan
@@ -388,8 +465,10 @@ def _speed(match: re.Match[str]) -> str:
 
 
 def _unit(match: re.Match[str]) -> str:
-    """Units wetext leaves in Latin letters: 220V → 两百二十伏."""
-    return read_number(match.group(1), quantity=True) + _UNITS[match.group(2)]
+    """Units wetext leaves in Latin letters: 220V → 两百二十伏, 1-2g → 一到两克."""
+    low, high, unit = match.groups()
+    spoken = read_number(low, quantity=True) + ("到" + read_number(high, quantity=True) if high else "")
+    return spoken + _UNITS[unit]
 
 
 def _temperature(match: re.Match[str]) -> str:
@@ -400,8 +479,9 @@ def _temperature(match: re.Match[str]) -> str:
 
 
 def _ordinal(match: re.Match[str]) -> str:
-    """第2页 → 第二页; an ordinal never takes 两 (wetext says 第两页)."""
-    return "第" + read_number(match.group(1))
+    """第2页 → 第二页; an ordinal never takes 两 (wetext says 第两页). 第1-3名 → 第一到三名."""
+    first, last = match.groups()
+    return "第" + read_number(first) + ("到" + read_number(last) if last else "")
 
 
 def _fraction(match: re.Match[str]) -> str:
@@ -423,17 +503,63 @@ def _plain_number(match: re.Match[str]) -> str:
         return match.group(0)
     if fraction:
         return read_integer(whole) + "点" + read_digits(fraction)
-    if len(whole) == 4 and following[:1] == "年" and following != "年前":
+    if len(whole) == 4 and _is_year_before(whole, following):
         return read_digits(whole)
     if len(whole) >= 5 and not (following and is_han(following[0])):
         return match.group(0)  # 价格是12345 / 编号: wetext decides between digits and a quantity
     return read_integer(whole, quantity=True)
 
 
+def _is_year_before(year: str, following: str) -> bool:
+    """Whether four digits followed by `following` (two characters) are a year: 2024年, 2024赛季, 2019款."""
+    if following[:1] == "年":
+        return following != "年前"  # 2000年前 is 两千年前 (2000 years ago)
+    if year[:2] not in ("19", "20"):
+        return False
+    return following in _SEASON_WORDS or (following[:1] in _MODEL_YEAR_WORDS and not year.endswith("00"))
+
+
+def _is_year_range(first: str, second: str, following: str) -> bool:
+    """2023-2024 and 2023-24 (also 1999-00) are ranges of years; 2023-05 is not, nor 10-15 before 年."""
+    if len(first) == 2:  # 98-99赛季: only consecutive seasons, and not before 年 (10-15年 is ten to fifteen years)
+        return following != "年" and len(second) == 2 and (int(second) - int(first)) % 100 == 1
+    if len(second) == 4:
+        return int(second) > int(first)
+    return int(second) > int(first[2:]) or (first[2] == "9" and second[0] == "0")
+
+
 def _year_range(match: re.Match[str]) -> str:
-    """2020-2022年 → 二零二零到二零二二年."""
-    first, joiner, second = match.groups()
-    return read_digits(first) + ("至" if joiner == "至" else "到") + read_digits(second)
+    """2020-2022年 → 二零二零到二零二二年, 2023-24赛季 → 二零二三到二四赛季 (the second year as it is written, the
+    way sports commentators read it), 2023/24财年 → 二零二三到二四财年; 至 stays 至, every other joiner is 到."""
+    first, first_year, joiner, second, following = match.groups()
+    if not _is_year_range(first, second, following):
+        return match.group(0)
+    return read_digits(first) + first_year + ("至" if joiner == "至" else "到") + read_digits(second)
+
+
+def _is_two_digit_year(text: str, start: int, end: int) -> bool:
+    """Whether the two digits text[start:start + 2] before 年 (ending at `end`) name a year rather than count
+    years; see _YEAR_WORDS_BEFORE. Unsure means no: the number then stays a count (today's reading)."""
+    if text[start] == "0" or text[start - 1 : start] in ("'", "‘", "’"):  # 05年, '98年: never a count
+        return True
+    if _YEAR_WORDS_AFTER.match(text, end) and text[start - 1 : start] != "了":  # 工作了23年 is a count
+        return True
+    if _COUNT_WORDS_AFTER.match(text, end):  # 23年来, 23年间, 在23年里
+        return False
+    return _YEAR_WORDS_BEFORE.search(text, max(0, start - 3), start) is not None
+
+
+def _two_digit_year(match: re.Match[str]) -> str:
+    """98年出生 → 九八年出生, 在23年 → 在二三年; 工作了23年 and 23年来 stay 二十三年 (plain numbers read them)."""
+    if _is_two_digit_year(match.string, match.start(), match.end()):
+        return read_digits(match.group(1)) + "年"
+    return match.group(0)
+
+
+def _whole_and_digits(match: re.Match[str]) -> str:
+    """1米85 → 一米八五, 2米26 → 两米二六, 10秒05 → 十秒零五."""
+    whole, unit, digits = re.split(r"([米秒])", match.group(0))
+    return read_integer(whole, quantity=unit == "米") + unit + read_digits(digits)
 
 
 def _duration_years(match: re.Match[str]) -> str:
@@ -443,46 +569,56 @@ def _duration_years(match: re.Match[str]) -> str:
 
 # In this order: each rule turns what it recognizes into Han characters, so later, looser patterns (ranges,
 # minus signs, 两, plain numbers) only see digits that the specific ones (phones, dates, times…) left alone.
-_ORDINARY_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str], ...] = (
-    (_THOUSANDS, lambda m: m.group(0).replace(",", "")),
-    (_LETTER_HYPHEN, ""),
-    (_INTERNATIONAL_PHONE, _international_phone),
-    (_SERVICE_PHONE, _digits_yao),
-    (_LANDLINE_PHONE, _digits_yao),
-    (_MOBILE_PHONE, _digits_yao),
-    (_DATE, _date),
-    (_MONTH_DAY, _month_day),
-    (_CODE_AFTER_WORDS, _code_after_words),
-    (_CODE_AFTER_LETTERS, lambda m: read_digits(m.group(0))),
-    (_DOTTED_NUMBERS, _dotted_numbers),
-    (_SCORE_BEFORE, _score_before),
-    (_SCORE_AFTER, _score_after),
-    (_DURATION_CLOCK, _duration_clock),
-    (_TIME_SPAN, _time_span),
-    (_WHOLE_AMOUNT, ""),
-    (_MONEY, _money),
-    (_PERCENT_RANGE, _percent_range),
-    (_PERCENT, _percent),
-    (_SPEED, _speed),
-    (_UNIT, _unit),
-    (_DURATION_YEARS, _duration_years),
-    (_YEAR_RANGE, _year_range),
-    (_TEMPERATURE, _temperature),
-    (_ORDINAL, _ordinal),
-    (_FRACTION, _fraction),
-    (_NUMBER_RANGE, r"\1到"),
-    (_DATE_RANGE, "到"),
-    (_DAY, _day),
-    (_NEGATIVE, "负"),
-    (_LIANG, "两"),
-    (_PLAIN_NUMBER, _plain_number),
+# The third column is a character every match contains ("" if none): a rule is skipped on text without it.
+_ORDINARY_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str, str], ...] = (
+    (_THOUSANDS, _drop_thousands_separators, ""),
+    (_EM_DASH_IN_RANGE, "-", "—"),
+    (_LETTER_HYPHEN, "", "-"),
+    (_INTERNATIONAL_PHONE, _international_phone, "+"),
+    (_SERVICE_PHONE, _digits_yao, ""),
+    (_LANDLINE_PHONE, _digits_yao, ""),
+    (_MOBILE_PHONE, _digits_yao, ""),
+    (_DATE, _date, ""),
+    (_YEAR_RANGE, _year_range, ""),
+    (_TWO_DIGIT_YEAR, _two_digit_year, "年"),
+    (_MONTH_DAY, _month_day, "月"),
+    (_CODE_AFTER_WORDS, _code_after_words, ""),
+    (_NUMBER_AFTER_LETTERS, _number_after_letters, ""),
+    (_ROOM, _digits_yao, "室"),
+    (_DOTTED_NUMBERS, _dotted_numbers, "."),
+    (_SCORE_BEFORE, _score_before, ""),
+    (_SCORE_AFTER, _score_after, ""),
+    (_DURATION_CLOCK, _duration_clock, ":"),
+    (_TIME_SPAN, _time_span, ":"),
+    (_TRAILING_ZEROS, _trailing_zeros, "."),
+    (_MONEY, _money, ""),
+    (_PER_UNIT_PRICE, "每", "/"),
+    (_PERCENT_RANGE, _percent_range, ""),
+    (_PERCENT, _percent, ""),
+    (_SPEED, _speed, "/"),
+    (_UNIT, _unit, ""),
+    (_DURATION_YEARS, _duration_years, "年"),
+    (_GENERATION, _digits, "后"),
+    (_AROUND_THE_CLOCK, "二十四七", "/"),
+    (_WHOLE_AND_DIGITS, _whole_and_digits, ""),
+    (_DISCOUNT, _digits, "折"),
+    (_TEMPERATURE, _temperature, ""),
+    (_ORDINAL, _ordinal, "第"),
+    (_FRACTION, _fraction, "/"),
+    (_NUMBER_RANGE, r"\1到", ""),
+    (_DATE_RANGE, "到", ""),
+    (_DAY, _day, "日"),
+    (_NEGATIVE, "负", "-"),
+    (_LIANG, "两", "2"),
+    (_PLAIN_NUMBER, _plain_number, ""),
 )
 
 
 def _apply_rules(text: str) -> str:
     """Stage 2: rewrite what wetext gets wrong, mostly straight into Han characters."""
-    for pattern, replacement in _ORDINARY_RULES:
-        text = pattern.sub(replacement, text)
+    for pattern, replacement, needs in _ORDINARY_RULES:
+        if needs in text:
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -611,7 +747,7 @@ def _say_digits(text: str) -> str:
 
 def _say_cardinal(text: str) -> str:
     """Every number as a quantity name: 123 → 一百二十三, -1,234.5 → 负一千二百三十四点五."""
-    text = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
+    text = _THOUSANDS.sub(_drop_thousands_separators, text)
     return _SIGNED_NUMBER.sub(lambda m: read_number(m.group(0).lstrip("+")), text)
 
 

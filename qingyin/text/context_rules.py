@@ -1,0 +1,323 @@
+"""Context rules: readings that the neighbouring words settle, the way grammar does.
+
+Four kinds: a measure word after a numeral or demonstrative (三只 zhi1, 两宿 xiu3); a one-character verb before
+its object or complement (种花 zhong4, 量体温 liang2, 藏在 cang2); a particle or modal told apart by the part of
+speech around it (快乐地唱 de5, 我得回家 dei3, 吃得饱 de5); and the colloquial reading a character has when it
+stands alone as a word (削 xiao1, 剥 bao1, 塞 sai1), where compounds keep the literary one (削弱, 剥削, 堵塞).
+Parts of speech are jieba's dictionary tags of the neighbouring words (`word_tags`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from .phrases import Evidence
+from .segmentation import PUNCTUATION, word_tag
+
+_CLAUSE = f"[{PUNCTUATION}“”‘’「」（）《》\\s]"  # a clause boundary (the text's ends count as one)
+_SUBJECT = "(?:我|你|他|她|它|您|咱|们|谁|大家|自己)"  # a pronoun subject, just before the verb
+_DEGREE = "(?:很|非常|太|十分|特别|相当|更|真|极|较|较为|比较|越来越|这么|那么|这样|那样)"
+_WINDOW = 12  # characters of context each side; enough for every pattern below
+
+
+@dataclass(frozen=True)
+class ContextRule:
+    """A reading of `char` that its neighbours settle, whatever the model thinks.
+
+    The rule holds where the text before the character ends with a match of `before` and the text after it
+    begins with a match of `after`; the text's start and end count as clause boundaries. Where `previous_tag` or
+    `next_tag` is given, the jieba part-of-speech tag of the word before (after) the character's word must
+    match it too (e.g. "v" for a verb, "[nr]" for a noun or pronoun).
+    """
+
+    name: str
+    char: str
+    reading: str
+    before: str
+    after: str
+    previous_tag: str = ""
+    next_tag: str = ""
+    alone: bool = False  # only where the character stands alone (see matching_rule)
+
+    @property
+    def patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """`before` anchored at the end of the text before, `after` at the start of the text after."""
+        return _compiled(self.before, self.after)
+
+
+@cache
+def _compiled(before: str, after: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Compiled patterns of a rule, built once."""
+    return re.compile(f"(?:{before})$"), re.compile(after)
+
+
+_HAN_NOT_SUBJECT = "(?![我你他她它您咱们谁])[\u3400-\u9fff]"
+# What may follow 地 di4 "land" as a noun (地方, 地上, 这块地的), where it is not the adverbial particle.
+_DI_NOUN = (
+    "方区带点面上下里图址位名形质理震球铁板毯道产主税价层势盘段域基标界貌表租契皮瓜头步狱窖堡勤心核壳幔平级市委宫热雷的"
+)
+_ADVERBIAL = r"([\u3400-\u9fff])\1|[\u3400-\u9fff](?:性|然|般|断)"  # 慢慢, 预见性, 突然, 奇迹般, 不断
+
+# --- measure words: after a numeral or a demonstrative, a character is read as the measure word it is there.
+_COUNTED_CHARS = "零〇一二两三四五六七八九十百千万几半多这那哪每某"
+_COUNTED = f"[{_COUNTED_CHARS}]"
+_MEASURE_WORDS = {  # character: its reading as a measure word (三只鸭, 两宿, 三担水, 一间房, 两杆枪, 一卷纸, ...)
+    "只": "zhi1", "担": "dan4", "间": "jian1", "杆": "gan3", "处": "chu4",
+    "种": "zhong3", "片": "pian4", "斗": "dou3", "笼": "long2", "曲": "qu3", "圈": "quan1", "觉": "jiao4",
+}  # fmt: skip
+_MEASURE_WORD_RULES = (
+    *(ContextRule(f"measure word {r}", c, r, _COUNTED, "") for c, r in _MEASURE_WORDS.items()),
+    ContextRule("measure word xiu3", "宿", "xiu3", "[一两几半整]", ""),  # 两宿: nights (二十八宿 is xiu4)
+    ContextRule("measure word zhuan4", "转", "zhuan4", "[十百千万]", ""),  # 三千转: revolutions
+    ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "[尿屎]"),  # 一泡尿
+    ContextRule("measure word pao1", "泡", "pao1", f"尿了?{_COUNTED}", ""),  # 尿了三泡
+    ContextRule(
+        "lane long4", "弄", "long4", "[零〇一二三四五六七八九十百]", "[零〇一二三四五六七八九十]+号"
+    ),  # 520弄3号
+    ContextRule("measure word geng1", "更", "geng1", "[一二三四五]", "[天半]"),  # 三更半夜: a night watch
+)
+
+# --- one-character verbs before an object or a complement, where the noun or adjective reads otherwise.
+_COMPLEMENT = "[了着过在到成上下进出起开完好住满掉]|一[下遍次把点些]"
+_VERB_RULES = (
+    ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", f"{_COMPLEMENT}|得|[树花草菜豆瓜麦稻]"),
+    ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", "", next_tag="n"),  # 种玉米: an object
+    ContextRule("measuring liang2", "量", "liang2", "", f"{_COMPLEMENT}|一量|体温|血压|身高|体重|尺寸|腰围|长度|距离"),
+    ContextRule("hiding cang2", "藏", "cang2", "", f"{_COMPLEMENT}|哪|起来|东西"),
+    ContextRule("rolling juan3", "卷", "juan3", "", "[成起上好了着住进]"),
+    ContextRule("sewing feng2", "缝", "feng2", "", "[了着好上补起]|一下|一针|扣子|衣服|被子|伤口"),
+    ContextRule("nailing ding4", "钉", "ding4", "", "[在上好了住进牢木]|一下|扣子|钉子"),
+    ContextRule("stewing men1", "闷", "men1", "", "[一上会着在泡]|[几两三五十]分钟"),
+    ContextRule("coaxing hong3", "哄", "hong3", "", "[我你他她它孩宝了着好睡骗]|一会|一下"),
+    ContextRule("choosing tiao1", "挑", "tiao1", "", f"[选一了着好中]|[水担]|[一两几三四五]?[桶担筐]|{_CLAUSE}"),
+    ContextRule("pouring dao4", "倒", "dao4", "", "[一杯碗盆壶点些进掉出]|[水茶酒油汤]"),
+    ContextRule("again chong2", "重", "chong2", "[^很太真极更挺好多最么样较]", "[说写做来装开读考填办拍选算画问修]"),
+    ContextRule("growing zhang3", "长", "zhang3", "", "这么|那么|出|高|胖|成|满|个子"),
+    ContextRule("short of cha4", "差", "cha4", "", "[一二两三四五六七八九十几半]"),
+    ContextRule("carrying bei1", "背", "bei1", "", "得动|不动|起|回|黑锅|了[^，。]{0,6}债"),
+    ContextRule("counting shu3", "数", "shu3", "[一二三四五六七八九十]", "到"),  # 从一数到十
+    ContextRule("counting shu3", "数", "shu3", "", "清|得清|不清|一数"),
+    ContextRule(
+        "kneading huo2", "和", "huo2", "[来帮先去会要在水您你我他她]", "(?:面|泥)(?![包条粉前对具积子孔膜貌料团食])"
+    ),
+    ContextRule("kneading huo2", "和", "huo2", "[面要再没]", "得"),  # 面和得太软
+    ContextRule("kneading huo2", "和", "huo2", "水", "成"),  # 加水和成面团
+    ContextRule("bearing fruit jie1", "结", "jie1", "(?:树|藤|枝|梨|苗|秧|瓜)[上里]?", "[了满出得]"),
+    ContextRule(
+        "bearing fruit jie1", "结", "jie1", "", f"[满了出]+[^{PUNCTUATION}]{{0,6}}?(?:果|瓜|籽|穗|桃|梨|枣|荚)"
+    ),
+    ContextRule("minding kan1", "看", "kan1", "(?:帮|替|给)[我你他她您]?|负责|专门", "孩子|小孩|家|门|大门|仓库|店|摊"),
+    ContextRule("spacing kong4", "空", "kong4", "", "[一两几三]?[格行]"),
+    ContextRule("leading shuai4", "率", "shuai4", "", "[团队部领兵军]"),
+    ContextRule("taming xiang2", "降", "xiang2", "", "得住|不住|住|服"),
+    ContextRule("showing lou4", "露", "lou4", "", "了?(?:个头|一手)|馅"),
+    ContextRule("durable jin1", "禁", "jin1", "很|不|太|挺|真|特别|比较|耐", "[穿用洗磨摔晒]"),
+    ContextRule("somersault zhe1", "折", "zhe1", "", "了?[一几两三个]*个?跟头"),
+    ContextRule("snapping she2", "折", "she2", "腿|绳子?|棍子?|树枝|杆子?|竿子?|骨头", "了|断"),
+    ContextRule("fond of hao4", "好", "hao4", "", "面子|胜|强(?!大)"),
+    ContextRule("winning hu2", "和", "hu2", "", f"牌|了(?:{_CLAUSE}|[一两三几]把)"),  # mahjong: 我和了
+    ContextRule("playing tan2", "弹", "tan2", "", "[琴奏了着起过的]|钢琴|吉他|一曲|[一两几]首"),
+    ContextRule("rowing hua2", "划", "hua2", "", f"[船桨开破伤过]|了一道|{_CLAUSE}"),
+    ContextRule("proofreading jiao4", "校", "jiao4", "", "了?[一两三四五几]遍"),
+    ContextRule("vomiting tu4", "吐", "tu4", "想|恶心得?|直|要|就|又|都", "(?![痰核骨出字露槽舌气口])"),
+    ContextRule("vomiting tu4", "吐", "tu4", "", "了一[地身]"),
+    ContextRule("rinsing piao3", "漂", "piao3", "", "[几一两三]遍|一下|洗"),
+    ContextRule("watering yin4", "饮", "yin4", "", "[牛马羊驴]|牲口|骆驼"),
+    ContextRule("deceiving meng1", "蒙", "meng1", "", f"[我你他她人对错]|了(?:{_CLAUSE})"),
+    ContextRule("losing she2", "折", "she2", "", "[点了]?本"),  # 折本, 折点本
+    ContextRule("heading for ben4", "奔", "ben4", "", "着|[东西南北]"),
+    ContextRule(
+        "returning huan2", "还", "huan2", "请|按时|及时|记得|要|需|应|先|去|来|没", "[到给回清]|钱|书|款|债|贷"
+    ),
+    ContextRule("found zhao2", "着", "zhao2", "[找睡猜买借碰遇见点够摸抓逮]", "了"),  # 找着了, 睡着了
+    ContextRule("one by one ai1", "挨", "ai1", "一[只个条家户辆]", "一"),  # 一只挨一只
+    ContextRule("sleep jiao4", "觉", "jiao4", "[睡个好午]", ""),
+    ContextRule("in its fifties ben4", "奔", "ben4", "", "[三四五六七八九]十"),
+    ContextRule("leaving behind la4", "落", "la4", f"把[^{PUNCTUATION}]{{1,8}}", "[在下]|家"),
+    ContextRule("frying zha2", "炸", "zha2", "", "至|到?金黄|熟|透|酥|脆|了?一?[盘锅碗份]"),
+    ContextRule("scattering sa3", "撒", "sa3", "", "[进了一半盐种籽]"),
+    ContextRule(
+        "tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,8}}?(?:辫|头发|马尾)|成|捆|彩|灯笼"
+    ),  # 扎辫子, 扎了两条小辫子
+)
+
+# --- particles and modals, told apart by the part of speech around them.
+_VERB_AFTER_MODAL = "回|带|交|买|做|走|来|找|赶|准备|提前|早|问|想|写|学|干|吃|喝|睡|拿|打|跑|用|换|付|排|办|花|先|再"
+_PARTICLE_RULES = (
+    # 得 dei3 "must" after a noun, pronoun or adverb and before a verb (我得回家, 业务得带上身份证).
+    ContextRule("modal dei3 before a verb", "得", "dei3", "", _VERB_AFTER_MODAL, previous_tag="[nrdt]"),
+    # 得 de5 before a potential or result complement (吃得饱, 跑得动, 来得及).
+    ContextRule("complement de5", "得", "de5", f"(?<![就也都还总才又必])(?:{_HAN_NOT_SUBJECT})", "[饱动完住及清见透]"),
+    # 得 de5 between a verb and an adjective (洗得干净, 考得不错).
+    ContextRule("complement de5", "得", "de5", "", "", previous_tag="v", next_tag="a"),
+    # 为 wei4 "for" before a pronoun (为你高兴, 为您服务); 成为, 认为 and the like are words of their own.
+    ContextRule("for wei4", "为", "wei4", "", "(?:你|您|他|她|我|大家|人民|孩子|老师)"),
+    # 的 di1 in 打的, 摩的 "a taxi" (打的回去)
+    ContextRule("taxi di1", "的", "di1", "[打摩]", f"[回去到来吧了走]|过去|上班|{_CLAUSE}"),
+    # 呢 ni2 "woollen cloth" (呢大衣, 呢料)
+    ContextRule("woollen ni2", "呢", "ni2", "", "[料子绒]|大衣|帽"),
+    # 行 hang2 as a measure word of lines and rows (第三行, 排成一行); 一行人 is xing2.
+    ContextRule("rows hang2", "行", "hang2", "[一二两三四五六七八九十几每这那哪]", "(?![人程走动驶])"),
+    # 重 zhong4 "heavy" and 长 chang2 "long" after a degree adverb (太重了, 又粗又长).
+    ContextRule("graded zhong4", "重", "zhong4", f"{_DEGREE}|挺|最|好", ""),
+    ContextRule("graded nan2", "难", "nan2", f"{_DEGREE}|挺|最|越来越", ""),
+    ContextRule("long chang2", "长", "chang2", "又|也", "(?![高大胖了出])"),
+    ContextRule("long chang2", "长", "chang2", "", "时间|途|篇|假|方形|跑|袖|发|筒|裤|廊"),
+    # 场 chang2 counts weather and illness (三场雪, 一场大病); 一场比赛 is chang3.
+    ContextRule("spell chang2", "场", "chang2", _COUNTED, "(?:大|暴|小)?(?:雨|雪|病|梦|战争|灾|风|冰雹)"),
+    # 地 de5 after an adjective or an idiom used as an adverb (快乐地唱, 兴高采烈地说).
+    ContextRule(
+        "adverbial de5", "地", "de5", "", f"(?![{_DI_NOUN}{PUNCTUATION}])", previous_tag="(?:a|ad|an|b|z|i|l|d)$"
+    ),
+    # 应 ying1 "should" before a verb, preposition or adverb (儿童应在成人监护下使用); 应邀, 答应 are ying4.
+    ContextRule("modal ying1", "应", "ying1", "", "(?![了声])", next_tag="[vpd]"),
+    # 差 cha4 and 横 heng4 as adjectives after a degree adverb (服务太差, 说话太横).
+    ContextRule("graded cha4", "差", "cha4", f"{_DEGREE}|挺|最", ""),
+    ContextRule("graded heng4", "横", "heng4", f"{_DEGREE}|挺|最", ""),
+)
+
+# --- surnames: before a title, the character is a family name (朴先生 piao2).
+_TITLE = "先生|女士|小姐|老师|教授|医生|总统|经理|同学|某"
+_SURNAME_RULES = (
+    ContextRule("surname piao2", "朴", "piao2", "", _TITLE),
+    ContextRule("surname piao2", "朴", "piao2", "姓", ""),
+    ContextRule("surname zeng1", "曾", "zeng1", "", _TITLE),
+    ContextRule("surname zeng1", "曾", "zeng1", "姓", ""),
+)
+
+# --- colloquial readings of characters standing alone as words; compounds keep the literary reading.
+_STANDING_ALONE = {  # character: (its colloquial reading, what may follow it)
+    "削": ("xiao1", ""),  # 削苹果
+    "剥": ("bao1", ""),  # 剥蒜
+    "塞": ("sai1", "[进满住上给了到在入着回下]"),  # 塞满, 塞进; a name starting 塞 (塞西尔) goes on otherwise
+    "汗": ("han4", ""),  # 一身汗
+    "薄": ("bao2", f"{_CLAUSE}|[的了些点一得地越]"),  # 擀得越薄越好; 薄弱, 单薄 are bo2
+    "累": ("lei4", "(?![年月日次代世转迁计积])"),  # 累得直喘气; 积累, 累计, 累年 are lei3
+    "脏": ("zang1", ""),  # 屏幕脏了; 心脏, 内脏 are zang4
+    "咽": ("yan4", "[不下了口进]"),  # 咽不下; 咽喉, 咽炎, 咽部 are yan1
+}
+_NOT_A_NAME = "(?!nr|ns|nz|nt|x)"  # transliterated names are where these characters keep other readings (圣何塞)
+_STANDING_ALONE_RULES = tuple(
+    ContextRule(f"alone {reading}", char, reading, "", after, previous_tag=_NOT_A_NAME, alone=True)
+    for char, (reading, after) in _STANDING_ALONE.items()
+)
+
+CONTEXT_RULES: tuple[ContextRule, ...] = (
+    # 得 dei3 "must": a modal after a subject or at a clause start, before a verb phrase (你得好好学习).
+    ContextRule(
+        "modal dei3",
+        "得",
+        "dei3",
+        f"{_CLAUSE}|{_SUBJECT}|还|就|也|都|总",
+        "好好|赶紧|赶快|马上|立刻|立即|先|再|去(?!年|世)|走|小心|注意|抓紧|想办法|跟|把|给|让|花|等|靠|重新|起床",
+    ),
+    # 得 de5: the structural particle between a verb or adjective and its degree complement (跑得很快).
+    ContextRule("complement de5", "得", "de5", _HAN_NOT_SUBJECT, _DEGREE),
+    # 地 de5: the adverbial particle after a reduplicated word or an adverbial suffix (慢慢地, 历史性地).
+    ContextRule("adverbial de5", "地", "de5", _ADVERBIAL, f"(?![{_DI_NOUN}])"),
+    # 长 chang2 "long" after a degree adverb (很长); 长 zhang3 "grow" is not graded that way.
+    ContextRule("graded chang2", "长", "chang2", f"{_DEGREE}|最|挺|好|多", "(?![见知脸进大高得出成胖个肉芽势])"),
+    # 为 wei4 "for the sake of": a beneficiary then a verb of serving (为人民服务, 为国效力).
+    ContextRule(
+        "beneficiary wei4",
+        "为",
+        "wei4",
+        f"{_CLAUSE}|{_SUBJECT}|要|应|愿|肯|在|都|也|还|就|又|曾|将|正|专门|一心|努力|继续",
+        f"[^{PUNCTUATION}]{{0,8}}?(?:服务(?![器业站商费])|效力|效劳|奋斗|着想|操心|担心|骄傲|自豪|牺牲|献身|捐躯|而战|争光)",
+    ),
+    # 数 shu3 "count": a verb with an aspect particle or a count complement (我数了三遍).
+    ContextRule(
+        "counting shu3",
+        "数",
+        "shu3",
+        f"{_CLAUSE}|{_SUBJECT}|再|又|也|都|还|就|先|仔细|认真|在|不|没",
+        "了|过|着|一数|一下|一遍|到|完|不清|不过来",
+    ),
+    # 切 qie1 "cut", before a result or what is cut (切开, 切成块); not 一切, 密切, 亲切 and the like (qie4).
+    ContextRule(
+        "cutting qie1",
+        "切",
+        "qie1",
+        "(?<![一密亲迫急确真恳贴关殷悲凄深热])",
+        "开|成|断|碎|片|下|掉|好|菜|肉|丝|块|面包|蛋糕|西瓜|苹果",
+    ),
+    # 背 bei1 "carry on the back", with a load (背着一个大包); 背着 alone may be bei4 "behind one's back".
+    ContextRule(
+        "carrying bei1",
+        "背",
+        "bei1",
+        "",
+        "着(?:一|两|三|几|个|只|把|袋|包|书包|行李|背包|孩子|枪|筐)|[起上](?:书包|行李|背包|行囊|孩子|枪)",
+    ),
+    # 弄 nong4 "make, handle" is a verb and takes results (弄干, 弄清楚); 弄 long4 "lane" is a noun (里弄).
+    ContextRule("handling nong4", "弄", "nong4", "", "[干清坏脏乱丢错懂明湿断死伤成到出得不了好]|什么|啥"),
+    # 刨 pao2 "dig" before what is dug up (刨坑, 刨出); 刨 bao4 is the carpenter's plane.
+    ContextRule("digging pao2", "刨", "pao2", "", "[坑土地出根坟洞]"),
+    # 撒 sa3 "sprinkle, scatter" before where it lands (撒在, 撒上); 撒 sa1 "let go" is in 撒手, 撒谎.
+    ContextRule("sprinkling sa3", "撒", "sa3", "", "[在上满入到落向遍些点]"),
+    # 铺 pu1 "spread" before a place or result (铺上, 铺在); 铺 pu4 "shop, bunk" is a noun.
+    ContextRule("spreading pu1", "铺", "pu1", "", "[上满在开成平好]|木?地板|地毯|瓷砖|床单"),
+    *_MEASURE_WORD_RULES,
+    *_VERB_RULES,
+    *_PARTICLE_RULES,
+    *_SURNAME_RULES,
+    *_STANDING_ALONE_RULES,
+)
+_RULES_BY_CHAR: dict[str, tuple[ContextRule, ...]] = {
+    char: tuple(rule for rule in CONTEXT_RULES if rule.char == char) for char in {r.char for r in CONTEXT_RULES}
+}
+
+
+RULE_CHARACTERS = frozenset(_RULES_BY_CHAR)
+
+
+def matching_rule(
+    text: str,
+    position: int,
+    evidence: Evidence | None = None,
+    previous_word: str = "",
+    next_word: str = "",
+    alone: bool = False,
+) -> ContextRule | None:
+    """The context rule that settles the character at `position` of `text`, or None.
+
+    `previous_word` and `next_word` are the words around the character's own word (for the tag conditions);
+    `alone` says whether the character stands alone: a word of its own, or the first character of a word that
+    no phrase dictionary knows (削得, 剥几瓣, 塞进).
+    A rule never contradicts a phrase dictionary's reading of the word the character is in (获得, 地方, 长宁):
+    it only settles what the model would decide, and the model is least reliable on short everyday sentences.
+    """
+    before = ("。" + text)[max(0, position + 1 - _WINDOW) : position + 1]  # the text's start is a boundary
+    after = (text + "。")[position + 1 : position + 1 + _WINDOW]
+    for rule in _RULES_BY_CHAR.get(text[position], ()):
+        before_pattern, after_pattern = rule.patterns
+        agrees = evidence is None or evidence.reading == rule.reading or _weak(evidence, rule)
+        if not (agrees and before_pattern.search(before) and after_pattern.match(after)):
+            continue
+        if rule.alone and not alone:
+            continue
+        if rule.previous_tag and not _tag_matches(rule.previous_tag, previous_word):
+            continue
+        if rule.next_tag and not _tag_matches(rule.next_tag, next_word):
+            continue
+        return rule
+    return None
+
+
+def _weak(evidence: Evidence, rule: ContextRule) -> bool:
+    """Dictionary evidence that a measure-word rule may overrule: a numeral-and-measure word (一行: the
+    dictionary gives the reading of 一行人, while the counted 一行字 and 第三行 are hang2)."""
+    counted = rule.name.startswith(("measure word", "rows"))
+    return counted and len(evidence.word) == 2 and evidence.word[0] in _COUNTED_CHARS
+
+
+def _tag_matches(pattern: str, word: str) -> bool:
+    tag = "w" if word in PUNCTUATION else word_tag(word)  # w: a punctuation mark (jieba has none for them)
+    return bool(word) and _compiled_tag(pattern).match(tag) is not None
+
+
+@cache
+def _compiled_tag(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
