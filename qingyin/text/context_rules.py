@@ -40,6 +40,7 @@ class ContextRule:
     previous_tag: str = ""
     next_tag: str = ""
     alone: bool = False  # only where the character stands alone (see matching_rule)
+    over_words: bool = False  # may overrule the dictionary reading of the word (a form it does not see: 唱片儿)
 
     @property
     def patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -66,10 +67,11 @@ _COUNTED = f"[{_COUNTED_CHARS}]"
 _MEASURE_WORDS = {  # character: its reading as a measure word (三只鸭, 两宿, 三担水, 一间房, 两杆枪, 一卷纸, ...)
     "只": "zhi1", "担": "dan4", "间": "jian1", "杆": "gan3", "处": "chu4",
     "种": "zhong3", "片": "pian4", "斗": "dou3", "笼": "long2", "曲": "qu3", "圈": "quan1", "觉": "jiao4",
+    "钻": "zuan4",
 }  # fmt: skip
 _MEASURE_WORD_RULES = (
     *(ContextRule(f"measure word {r}", c, r, _COUNTED, "") for c, r in _MEASURE_WORDS.items()),
-    ContextRule("measure word xiu3", "宿", "xiu3", "[一两几半整]", ""),  # 两宿: nights (二十八宿 is xiu4)
+    ContextRule("measure word xiu3", "宿", "xiu3", "[一两几半整三四]", ""),  # 两宿: nights (二十八宿 is xiu4)
     ContextRule("measure word zhuan4", "转", "zhuan4", "[十百千万]", ""),  # 三千转: revolutions
     ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "[尿屎]"),  # 一泡尿
     ContextRule("measure word pao1", "泡", "pao1", f"尿了?{_COUNTED}", ""),  # 尿了三泡
@@ -79,67 +81,204 @@ _MEASURE_WORD_RULES = (
     ContextRule("measure word geng1", "更", "geng1", "[一二三四五]", "[天半]"),  # 三更半夜: a night watch
 )
 
-# --- one-character verbs before an object or a complement, where the noun or adjective reads otherwise.
+# --- collocations: mostly one-character verbs before an object or a complement, where the noun or adjective
+# reads otherwise (种玉米, 量体温); also adjectives after degree words and fixed neighbours (太重了, 打的回去).
 _COMPLEMENT = "[了着过在到成上下进出起开完好住满掉]|一[下遍次把点些]"
-_VERB_RULES = (
+_COLLOCATION_RULES = (
     ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", f"{_COMPLEMENT}|得|[树花草菜豆瓜麦稻]"),
     ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", "", next_tag="n"),  # 种玉米: an object
-    ContextRule("measuring liang2", "量", "liang2", "", f"{_COMPLEMENT}|一量|体温|血压|身高|体重|尺寸|腰围|长度|距离"),
+    ContextRule(
+        "measuring liang2", "量", "liang2", "", f"{_COMPLEMENT}|一量|体温|血压|身高|体重|尺寸|腰围|长度|距离|房"
+    ),
     ContextRule("hiding cang2", "藏", "cang2", "", f"{_COMPLEMENT}|哪|起来|东西"),
     ContextRule("rolling juan3", "卷", "juan3", "", "[成起上好了着住进]"),
     ContextRule("sewing feng2", "缝", "feng2", "", "[了着好上补起]|一下|一针|扣子|衣服|被子|伤口"),
-    ContextRule("nailing ding4", "钉", "ding4", "", "[在上好了住进牢木]|一下|扣子|钉子"),
+    ContextRule("nailing ding4", "钉", "ding4", "", "[在上好了住进牢木]|一下|扣子|钉子|[一两三几]处"),
     ContextRule("stewing men1", "闷", "men1", "", "[一上会着在泡]|[几两三五十]分钟"),
     ContextRule("coaxing hong3", "哄", "hong3", "", "[我你他她它孩宝了着好睡骗]|一会|一下"),
-    ContextRule("choosing tiao1", "挑", "tiao1", "", f"[选一了着好中]|[水担]|[一两几三四五]?[桶担筐]|{_CLAUSE}"),
-    ContextRule("pouring dao4", "倒", "dao4", "", "[一杯碗盆壶点些进掉出]|[水茶酒油汤]"),
+    ContextRule("coaxing hong3", "哄", "hong3", "[着去来别]", _CLAUSE),
+    ContextRule("roaring hong1", "哄", "hong1", "(?<![他她我你它])", "[的地]一声|堂|然|笑"),
+    ContextRule("choosing tiao1", "挑", "tiao1", "", f"[选一了着好中在]|[水担]|花眼|[一两几三四五]?[桶担筐]|{_CLAUSE}"),
+    ContextRule("pouring dao4", "倒", "dao4", "", "[一杯碗盆壶点些进掉出]|[水茶酒油汤]|过来|过去"),
+    ContextRule("contrary dao4", "倒", "dao4", f"{_SUBJECT}|[你我他她]们?", "[先是也还挺蛮]"),  # 你倒先生气了
     ContextRule("again chong2", "重", "chong2", "[^很太真极更挺好多最么样较]", "[说写做来装开读考填办拍选算画问修]"),
     ContextRule("growing zhang3", "长", "zhang3", "", "这么|那么|出|高|胖|成|满|个子"),
     ContextRule("short of cha4", "差", "cha4", "", "[一二两三四五六七八九十几半]"),
-    ContextRule("carrying bei1", "背", "bei1", "", "得动|不动|起|回|黑锅|了[^，。]{0,6}债"),
+    ContextRule(
+        "carrying bei1",
+        "背",
+        "bei1",
+        "",
+        "得动|不动|起|回|黑锅|了[^，。]{0,6}债|孩子|行李|[一二两三四五六七八九十几百]+斤|[书背]?包|好|[^，。]{0,6}包袱",
+    ),
     ContextRule("counting shu3", "数", "shu3", "[一二三四五六七八九十]", "到"),  # 从一数到十
     ContextRule("counting shu3", "数", "shu3", "", "清|得清|不清|一数"),
     ContextRule(
         "kneading huo2", "和", "huo2", "[来帮先去会要在水您你我他她]", "(?:面|泥)(?![包条粉前对具积子孔膜貌料团食])"
     ),
     ContextRule("kneading huo2", "和", "huo2", "[面要再没]", "得"),  # 面和得太软
+    ContextRule("kneading huo2", "和", "huo2", "面", "好"),  # 面和好了
+    ContextRule("kneading huo2", "和", "huo2", "忙着|正在|在|去|来", "水泥|泥巴?"),
+    ContextRule("kneading huo2", "和", "huo2", f"边[^{PUNCTUATION}]?边|现", ""),  # 边加边和, 现和现擀
     ContextRule("kneading huo2", "和", "huo2", "水", "成"),  # 加水和成面团
     ContextRule("bearing fruit jie1", "结", "jie1", "(?:树|藤|枝|梨|苗|秧|瓜)[上里]?", "[了满出得]"),
     ContextRule(
         "bearing fruit jie1", "结", "jie1", "", f"[满了出]+[^{PUNCTUATION}]{{0,6}}?(?:果|瓜|籽|穗|桃|梨|枣|荚)"
     ),
+    ContextRule("bearing fruit jie1", "结", "jie1", "", "[一二两三四五六七八九十几]+个?(?:果|瓜)"),
+    ContextRule(
+        "bearing fruit jie1",
+        "结",
+        "jie1",
+        f"开花[^{PUNCTUATION}]{{0,3}}|不|首次|秋天|树[^{PUNCTUATION}]{{0,3}}",
+        "果(?![然是呢])",
+        over_words=True,
+    ),
     ContextRule("minding kan1", "看", "kan1", "(?:帮|替|给)[我你他她您]?|负责|专门", "孩子|小孩|家|门|大门|仓库|店|摊"),
     ContextRule("spacing kong4", "空", "kong4", "", "[一两几三]?[格行]"),
-    ContextRule("leading shuai4", "率", "shuai4", "", "[团队部领兵军]"),
+    ContextRule(
+        "leading shuai4", "率", "shuai4", "", "[团队部领兵军]|[一二两三四五六七八九十几数百千万]+[万千百]?[大名人]"
+    ),
     ContextRule("taming xiang2", "降", "xiang2", "", "得住|不住|住|服"),
-    ContextRule("showing lou4", "露", "lou4", "", "了?(?:个头|一手)|馅"),
-    ContextRule("durable jin1", "禁", "jin1", "很|不|太|挺|真|特别|比较|耐", "[穿用洗磨摔晒]"),
+    ContextRule("showing lou4", "露", "lou4", "", "了?(?:个头|一手|一小手|个脸|马脚|一面|丑)|馅"),
+    ContextRule("durable jin1", "禁", "jin1", "很|不|太|挺|真|特别|比较|耐", "[穿用洗磨摔晒冻放]"),
     ContextRule("somersault zhe1", "折", "zhe1", "", "了?[一几两三个]*个?跟头"),
     ContextRule("snapping she2", "折", "she2", "腿|绳子?|棍子?|树枝|杆子?|竿子?|骨头", "了|断"),
-    ContextRule("fond of hao4", "好", "hao4", "", "面子|胜|强(?!大)"),
+    ContextRule("fond of hao4", "好", "hao4", "", "面子|胜|强(?!大)|赌|色|酒"),
+    ContextRule("easy hao3", "好", "hao3", _DEGREE, "(?!强|胜|面子|赌|色|酒|奇|客)"),  # 很好学: easy to learn
     ContextRule("winning hu2", "和", "hu2", "", f"牌|了(?:{_CLAUSE}|[一两三几]把)"),  # mahjong: 我和了
-    ContextRule("playing tan2", "弹", "tan2", "", "[琴奏了着起过的]|钢琴|吉他|一曲|[一两几]首"),
-    ContextRule("rowing hua2", "划", "hua2", "", f"[船桨开破伤过]|了一道|{_CLAUSE}"),
+    ContextRule("playing tan2", "弹", "tan2", "", "[琴奏了着起过的]|钢琴|吉他|一曲|[一两几]首|棉花"),
+    ContextRule(
+        "rowing hua2", "划", "hua2", "", f"[船桨开破伤过]|了[^{PUNCTUATION}]{{0,3}}道|龙舟|[一两几]?根?火柴|{_CLAUSE}"
+    ),
     ContextRule("proofreading jiao4", "校", "jiao4", "", "了?[一两三四五几]遍"),
-    ContextRule("vomiting tu4", "吐", "tu4", "想|恶心得?|直|要|就|又|都", "(?![痰核骨出字露槽舌气口])"),
-    ContextRule("vomiting tu4", "吐", "tu4", "", "了一[地身]"),
+    ContextRule("vomiting tu4", "吐", "tu4", "想|恶心得?|直|要|就|又|都|差点儿?|差一点", "(?![痰核骨出字露槽舌气口])"),
+    ContextRule("vomiting tu4", "吐", "tu4", "", "了一[地身]|得|奶"),
     ContextRule("rinsing piao3", "漂", "piao3", "", "[几一两三]遍|一下|洗"),
-    ContextRule("watering yin4", "饮", "yin4", "", "[牛马羊驴]|牲口|骆驼"),
-    ContextRule("deceiving meng1", "蒙", "meng1", "", f"[我你他她人对错]|了(?:{_CLAUSE})"),
+    ContextRule("watering yin4", "饮", "yin4", "", "[牛马羊驴骡]|牲口|牲畜|骆驼|[一二两三]次[牛马羊驴骡]"),
+    ContextRule("watering yin4", "饮", "yin4", "[驴马牛羊骡]子?", "了"),
+    ContextRule("deceiving meng1", "蒙", "meng1", "", f"[我你他她人对错]|了(?:{_CLAUSE})|顾客|客人|消费者"),
     ContextRule("losing she2", "折", "she2", "", "[点了]?本"),  # 折本, 折点本
     ContextRule("heading for ben4", "奔", "ben4", "", "着|[东西南北]"),
     ContextRule(
-        "returning huan2", "还", "huan2", "请|按时|及时|记得|要|需|应|先|去|来|没", "[到给回清]|钱|书|款|债|贷"
+        "returning huan2",
+        "还",
+        "huan2",
+        "请|按时|及时|记得|要|需|应|先|去|来|没",
+        "[到给回清]|钱|书|款|债|贷|金额|本金|利息",
     ),
     ContextRule("found zhao2", "着", "zhao2", "[找睡猜买借碰遇见点够摸抓逮]", "了"),  # 找着了, 睡着了
+    ContextRule(
+        "liao3 after a potential", "了", "liao3", "[\u4e00-\u9fff][得不]", f"{_CLAUSE}|[啊吗吧呢的]"
+    ),  # 修得了吗
+    ContextRule("echoing he4", "和", "he4", "(?<![反答响供对适效感顺呼])应", ""),  # 跟着应和
+    ContextRule(
+        "kneading huo2", "和", "huo2", "", "[好点了的一二两三半斤]{1,4}[面泥](?![包条粉前对具积子孔膜貌料团食])"
+    ),
+    ContextRule("wedging sai1", "塞", "sai1", "", "牙|红包|钱|给|进|满|下|了|不下|得|那么|这么"),
+    ContextRule("heading for ben4", "奔", "ben4", "", f"哪|[^{PUNCTUATION}]{{1,5}}?去(?!世)"),
+    ContextRule("rather ning4", "宁", "ning4", "", "[死为可愿肯停]"),
+    ContextRule("short of cha4", "差", "cha4", "", "了?[一二两三四五六七八九十几半]|的(?:时候|话)"),
+    ContextRule("taxi di1", "的", "di1", "[位个名]", "[姐哥]"),
+    ContextRule("taxi di1", "的", "di1", "打个", ""),
+    ContextRule("snapping she2", "折", "she2", "一声|就|刮|压|踩|掰|咔嚓", f"了|断|{_CLAUSE}"),
+    ContextRule("snapping she2", "折", "she2", "[芯骨干腿杆棍枝]|又|都|突然", f"了(?:{_CLAUSE}|[一两几]根)"),
+    ContextRule("losing she2", "折", "she2", "", f"了[^{PUNCTUATION}]{{0,4}}[万千百块元钱]"),
+    ContextRule(
+        "carrying tiao1", "挑", "tiao1", "", f"起[^{PUNCTUATION}]{{0,8}}担", over_words=True
+    ),  # 挑起重担; 挑起事端 is tiao3
+    ContextRule("counting shu3", "数", "shu3", "", "星星|钱|羊|人数|手指|过了|了一遍|了两遍"),
+    ContextRule("counting shu3", "数", "shu3", f"{_CLAUSE}|里|中", f"[^{PUNCTUATION}]{{1,5}}?最"),  # 全班数小刚跑得最快
+    ContextRule(
+        "dazzling huang3",
+        "晃",
+        "huang3",
+        "",
+        f"[得到][^{PUNCTUATION}]{{0,8}}?(?:眼|看不清)|[我你他她][^{PUNCTUATION}]{{0,2}}眼",
+    ),
+    ContextRule("dazzling huang3", "晃", "huang3", f"{_DEGREE}|挺|有点儿?", ""),
+    ContextRule("minding kan1", "看", "kan1", "(?<![去来])", "大门|店(?![里面铺])|[羊牛鸭鹅]|住"),
+    ContextRule("dried gan1", "干", "gan1", "[菇菜肉笋鱼虾]|萝卜", "(?![活事部])"),
+    ContextRule("errand chai1", "差", "chai1", "[趟肥]", ""),
+    ContextRule("short of cha4", "差", "cha4", "", "[你我他她]一个"),
+    ContextRule("deceiving meng1", "蒙", "meng1", "带|是", "(?![族古语医])"),
+    ContextRule("treating dang4", "当", "dang4", f"把[^{PUNCTUATION}]{{1,6}}", "什么"),
+    ContextRule("treating dang4", "当", "dang4", "就", "[我你他她]没"),
+    ContextRule("treating dang4", "当", "dang4", "", "[两三四五]个人用"),
+    ContextRule("turning zhuan4", "转", "zhuan4", "[能会在]", _CLAUSE),
+    ContextRule("parking bo2", "泊", "bo2", "", "[好车在]"),
+    ContextRule("shouting he4", "喝", "he4", "一声|断", ""),
+    ContextRule("swallowing yan4", "咽", "yan4", "[再里直]", "(?![喉炎部])"),
+    ContextRule("workshop fang2", "坊", "fang2", "[腐糖油酒磨染粉醋]", ""),
+    ContextRule("weighing zhong4", "重", "zhong4", "多", f"{_CLAUSE}|[啊呀呢]", over_words=True),  # 多重？ how heavy
+    ContextRule(
+        "purpose wei4", "为", "wei4", "(?<![评选称视作成认改变])", "救|抢救|保护|迎接|庆祝|纪念|方便|避免|防止"
+    ),
+    ContextRule("by the piece zhi1", "只", "zhi1", "[按论]", ""),
+    ContextRule(
+        "daubing hu1", "糊", "hu1", f"(?:泥|泥巴|水泥|石膏|灰|奶油|蜂蜡)[^{PUNCTUATION}]{{0,10}}", "(?![涂里弄])"
+    ),
+    ContextRule("turning zhuan4", "转", "zhuan4", "", "起来|了?[一两几三]?圈|个不停"),
+    ContextRule("turning zhuan4", "转", "zhuan4", "[呼快慢]地", ""),
+    ContextRule("adjusting tiao2", "调", "tiao2", "", "[低高亮暗小大快慢匀]|在一起|好"),
+    ContextRule("growing zhang3", "长", "zhang3", "", "了?(?:霉|斑|痘|草|虫|芽|毛|疮|疙瘩|锈|青苔)"),
+    ContextRule("recorded zai3", "载", "zai3", "[年志史书所]", ""),  # 十年八载, 据县志载
+    ContextRule("years zai3", "载", "zai3", "[一二三四五六七八九十百千]", "(?![重人客货])"),  # 任教三十载
+    ContextRule("drilling zuan1", "钻", "zuan1", "", f"[^{PUNCTUATION}]{{0,6}}?空子"),
+    ContextRule("shouldering he4", "荷", "he4", "", "枪|锄"),
+    ContextRule("frying zha2", "炸", "zha2", "[复干煎慢]|小火|中火|大火", ""),
+    ContextRule(
+        "frying zha2",
+        "炸",
+        "zha2",
+        "",
+        f"[^{PUNCTUATION}]{{0,6}}?(?:藕盒|酥肉|麻团|丸子|油条|春卷|鸡翅|薯条|花生|带鱼|小黄鱼|排骨|油饼)",
+    ),
+    ContextRule("woollen ni2", "呢", "ni2", "格子|毛|花", ""),
+    ContextRule("sewing feng2", "缝", "feng2", "", "[一两几三]针|在|拉链|衣|袖|裤"),
+    ContextRule("crack feng4", "缝", "feng4", "[条道个]", ""),
+    ContextRule("photo pian1", "片", "pian1", "[相画唱影照]|动画", "儿", over_words=True),  # 相片儿: 〈口〉 piānr
+    ContextRule("proofreading jiao4", "校", "jiao4", "", "过|一下"),
+    ContextRule("covering meng2", "蒙", "meng2", "", "[着上了]一层|住", over_words=True),
+    ContextRule("Mongolia meng3", "蒙", "meng3", "[中俄]", "两国|边境|关系|双方"),
+    ContextRule("stuffy men1", "闷", "men1", "又湿又|湿|热|天气[^，。]{0,3}|屋里[^，。]{0,3}", ""),
+    ContextRule("modal dei3 before a verb", "得", "dei3", _SUBJECT, "多[吃穿喝带练]|少[吃喝玩]|慢慢"),
+    ContextRule(
+        "needing dei3", "得", "dei3", "至少|起码|最少|最多|大概|大约|总共|少说也", "[一二两三四五六七八九十几半]"
+    ),
+    ContextRule("needing dei3", "得", "dei3", "", "下周|下个?月|明天|后天|等到", previous_tag="[nrt]"),
+    ContextRule("zhao2 after a potential", "着", "zhao2", "[\u4e00-\u9fff][不得]", f"{_CLAUSE}|[了啊吗吧呢]"),  # 点不着
+    ContextRule("zhao2 of catching", "着", "zhao2", "", "了(?:迷|火|凉|魔|急)"),  # 着了迷
+    ContextRule("thin bao2", "薄", "bao2", "", "被子?|点儿?|片|衣服|外套|饼|皮"),
+    ContextRule("leaving out la4", "落", "la4", "别|不要|千万别|没|不能", f"字|了?(?:谁|什么)|东西|{_CLAUSE}"),
+    ContextRule("leaving behind la4", "落", "la4", "手机|钥匙|钱包|充电宝|雨伞|伞|东西|包", "在|下"),
+    ContextRule("sparing she3", "舍", "she3", "", "不[下了]|掉|得"),
+    ContextRule("giving way jin3", "尽", "jin3", "", "着"),  # 尽着孩子们吃
+    ContextRule(
+        "adjusting tiao2", "调", "tiao2", f"(?:闹钟|时间|温度|音量|空调|亮度|频道|水温)[^{PUNCTUATION}]{{0,2}}", ""
+    ),
+    ContextRule("bending qu1", "曲", "qu1", "", "着?[腿膝身背]"),
+    ContextRule("pole dan4", "担", "dan4", "[菜货扁]", ""),
+    ContextRule("hitting zhong4", "中", "zhong4", "[砸打射击猜抽押踢投扔说]", "了"),
+    ContextRule("rarely xian3", "鲜", "xian3", "", "能|有(?!点)|见"),
+    ContextRule("lodge she4", "舍", "she4", "[猪牛羊鸡鸭马宿校农]", ""),
+    ContextRule(
+        "mansion xiu4",
+        "宿",
+        "xiu4",
+        "[角亢氐房心尾箕斗牛女虚危室壁奎娄胃昴毕觜参井鬼柳星张翼轸]",
+        "[一二三四五六七八九十]",
+    ),
+    ContextRule("close ai1", "挨", "ai1", "", f"[我你他她着]?[^{PUNCTUATION}]{{0,3}}近|在一起"),
     ContextRule("one by one ai1", "挨", "ai1", "一[只个条家户辆]", "一"),  # 一只挨一只
-    ContextRule("sleep jiao4", "觉", "jiao4", "[睡个好午]", ""),
+    ContextRule("sleep jiao4", "觉", "jiao4", "[睡个好午大稳]", ""),
     ContextRule("in its fifties ben4", "奔", "ben4", "", "[三四五六七八九]十"),
     ContextRule("leaving behind la4", "落", "la4", f"把[^{PUNCTUATION}]{{1,8}}", "[在下]|家"),
     ContextRule("frying zha2", "炸", "zha2", "", "至|到?金黄|熟|透|酥|脆|了?一?[盘锅碗份]"),
-    ContextRule("scattering sa3", "撒", "sa3", "", "[进了一半盐种籽]"),
+    ContextRule("scattering sa3", "撒", "sa3", "", "[进了一半盐种籽着完得]|化肥|花瓣|草籽|辣椒|孜然|胡椒|葱花|芝麻"),
+    ContextRule("piercing tiao3", "挑", "tiao3", "", "破"),
     ContextRule(
-        "tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,8}}?(?:辫|头发|马尾)|成|捆|彩|灯笼"
+        "tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,8}}?(?:辫|头发|马尾)|成|捆|彩|灯笼|紧|起来|了[一两几三]圈"
     ),  # 扎辫子, 扎了两条小辫子
 )
 
@@ -149,7 +288,9 @@ _PARTICLE_RULES = (
     # 得 dei3 "must" after a noun, pronoun or adverb and before a verb (我得回家, 业务得带上身份证).
     ContextRule("modal dei3 before a verb", "得", "dei3", "", _VERB_AFTER_MODAL, previous_tag="[nrdt]"),
     # 得 de5 before a potential or result complement (吃得饱, 跑得动, 来得及).
-    ContextRule("complement de5", "得", "de5", f"(?<![就也都还总才又必])(?:{_HAN_NOT_SUBJECT})", "[饱动完住及清见透]"),
+    ContextRule(
+        "complement de5", "得", "de5", f"(?<![就也都还总才又必])(?:{_HAN_NOT_SUBJECT})", "[饱动完住及清见透]|比"
+    ),
     # 得 de5 between a verb and an adjective (洗得干净, 考得不错).
     ContextRule("complement de5", "得", "de5", "", "", previous_tag="v", next_tag="a"),
     # 为 wei4 "for" before a pronoun (为你高兴, 为您服务); 成为, 认为 and the like are words of their own.
@@ -157,9 +298,11 @@ _PARTICLE_RULES = (
     # 的 di1 in 打的, 摩的 "a taxi" (打的回去)
     ContextRule("taxi di1", "的", "di1", "[打摩]", f"[回去到来吧了走]|过去|上班|{_CLAUSE}"),
     # 呢 ni2 "woollen cloth" (呢大衣, 呢料)
-    ContextRule("woollen ni2", "呢", "ni2", "", "[料子绒]|大衣|帽"),
+    ContextRule("woollen ni2", "呢", "ni2", "", "[料子绒]|大衣|帽|制服|外套"),
     # 行 hang2 as a measure word of lines and rows (第三行, 排成一行); 一行人 is xing2.
-    ContextRule("rows hang2", "行", "hang2", "[一二两三四五六七八九十几每这那哪]", "(?![人程走动驶])"),
+    ContextRule(
+        "rows hang2", "行", "hang2", "[一二两三四五六七八九十几每这那哪]", "(?![人程走动驶零一二两三四五六七八九十])"
+    ),
     # 重 zhong4 "heavy" and 长 chang2 "long" after a degree adverb (太重了, 又粗又长).
     ContextRule("graded zhong4", "重", "zhong4", f"{_DEGREE}|挺|最|好", ""),
     ContextRule("graded nan2", "难", "nan2", f"{_DEGREE}|挺|最|越来越", ""),
@@ -169,22 +312,29 @@ _PARTICLE_RULES = (
     ContextRule("spell chang2", "场", "chang2", _COUNTED, "(?:大|暴|小)?(?:雨|雪|病|梦|战争|灾|风|冰雹)"),
     # 地 de5 after an adjective or an idiom used as an adverb (快乐地唱, 兴高采烈地说).
     ContextRule(
-        "adverbial de5", "地", "de5", "", f"(?![{_DI_NOUN}{PUNCTUATION}])", previous_tag="(?:a|ad|an|b|z|i|l|d)$"
+        "adverbial de5",
+        "地",
+        "de5",
+        "(?<![就当本外])",
+        f"(?![{_DI_NOUN}{PUNCTUATION}])",
+        previous_tag="(?:a|ad|an|b|z|i|l|d)$",
     ),
     # 应 ying1 "should" before a verb, preposition or adverb (儿童应在成人监护下使用); 应邀, 答应 are ying4.
     ContextRule("modal ying1", "应", "ying1", "", "(?![了声])", next_tag="[vpd]"),
     # 差 cha4 and 横 heng4 as adjectives after a degree adverb (服务太差, 说话太横).
     ContextRule("graded cha4", "差", "cha4", f"{_DEGREE}|挺|最", ""),
-    ContextRule("graded heng4", "横", "heng4", f"{_DEGREE}|挺|最", ""),
+    ContextRule("graded heng4", "横", "heng4", f"{_DEGREE}|挺|最|可", f"(?![^{PUNCTUATION}]{{0,2}}[线竖])"),
+    ContextRule("rude heng4", "横", "heng4", "", "什么|得很|得不"),  # 你跟我横什么
 )
 
 # --- surnames: before a title, the character is a family name (朴先生 piao2).
-_TITLE = "先生|女士|小姐|老师|教授|医生|总统|经理|同学|某"
+_TITLE = "先生|女士|小姐|老师|教授|教练|医生|总统|经理|同学|某|姓"
 _SURNAME_RULES = (
     ContextRule("surname piao2", "朴", "piao2", "", _TITLE),
     ContextRule("surname piao2", "朴", "piao2", "姓", ""),
     ContextRule("surname zeng1", "曾", "zeng1", "", _TITLE),
     ContextRule("surname zeng1", "曾", "zeng1", "姓", ""),
+    ContextRule("surname hua4", "华", "hua4", "姓", ""),
 )
 
 # --- colloquial readings of characters standing alone as words; compounds keep the literary reading.
@@ -197,6 +347,7 @@ _STANDING_ALONE = {  # character: (its colloquial reading, what may follow it)
     "累": ("lei4", "(?![年月日次代世转迁计积])"),  # 累得直喘气; 积累, 累计, 累年 are lei3
     "脏": ("zang1", ""),  # 屏幕脏了; 心脏, 内脏 are zang4
     "咽": ("yan4", "[不下了口进]"),  # 咽不下; 咽喉, 咽炎, 咽部 are yan1
+    "没": ("mei2", "(?![过顶入落收])"),  # 没抓到, 没了; 没过膝盖, 没顶 are mo4
 }
 _NOT_A_NAME = "(?!nr|ns|nz|nt|x)"  # transliterated names are where these characters keep other readings (圣何塞)
 _STANDING_ALONE_RULES = tuple(
@@ -224,8 +375,9 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
         "beneficiary wei4",
         "为",
         "wei4",
-        f"{_CLAUSE}|{_SUBJECT}|要|应|愿|肯|在|都|也|还|就|又|曾|将|正|专门|一心|努力|继续",
-        f"[^{PUNCTUATION}]{{0,8}}?(?:服务(?![器业站商费])|效力|效劳|奋斗|着想|操心|担心|骄傲|自豪|牺牲|献身|捐躯|而战|争光)",
+        f"{_CLAUSE}|{_SUBJECT}|要|应|愿|肯|在|都|也|还|就|又|曾|将|正|专门|一心|努力|继续|忙着|不必|何必|别|不要",
+        f"[^{PUNCTUATION}]{{0,8}}?(?:服务(?![器业站商费])|效力|效劳|奋斗|着想|操心|担心|骄傲|自豪|牺牲|献身|捐躯|而战|争光"
+        "|生气|着急|发愁|难过|伤心|感动|加油|鼓掌|欢呼|祈祷|送去|送来|找)",
     ),
     # 数 shu3 "count": a verb with an aspect particle or a count complement (我数了三遍).
     ContextRule(
@@ -258,9 +410,15 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     # 撒 sa3 "sprinkle, scatter" before where it lands (撒在, 撒上); 撒 sa1 "let go" is in 撒手, 撒谎.
     ContextRule("sprinkling sa3", "撒", "sa3", "", "[在上满入到落向遍些点]"),
     # 铺 pu1 "spread" before a place or result (铺上, 铺在); 铺 pu4 "shop, bunk" is a noun.
-    ContextRule("spreading pu1", "铺", "pu1", "", "[上满在开成平好]|木?地板|地毯|瓷砖|床单"),
+    ContextRule(
+        "spreading pu1",
+        "铺",
+        "pu1",
+        "",
+        "[上满在开成平好]|木?地板|地毯|瓷砖|床单|一下|[一两三四五六七八九十几]+公里|路面",
+    ),
     *_MEASURE_WORD_RULES,
-    *_VERB_RULES,
+    *_COLLOCATION_RULES,
     *_PARTICLE_RULES,
     *_SURNAME_RULES,
     *_STANDING_ALONE_RULES,
@@ -307,8 +465,11 @@ def matching_rule(
 
 
 def _weak(evidence: Evidence, rule: ContextRule) -> bool:
-    """Dictionary evidence that a measure-word rule may overrule: a numeral-and-measure word (一行: the
-    dictionary gives the reading of 一行人, while the counted 一行字 and 第三行 are hang2)."""
+    """Dictionary evidence that `rule` may overrule: any, for a rule about a form the dictionaries do not see
+    (唱片儿), and a numeral-and-measure word for a measure-word rule (一行: the dictionary gives the reading of
+    一行人, while the counted 一行字 and 第三行 are hang2)."""
+    if rule.over_words:
+        return True
     counted = rule.name.startswith(("measure word", "rows"))
     return counted and len(evidence.word) == 2 and evidence.word[0] in _COUNTED_CHARS
 
