@@ -93,7 +93,7 @@ _COLLOCATION_RULES = (
     ContextRule("hiding cang2", "藏", "cang2", "", f"{_COMPLEMENT}|哪|起来|东西"),
     ContextRule("rolling juan3", "卷", "juan3", "", "[成起上好了着住进]"),
     ContextRule("sewing feng2", "缝", "feng2", "", "[了着好上补起]|一下|一针|扣子|衣服|被子|伤口"),
-    ContextRule("nailing ding4", "钉", "ding4", "", "[在上好了住进牢木]|一下|扣子|钉子|[一两三几]处"),
+    ContextRule("nailing ding4", "钉", "ding4", "", "[在上好了住进牢木]|一下|扣子|钉子|[一两三几]处|个|鞋掌|掌"),
     ContextRule("stewing men1", "闷", "men1", "", "[一上会着在泡]|[几两三五十]分钟"),
     ContextRule("coaxing hong3", "哄", "hong3", "", "[我你他她它孩宝了着好睡骗]|一会|一下"),
     ContextRule("coaxing hong3", "哄", "hong3", "[着去来别]", _CLAUSE),
@@ -238,10 +238,11 @@ _COLLOCATION_RULES = (
     ContextRule("sewing feng2", "缝", "feng2", "", "[一两几三]针|在|拉链|衣|袖|裤"),
     ContextRule("crack feng4", "缝", "feng4", "[条道个]", ""),
     ContextRule("photo pian1", "片", "pian1", "[相画唱影照]|动画", "儿", over_words=True),  # 相片儿: 〈口〉 piānr
-    ContextRule("proofreading jiao4", "校", "jiao4", "", "过|一下"),
+    ContextRule("proofreading jiao4", "校", "jiao4", "", "过|一下|了整整"),
     ContextRule("covering meng2", "蒙", "meng2", "", "[着上了]一层|住", over_words=True),
     ContextRule("Mongolia meng3", "蒙", "meng3", "[中俄]", "两国|边境|关系|双方"),
     ContextRule("stuffy men1", "闷", "men1", "又湿又|湿|热|天气[^，。]{0,3}|屋里[^，。]{0,3}", ""),
+    ContextRule("stuffy men1", "闷", "men1", "", "得人|得喘"),
     ContextRule("modal dei3 before a verb", "得", "dei3", _SUBJECT, "多[吃穿喝带练]|少[吃喝玩]|慢慢"),
     ContextRule(
         "needing dei3", "得", "dei3", "至少|起码|最少|最多|大概|大约|总共|少说也", "[一二两三四五六七八九十几半]"
@@ -272,6 +273,12 @@ _COLLOCATION_RULES = (
     ContextRule("close ai1", "挨", "ai1", "", f"[我你他她着]?[^{PUNCTUATION}]{{0,3}}近|在一起"),
     ContextRule("one by one ai1", "挨", "ai1", "一[只个条家户辆]", "一"),  # 一只挨一只
     ContextRule("sleep jiao4", "觉", "jiao4", "[睡个好午大稳]", ""),
+    ContextRule("sleep jiao4", "觉", "jiao4", "[了老]", "[少多]"),  # 人老了觉少
+    ContextRule("graded bao2", "薄", "bao2", f"{_DEGREE}|最|挺", "(?![弱情利])"),
+    ContextRule("milling mo4", "磨", "mo4", "", f"[^{PUNCTUATION}]{{0,3}}?(?:面|豆腐|玉米|麦子|米粉|豆浆)"),
+    ContextRule("all dou1", "都", "dou1", "(?<![首成])", "(?![柏匀江市])", alone=True),
+    ContextRule("fine xing2", "行", "xing2", "(?<![一二两三四五六七八九十几每这那哪])", "不[行？?，。]|吗|吧|不$"),
+    ContextRule("zhao2 after a potential", "着", "zhao2", "没[\u4e00-\u9fff]", _CLAUSE),  # 没打着
     ContextRule("in its fifties ben4", "奔", "ben4", "", "[三四五六七八九]十"),
     ContextRule("leaving behind la4", "落", "la4", f"把[^{PUNCTUATION}]{{1,8}}", "[在下]|家"),
     ContextRule("frying zha2", "炸", "zha2", "", "至|到?金黄|熟|透|酥|脆|了?一?[盘锅碗份]"),
@@ -309,7 +316,15 @@ _PARTICLE_RULES = (
     ContextRule("long chang2", "长", "chang2", "又|也", "(?![高大胖了出])"),
     ContextRule("long chang2", "长", "chang2", "", "时间|途|篇|假|方形|跑|袖|发|筒|裤|廊"),
     # 场 chang2 counts weather and illness (三场雪, 一场大病); 一场比赛 is chang3.
-    ContextRule("spell chang2", "场", "chang2", _COUNTED, "(?:大|暴|小)?(?:雨|雪|病|梦|战争|灾|风|冰雹)"),
+    ContextRule("spell chang2", "场", "chang2", _COUNTED, "(?:大|暴|小)?(?:雨|雪|病|梦|战争|灾|风|冰雹|台风)"),
+    # 地 de5 after an adverb of manner (迅速地, 一点一点地, 一对一地).
+    ContextRule(
+        "adverbial de5",
+        "地",
+        "de5",
+        "一(.)一\\1|一点一点|迅速|逐步|逐渐|不停|默默|认真|仔细|耐心|热情|大声|小声|轻轻|飞快|快速|缓慢|稳步|积极|主动",
+        f"(?![{_DI_NOUN}{PUNCTUATION}])",
+    ),
     # 地 de5 after an adjective or an idiom used as an adverb (快乐地唱, 兴高采烈地说).
     ContextRule(
         "adverbial de5",
@@ -323,7 +338,7 @@ _PARTICLE_RULES = (
     ContextRule("modal ying1", "应", "ying1", "", "(?![了声])", next_tag="[vpd]"),
     # 差 cha4 and 横 heng4 as adjectives after a degree adverb (服务太差, 说话太横).
     ContextRule("graded cha4", "差", "cha4", f"{_DEGREE}|挺|最", ""),
-    ContextRule("graded heng4", "横", "heng4", f"{_DEGREE}|挺|最|可", f"(?![^{PUNCTUATION}]{{0,2}}[线竖])"),
+    ContextRule("graded heng4", "横", "heng4", f"{_DEGREE}|挺|最|可|还", f"(?![^{PUNCTUATION}]{{0,2}}[线竖])"),
     ContextRule("rude heng4", "横", "heng4", "", "什么|得很|得不"),  # 你跟我横什么
 )
 
@@ -335,6 +350,8 @@ _SURNAME_RULES = (
     ContextRule("surname zeng1", "曾", "zeng1", "", _TITLE),
     ContextRule("surname zeng1", "曾", "zeng1", "姓", ""),
     ContextRule("surname hua4", "华", "hua4", "姓", ""),
+    ContextRule("surname hua4", "华", "hua4", "", _TITLE),
+    ContextRule("surname ge3", "葛", "ge3", "", _TITLE),
 )
 
 # --- colloquial readings of characters standing alone as words; compounds keep the literary reading.
@@ -353,6 +370,85 @@ _NOT_A_NAME = "(?!nr|ns|nz|nt|x)"  # transliterated names are where these charac
 _STANDING_ALONE_RULES = tuple(
     ContextRule(f"alone {reading}", char, reading, "", after, previous_tag=_NOT_A_NAME, alone=True)
     for char, (reading, after) in _STANDING_ALONE.items()
+)
+
+# --- found on the later dev rounds: more collocations of the same kinds.
+_MORE_COLLOCATION_RULES = (
+    ContextRule("plain pu3", "朴", "pu3", "[简古纯诚质淳俭素]", "", over_words=True),  # pypinyin gives 纯朴 piao2
+    ContextRule("wedging sai1", "塞", "sai1", "里|(?<![前飞开])往", ""),
+    ContextRule("sparing she3", "舍", "she3", "", "小家|命|身|己"),
+    ContextRule("watering yin4", "饮", "yin4", "", f"[^{PUNCTUATION}]{{0,8}}?[牛马羊驴骡]|饱"),
+    ContextRule("minding kan1", "看", "kan1", "", "会儿摊|摊|瓜(?!子)|果园"),
+    ContextRule("minding kan1", "看", "kan1", "专人|有人|负责", ""),
+    ContextRule("returning huan2", "还", "huan2", "", "[我你他她]钱|房贷|车贷|信用卡|花呗"),
+    ContextRule("returning huan2", "还", "huan2", "时候|每个?月[^，。]{0,2}", "(?!是|有|在|要|没|会)"),
+    ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", "的是"),
+    ContextRule("planting zhong4", "种", "zhong4", "再|先|去|来|要", _CLAUSE),
+    ContextRule("kneading huo2", "和", "huo2", "", "砂浆|灰(?!色)"),
+    ContextRule("kneading huo2", "和", "huo2", _CLAUSE, "面(?![包条粉前对具积子孔膜貌料团食])"),
+    ContextRule("winning hu2", "和", "hu2", "也?没", _CLAUSE),
+    ContextRule("taxi di1", "的", "di1", "坐面|坐摩", ""),
+    ContextRule("modal dei3", "得", "dei3", "还", "[你我他她]"),
+    ContextRule("modal dei3", "得", "dei3", "", "饭[前后]|按时|提前"),
+    ContextRule("zhao2 after a potential", "着", "zhao2", "没[买找抓借碰打见]", ""),
+    ContextRule("hitting zhong4", "中", "zhong4", "[摇选]", ""),
+    ContextRule(
+        "purpose wei4",
+        "为",
+        "wei4",
+        "(?<![评选称视作成认改变])",
+        "(?:独居)?(?:员工|老人|孩子|学生|居民|群众|顾客|患者|病人|客户|大家|我们|他们|你们)",
+    ),
+    ContextRule("doing gan4", "干", "gan4", "[想要去肯愿敢]", _CLAUSE),
+    ContextRule("night watch geng1", "更", "geng1", "[一二三四五]", "大约|时"),
+    ContextRule("bearing fruit jie1", "结", "jie1", "架[上里]?", "[了满出得]"),
+    ContextRule("measuring liang2", "量", "liang2", "", f"[^{PUNCTUATION}]{{0,8}}?有多[长粗高宽重大深]"),
+    ContextRule("turning zhuan4", "转", "zhuan4", "", "[一二两三四五六七八九十百千万]+圈|了一下午|了半天|来转去"),
+    ContextRule("scratching hua2", "划", "hua2", "", "一?个?十字|口子|一刀"),
+    ContextRule("offering gong4", "供", "gong4", "", f"着[^{PUNCTUATION}]{{0,4}}(?:佛|神|像|牌位)"),
+    ContextRule("leaving behind la4", "落", "la4", "", "[你我他她]车上|在(?:车上|柜台|前台|家里)"),
+    ContextRule("surname zeng1", "曾", "zeng1", "", "队长|局长|院长|主任|总(?![是共])"),
+    ContextRule("once ceng2", "曾", "ceng2", _SUBJECT, ""),
+    ContextRule("role jue2", "角", "jue2", "[个这那主名]", "儿"),
+    ContextRule("carrying bei1", "背", "bei1", "", "锅"),
+    ContextRule(
+        "behind bei4", "背", "bei4", "", f"着[我你他她]们?[^{PUNCTUATION}]{{0,3}}(?:打|说|做|干|偷|去)", over_words=True
+    ),
+    ContextRule("showing lou4", "露", "lou4", "", f"半点|[^{PUNCTUATION}]{{0,3}}脸|了?光|风声"),
+    ContextRule("deceiving meng1", "蒙", "meng1", "", "外地人|游客|老人"),
+    ContextRule("dazed meng1", "蒙", "meng1", "[我你他她]", "了"),
+    ContextRule("covering meng2", "蒙", "meng2", "", "了一面|鼓"),
+    ContextRule("shouting he4", "喝", "he4", "暴", ""),
+    ContextRule("recorded zai3", "载", "zai3", "", "于"),
+    ContextRule("somersault zhe1", "折", "zhe1", "", "了?[一二两三四五六七八九十几个]*跟头"),
+    ContextRule("snapping she2", "折", "she2", "怎么|竿", "了"),
+    ContextRule("losing she2", "折", "she2", "", "进去"),
+    ContextRule("rude heng4", "横", "heng4", "怎么|发什么", ""),
+    ContextRule("mansion xiu4", "宿", "xiu4", "[东西南北]方[^，。]{0,2}[一二三四五六七]|七", ""),
+    ContextRule(
+        "mansion xiu4", "宿", "xiu4", "[角亢氐房心尾箕斗牛女虚危室壁奎娄胃昴毕觜参井鬼柳星张翼轸]", "[，。那它]"
+    ),
+    ContextRule("lane long4", "弄", "long4", "[零〇一二三四五六七八九十百]", "[，。对吗]"),
+    ContextRule("tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,4}}风筝|了[一二两三]道"),
+    ContextRule("choosing tiao1", "挑", "tiao1", "", "年货"),
+    ContextRule(
+        "frying zha2", "炸", "zha2", "", f"得[^{PUNCTUATION}]{{0,3}}[香脆酥黄]|的还是|过[^{PUNCTUATION}]{{0,3}}东西"
+    ),
+    ContextRule("milling mo4", "磨", "mo4", "", "成了?面?粉"),
+    ContextRule("daubing hu1", "糊", "hu1", f"(?:腻子|裂缝|缝|墙上)[^{PUNCTUATION}]{{0,10}}", "(?![涂里弄])"),
+    ContextRule("spreading pu1", "铺", "pu1", "", "了一层|草皮"),
+    ContextRule("spreading pu1", "铺", "pu1", "新|刚", "的"),
+    ContextRule("dirty zang1", "脏", "zang1", f"{_DEGREE}|嫌|挺|好", ""),
+    ContextRule("measure word pao1", "泡", "pao1", "撒", ""),
+    ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "狗屎|狗尿"),
+    ContextRule("drilling zuan1", "钻", "zuan1", "", "[过进出到]"),
+    ContextRule("paring xiao1", "削", "xiao1", "", "[一二两三四五六七八九十几百]"),
+    ContextRule("scattering sa3", "撒", "sa3", "", "狗粮"),
+    ContextRule("stuffy men1", "闷", "men1", "", "得像"),
+    ContextRule("rinsing piao3", "漂", "piao3", "", "干净|[一两三]次"),
+    ContextRule("nailing ding4", "钉", "ding4", "", "紧"),
+    ContextRule("roaring hong1", "哄", "hong1", "", "[的地]一下"),
+    ContextRule("rows hang2", "行", "hang2", "[零一二两三四五六七八九十百千]多", "(?!不)"),
 )
 
 CONTEXT_RULES: tuple[ContextRule, ...] = (
@@ -420,6 +516,7 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     *_MEASURE_WORD_RULES,
     *_COLLOCATION_RULES,
     *_PARTICLE_RULES,
+    *_MORE_COLLOCATION_RULES,
     *_SURNAME_RULES,
     *_STANDING_ALONE_RULES,
 )
