@@ -399,6 +399,8 @@ GRAMMAR = [
     ("那个司机太横了。", "横", "heng4", "graded heng4"),
     ("用纸团把瓶口塞住。", "塞", "sai1", "alone sai1"),
     ("他一年收了五斗米。", "斗", "dou3", "measure word dou3"),
+    ("他一箭射中了敌将，扭转了战局。", "将", "jiang4", "general jiang4"),
+    ("东莞的麻涌、沙田都在珠江口。", "涌", "chong1", "stream chong1"),
     ("这张饼烙得特别薄。", "薄", "bao2", "graded bao2"),
     ("明天去磨点豆腐。", "磨", "mo4", "milling mo4"),
     ("他们都是我的同学。", "都", "dou1", "all dou1"),

@@ -276,7 +276,7 @@ _COLLOCATION_RULES = (
     ContextRule("sleep jiao4", "觉", "jiao4", "[了老]", "[少多]"),  # 人老了觉少
     ContextRule("graded bao2", "薄", "bao2", f"{_DEGREE}|最|挺", "(?![弱情利])"),
     ContextRule("milling mo4", "磨", "mo4", "", f"[^{PUNCTUATION}]{{0,3}}?(?:面|豆腐|玉米|麦子|米粉|豆浆)"),
-    ContextRule("all dou1", "都", "dou1", "(?<![首成])", "(?![柏匀江市])", alone=True),
+    ContextRule("all dou1", "都", "dou1", "(?<![首成])", "(?![柏匀江市指督护统尉])", alone=True),
     ContextRule("fine xing2", "行", "xing2", "(?<![一二两三四五六七八九十几每这那哪])", "不[行？?，。]|吗|吧|不$"),
     ContextRule("zhao2 after a potential", "着", "zhao2", "没[\u4e00-\u9fff]", _CLAUSE),  # 没打着
     ContextRule("in its fifties ben4", "奔", "ben4", "", "[三四五六七八九]十"),
@@ -448,6 +448,12 @@ _MORE_COLLOCATION_RULES = (
     ContextRule("rinsing piao3", "漂", "piao3", "", "干净|[一两三]次"),
     ContextRule("nailing ding4", "钉", "ding4", "", "紧"),
     ContextRule("roaring hong1", "哄", "hong1", "", "[的地]一下"),
+    ContextRule("close ai1", "挨", "ai1", "紧", ""),  # 紧挨着
+    ContextRule("close ai1", "挨", "ai1", "", "肩"),  # 挨肩
+    ContextRule("general jiang4", "将", "jiang4", "[魏蜀吴敌]", "[，。、的后与和]"),  # 魏将: a general of Wei
+    ContextRule("frying zha2", "炸", "zha2", "续", ""),
+    # 涌 chong1 "a creek" ends Cantonese place names (麻涌、葵涌); 汹涌, 泉涌, 管涌 are yong3.
+    ContextRule("stream chong1", "涌", "chong1", "(?![管汹泉潮奔喷])[\u4e00-\u9fff]", "[、，。河村镇区站口两]"),
     ContextRule("rows hang2", "行", "hang2", "[零一二两三四五六七八九十百千]多", "(?!不)"),
 )
 
