@@ -448,6 +448,11 @@ _MORE_COLLOCATION_RULES = (
     ContextRule("rinsing piao3", "漂", "piao3", "", "干净|[一两三]次"),
     ContextRule("nailing ding4", "钉", "ding4", "", "紧"),
     ContextRule("roaring hong1", "哄", "hong1", "", "[的地]一下"),
+    ContextRule("adjusting tiao2", "调", "tiao2", "", "一下|好了|准"),  # 调一下温度
+    ContextRule("returning huan2", "还", "huan2", f"把[^{PUNCTUATION}]{{1,6}}", "了|给|回"),  # 把钱还了
+    ContextRule("dry gan1", "干", "gan1", "衣服|裤子|鞋|袜子|毛巾|头发|地面|油漆|墙|碗|被子", f"了|透|得|{_CLAUSE}"),
+    ContextRule("photo xiang4", "相", "xiang4", "[照拍合]个?", ""),  # 照个相
+    ContextRule("minding kan1", "看", "kan1", "在家", "孩子|小孩|家"),
     ContextRule("close ai1", "挨", "ai1", "紧", ""),  # 紧挨着
     ContextRule("close ai1", "挨", "ai1", "", "肩"),  # 挨肩
     ContextRule("general jiang4", "将", "jiang4", "[魏蜀吴敌]", "[，。、的后与和]"),  # 魏将: a general of Wei
