@@ -22,7 +22,7 @@ from pypinyin.constants import PHRASES_DICT
 
 from qingyin.evaluate.reference import REPO
 from qingyin.text.g2pm import polyphone_model
-from qingyin.text.phrases import _tone3
+from qingyin.text.phrases import tone3
 from qingyin.text.segmentation import tokenizer
 
 # Only one reading in everyday use: 句 gou1 (高句丽), 甚 shen2 (archaic 甚么), 贾 gu3 (literary), 丽 li2 (丽水),
@@ -59,7 +59,7 @@ def ranked_polyphones(cpp: Path) -> list[tuple[str, int, list[str]]]:
         n = frequency.get(word, 0)
         if n >= 50 and len(entry) == len(word):
             for char, choices in zip(word, entry, strict=True):
-                if reading := _tone3(choices[0]):
+                if reading := tone3(choices[0]):
                     in_phrases[char][reading] += n
     model = polyphone_model()
     rows = []

@@ -10,7 +10,7 @@ Each character's reading comes from the first of these that has one, and `decide
 5. g2pM, a small BiLSTM trained on the CPP polyphone corpus, for the characters it has classes for: "model";
 6. pypinyin's default reading of the single character: "default".
 
-Steps 4 and 5 are combined by the rule in ``_OVERRULE``, chosen on the dev splits of CPP and of our everyday
+Steps 4 and 5 are combined by the rule in ``_combine``, chosen on the dev splits of CPP and of our everyday
 set; the numbers behind it are in BENCHMARKS.md ("Polyphones").
 """
 
@@ -26,20 +26,16 @@ from .context_rules import RULE_CHARACTERS, matching_rule
 from .g2pm import polyphone_model
 from .hanzi import is_han
 from .lexicon import Lexicon, builtin_lexicon
-from .phrases import CEDICT_PHRASE, PHRASE_PIECE, PYPINYIN_PHRASE, Evidence, default_reading, phrase_evidence
-from .segmentation import segment, word_tag
+from .phrases import CEDICT_PHRASE, Evidence, default_reading, phrase_evidence
+from .segmentation import segment, tokenizer, word_tag
 
-# When g2pM may overrule a phrase dictionary, per source of the dictionary reading: only inside words that
-# jieba counts fewer than MAX_FREQUENCY times and that have at most MAX_LENGTH characters, and only when the
-# model gives its own reading at least MIN_PROBABILITY. CC-CEDICT's words are overruled only where they are
-# names (its transliterations err); pypinyin's curated phrases never are: on CPP dev overruling them won
-# 9 sentences of 9,893 (several of them CPP label slips such as 封禅 chan2), on the everyday dev set it lost 25
-# of 648 (看家, 校对, 落枕, 着凉 ... read by the model as if in Wikipedia). See BENCHMARKS.md, "Polyphones".
-_OVERRULE: dict[str, tuple[float, float, float]] = {  # source: (max frequency, max length, min probability)
-    PYPINYIN_PHRASE: (0, 0, 1.0),  # never
-    CEDICT_PHRASE: (1000, float("inf"), 0.99),
-    PHRASE_PIECE: (0, 0, 1.0),  # never: pieces are pypinyin's phrases too
-}
+# When g2pM may overrule a phrase dictionary: only in a CC-CEDICT word that jieba tags as a name (CC-CEDICT's
+# transliterations err, its everyday words do not) and counts fewer than _OVERRULE_MAX_FREQUENCY times, and only
+# when the model gives its own reading at least _OVERRULE_MIN_PROBABILITY. pypinyin's curated phrases (and the
+# pieces cut from them) never are: on CPP dev overruling them won 9 sentences of 9,893 (several of them CPP label
+# slips such as 封禅 chan2), on the everyday dev set it lost 25 of 648 (看家, 校对, 落枕, 着凉 ... read by the
+# model as if in Wikipedia). See BENCHMARKS.md, "Polyphones".
+_OVERRULE_MAX_FREQUENCY, _OVERRULE_MIN_PROBABILITY = 1000, 0.99
 _NAME_TAG = re.compile("nr|ns|nz|nt|x")  # jieba's tags of names (x: not in its dictionary at all)
 # Whether a dictionary's neutral tone (弟弟 di4 di5) is kept when the model picks the same syllable.
 _KEEP_NEUTRAL_TONE = True
@@ -86,7 +82,9 @@ def decide(
         if decisions[p] is None and char in RULE_CHARACTERS:
             w = word_of[p]
             previous_word, next_word = words[w - 1] if w else "", words[w + 1] if w + 1 < len(words) else ""
-            rule = matching_rule(text, p, evidence[p], previous_word, next_word, _stands_alone(words, w, p - starts[w]))
+            # stands alone: a word of its own, or the start of a word no phrase dictionary knows (削得, 剥几瓣)
+            alone = len(words[w]) == 1 or (p == starts[w] and evidence[p] is None)
+            rule = matching_rule(text, p, evidence[p], previous_word, next_word, alone)
             decisions[p] = Decision(rule.reading, RULE, rule.name) if rule else None
     model = polyphone_model()
     open_polyphones = [p for p, char in enumerate(text) if decisions[p] is None and model.is_polyphonic(char)]
@@ -101,12 +99,6 @@ def decide(
         else:
             decisions[p] = Decision(default_reading(char) if is_han(char) else None, DEFAULT)
     return [d for d in decisions if d is not None]
-
-
-def _stands_alone(words: Sequence[str], w: int, offset: int) -> bool:
-    """Whether character `offset` of words[w] is a word of its own, or begins a word no phrase dictionary knows."""
-    word = words[w]
-    return len(word) == 1 or (offset == 0 and phrase_evidence(word)[0] is None)
 
 
 def is_polyphonic(char: str) -> bool:
@@ -138,7 +130,7 @@ def _from_phrase(evidence: Evidence) -> Decision:
 
 
 def _combine(probabilities: dict[str, float], evidence: Evidence | None) -> Decision:
-    """The model's reading or the phrase dictionary's, whichever the overrule rule (_OVERRULE) picks.
+    """The model's reading or the phrase dictionary's, whichever the overrule rule (see _OVERRULE_*) picks.
 
     A dictionary's neutral tone counts as the toned reading of the same syllable, and is kept if that wins.
     A dictionary reading that is none of the model's candidates loses: the model's candidate lists come from
@@ -153,11 +145,12 @@ def _combine(probabilities: dict[str, float], evidence: Evidence | None) -> Deci
     )
     if supported is None:
         return model_decision
-    max_frequency, max_length, min_probability = _OVERRULE[evidence.source]
-    overrulable = evidence.word_frequency < max_frequency and evidence.word_length <= max_length
-    if evidence.source == CEDICT_PHRASE:  # CC-CEDICT errs in transliterated names, not in everyday words
-        overrulable = overrulable and _NAME_TAG.match(word_tag(evidence.word)) is not None
-    if best != supported and overrulable and probabilities[best] >= min_probability:
+    overrulable = (
+        evidence.source == CEDICT_PHRASE
+        and _NAME_TAG.match(word_tag(evidence.word)) is not None
+        and tokenizer().FREQ.get(evidence.word, 0) < _OVERRULE_MAX_FREQUENCY
+    )
+    if best != supported and overrulable and probabilities[best] >= _OVERRULE_MIN_PROBABILITY:
         return Decision(
             best, MODEL, f"p={probabilities[best]:.3f} over {evidence.source}:{evidence.word} {evidence.reading}"
         )

@@ -10,15 +10,13 @@ from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
 from pypinyin.contrib.tone_convert import to_tone3
 from pypinyin.seg.mmseg import seg as _mmseg
 
-from .segmentation import tokenizer
-
 _READING = re.compile(r"[a-zêv]+[1-5]")
 _CITATION = {"一": "yi1", "不": "bu4"}  # the two characters whose tone sandhi dictionaries write out
 PYPINYIN_PHRASE, CEDICT_PHRASE, PHRASE_PIECE = "pypinyin", "cc-cedict", "piece"
 
 
 @cache
-def _tone3(marked: str) -> str | None:
+def tone3(marked: str) -> str | None:
     """TONE3 spelling (v for ü, 5 for neutral) of a tone-marked pypinyin syllable; None if not a syllable."""
     reading = to_tone3(marked, neutral_tone_with_five=True).replace("ü", "v")
     return reading if _READING.fullmatch(reading) else None
@@ -28,7 +26,7 @@ def _tone3(marked: str) -> str | None:
 def default_reading(char: str) -> str | None:
     """pypinyin's most common reading of one character, or None if it has none."""
     readings = PINYIN_DICT.get(ord(char))
-    return _tone3(readings.split(",")[0]) if readings else None
+    return tone3(readings.split(",")[0]) if readings else None
 
 
 @cache
@@ -43,7 +41,7 @@ def _entry_readings(word: str, entry: list[list[str]] | None) -> list[str | None
     """First-choice TONE3 readings of a phrase-dictionary entry, if it has one per character of `word`."""
     if entry is None or len(entry) != len(word):
         return None
-    return [_undo_sandhi(char, _tone3(choices[0])) for char, choices in zip(word, entry, strict=True)]
+    return [_undo_sandhi(char, tone3(choices[0])) for char, choices in zip(word, entry, strict=True)]
 
 
 def _undo_sandhi(char: str, reading: str | None) -> str | None:
@@ -55,13 +53,11 @@ def _undo_sandhi(char: str, reading: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Evidence:
-    """A phrase dictionary's reading of one character, and how far to trust it against the model."""
+    """A phrase dictionary's reading of one character, and where it came from."""
 
     reading: str
     source: str  # PYPINYIN_PHRASE, CEDICT_PHRASE or PHRASE_PIECE
     word: str  # the word (or piece) whose entry gave the reading
-    word_frequency: int  # jieba's count of the word (or piece) it was found in
-    word_length: int
 
 
 def phrase_evidence(word: str) -> list[Evidence | None]:
@@ -73,18 +69,14 @@ def phrase_evidence(word: str) -> list[Evidence | None]:
     evidence: list[Evidence | None] = [None] * len(word)
     if len(word) < 2:
         return evidence
-    frequency = tokenizer().FREQ.get(word, 0)
     for dictionary, source in ((PHRASES_DICT, PYPINYIN_PHRASE), (_cedict_phrases(), CEDICT_PHRASE)):
         readings = _entry_readings(word, dictionary.get(word))
         if readings is not None:
-            return [Evidence(r, source, word, frequency, len(word)) if r else None for r in readings]
+            return [Evidence(r, source, word) if r else None for r in readings]
     offset = 0
     for piece in _mmseg.cut(word):
         readings = _entry_readings(piece, PHRASES_DICT.get(piece)) if len(piece) > 1 else None
-        piece_frequency = tokenizer().FREQ.get(piece, 0)
         for index, reading in enumerate(readings or ()):
-            evidence[offset + index] = (
-                Evidence(reading, PHRASE_PIECE, piece, piece_frequency, len(piece)) if reading else None
-            )
+            evidence[offset + index] = Evidence(reading, PHRASE_PIECE, piece) if reading else None
         offset += len(piece)
     return evidence
