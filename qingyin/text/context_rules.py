@@ -41,6 +41,7 @@ class ContextRule:
     next_tag: str = ""
     alone: bool = False  # only where the character stands alone (see matching_rule)
     over_words: bool = False  # may overrule the dictionary reading of the word (a form it does not see: 唱片儿)
+    counts: bool = False  # a measure-word rule: may overrule a numeral-and-measure word (一行, see _weak)
 
     @property
     def patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -70,15 +71,17 @@ _MEASURE_WORDS = {  # character: its reading as a measure word (三只鸭, 两�
     "钻": "zuan4",
 }  # fmt: skip
 _MEASURE_WORD_RULES = (
-    *(ContextRule(f"measure word {r}", c, r, _COUNTED, "") for c, r in _MEASURE_WORDS.items()),
-    ContextRule("measure word xiu3", "宿", "xiu3", "[一两几半整三四]", ""),  # 两宿: nights (二十八宿 is xiu4)
-    ContextRule("measure word zhuan4", "转", "zhuan4", "[十百千万]", ""),  # 三千转: revolutions
-    ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "[尿屎]"),  # 一泡尿
-    ContextRule("measure word pao1", "泡", "pao1", f"尿了?{_COUNTED}", ""),  # 尿了三泡
+    *(ContextRule(f"measure word {r}", c, r, _COUNTED, "", counts=True) for c, r in _MEASURE_WORDS.items()),
+    ContextRule(
+        "measure word xiu3", "宿", "xiu3", "[一两几半整三四]", "", counts=True
+    ),  # 两宿: nights (二十八宿 is xiu4)
+    ContextRule("measure word zhuan4", "转", "zhuan4", "[十百千万]", "", counts=True),  # 三千转: revolutions
+    ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "[尿屎]", counts=True),  # 一泡尿
+    ContextRule("measure word pao1", "泡", "pao1", f"尿了?{_COUNTED}", "", counts=True),  # 尿了三泡
     ContextRule(
         "lane long4", "弄", "long4", "[零〇一二三四五六七八九十百]", "[零〇一二三四五六七八九十]+号"
     ),  # 520弄3号
-    ContextRule("measure word geng1", "更", "geng1", "[一二三四五]", "[天半]"),  # 三更半夜: a night watch
+    ContextRule("measure word geng1", "更", "geng1", "[一二三四五]", "[天半]", counts=True),  # 三更半夜: a night watch
 )
 
 # --- collocations: mostly one-character verbs before an object or a complement, where the noun or adjective
@@ -287,6 +290,85 @@ _COLLOCATION_RULES = (
     ContextRule(
         "tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,8}}?(?:辫|头发|马尾)|成|捆|彩|灯笼|紧|起来|了[一两几三]圈"
     ),  # 扎辫子, 扎了两条小辫子
+    ContextRule("plain pu3", "朴", "pu3", "[简古纯诚质淳俭素]", "", over_words=True),  # pypinyin gives 纯朴 piao2
+    ContextRule("wedging sai1", "塞", "sai1", "里|(?<![前飞开])往", ""),
+    ContextRule("sparing she3", "舍", "she3", "", "小家|命|身|己"),
+    ContextRule("watering yin4", "饮", "yin4", "", f"[^{PUNCTUATION}]{{0,8}}?[牛马羊驴骡]|饱"),
+    ContextRule("minding kan1", "看", "kan1", "", "会儿摊|摊|瓜(?!子)|果园"),
+    ContextRule("minding kan1", "看", "kan1", "专人|有人|负责", ""),
+    ContextRule("returning huan2", "还", "huan2", "", "[我你他她]钱|房贷|车贷|信用卡|花呗"),
+    ContextRule("returning huan2", "还", "huan2", "时候|每个?月[^，。]{0,2}", "(?!是|有|在|要|没|会)"),
+    ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", "的是"),
+    ContextRule("planting zhong4", "种", "zhong4", "再|先|去|来|要", _CLAUSE),
+    ContextRule("kneading huo2", "和", "huo2", "", "砂浆|灰(?!色)"),
+    ContextRule("kneading huo2", "和", "huo2", _CLAUSE, "面(?![包条粉前对具积子孔膜貌料团食])"),
+    ContextRule("winning hu2", "和", "hu2", "也?没", _CLAUSE),
+    ContextRule("taxi di1", "的", "di1", "坐面|坐摩", ""),
+    ContextRule("modal dei3", "得", "dei3", "还", "[你我他她]"),
+    ContextRule("modal dei3", "得", "dei3", "", "饭[前后]|按时|提前"),
+    ContextRule("zhao2 after a potential", "着", "zhao2", "没[买找抓借碰打见]", ""),
+    ContextRule("hitting zhong4", "中", "zhong4", "[摇选]", ""),
+    ContextRule("doing gan4", "干", "gan4", "[想要去肯愿敢]", _CLAUSE),
+    ContextRule("night watch geng1", "更", "geng1", "[一二三四五]", "大约|时"),
+    ContextRule("bearing fruit jie1", "结", "jie1", "架[上里]?", "[了满出得]"),
+    ContextRule("measuring liang2", "量", "liang2", "", f"[^{PUNCTUATION}]{{0,8}}?有多[长粗高宽重大深]"),
+    ContextRule("turning zhuan4", "转", "zhuan4", "", "[一二两三四五六七八九十百千万]+圈|了一下午|了半天|来转去"),
+    ContextRule("scratching hua2", "划", "hua2", "", "一?个?十字|口子|一刀"),
+    ContextRule("offering gong4", "供", "gong4", "", f"着[^{PUNCTUATION}]{{0,4}}(?:佛|神|像|牌位)"),
+    ContextRule("leaving behind la4", "落", "la4", "", "[你我他她]车上|在(?:车上|柜台|前台|家里)"),
+    ContextRule("surname zeng1", "曾", "zeng1", "", "队长|局长|院长|主任|总(?![是共])"),
+    ContextRule("once ceng2", "曾", "ceng2", _SUBJECT, ""),
+    ContextRule("role jue2", "角", "jue2", "[个这那主名]", "儿"),
+    ContextRule("carrying bei1", "背", "bei1", "", "锅"),
+    ContextRule(
+        "behind bei4", "背", "bei4", "", f"着[我你他她]们?[^{PUNCTUATION}]{{0,3}}(?:打|说|做|干|偷|去)", over_words=True
+    ),
+    ContextRule("showing lou4", "露", "lou4", "", f"半点|[^{PUNCTUATION}]{{0,3}}脸|了?光|风声"),
+    ContextRule("deceiving meng1", "蒙", "meng1", "", "外地人|游客|老人"),
+    ContextRule("dazed meng1", "蒙", "meng1", "[我你他她]", "了"),
+    ContextRule("covering meng2", "蒙", "meng2", "", "了一面|鼓"),
+    ContextRule("shouting he4", "喝", "he4", "暴", ""),
+    ContextRule("recorded zai3", "载", "zai3", "", "于"),
+    ContextRule("somersault zhe1", "折", "zhe1", "", "了?[一二两三四五六七八九十几个]*跟头"),
+    ContextRule("snapping she2", "折", "she2", "怎么|竿", "了"),
+    ContextRule("losing she2", "折", "she2", "", "进去"),
+    ContextRule("rude heng4", "横", "heng4", "怎么|发什么", ""),
+    ContextRule("mansion xiu4", "宿", "xiu4", "[东西南北]方[^，。]{0,2}[一二三四五六七]|七", ""),
+    ContextRule(
+        "mansion xiu4", "宿", "xiu4", "[角亢氐房心尾箕斗牛女虚危室壁奎娄胃昴毕觜参井鬼柳星张翼轸]", "[，。那它]"
+    ),
+    ContextRule("lane long4", "弄", "long4", "[零〇一二三四五六七八九十百]", "[，。对吗]"),
+    ContextRule("tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,4}}风筝|了[一二两三]道"),
+    ContextRule("choosing tiao1", "挑", "tiao1", "", "年货"),
+    ContextRule(
+        "frying zha2", "炸", "zha2", "", f"得[^{PUNCTUATION}]{{0,3}}[香脆酥黄]|的还是|过[^{PUNCTUATION}]{{0,3}}东西"
+    ),
+    ContextRule("milling mo4", "磨", "mo4", "", "成了?面?粉"),
+    ContextRule("daubing hu1", "糊", "hu1", f"(?:腻子|裂缝|缝|墙上)[^{PUNCTUATION}]{{0,10}}", "(?![涂里弄])"),
+    ContextRule("spreading pu1", "铺", "pu1", "", "了一层|草皮"),
+    ContextRule("spreading pu1", "铺", "pu1", "新|刚", "的"),
+    ContextRule("dirty zang1", "脏", "zang1", f"{_DEGREE}|嫌|挺|好", ""),
+    ContextRule("measure word pao1", "泡", "pao1", "撒", "", counts=True),
+    ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "狗屎|狗尿", counts=True),
+    ContextRule("drilling zuan1", "钻", "zuan1", "", "[过进出到]"),
+    ContextRule("paring xiao1", "削", "xiao1", "", "[一二两三四五六七八九十几百]"),
+    ContextRule("scattering sa3", "撒", "sa3", "", "狗粮"),
+    ContextRule("stuffy men1", "闷", "men1", "", "得像"),
+    ContextRule("rinsing piao3", "漂", "piao3", "", "干净|[一两三]次"),
+    ContextRule("nailing ding4", "钉", "ding4", "", "紧"),
+    ContextRule("roaring hong1", "哄", "hong1", "", "[的地]一下"),
+    ContextRule("adjusting tiao2", "调", "tiao2", "", "一下|好了|准"),  # 调一下温度
+    ContextRule("returning huan2", "还", "huan2", f"把[^{PUNCTUATION}]{{1,6}}", "了|给|回"),  # 把钱还了
+    ContextRule("dry gan1", "干", "gan1", "衣服|裤子|鞋|袜子|毛巾|头发|地面|油漆|墙|碗|被子", f"了|透|得|{_CLAUSE}"),
+    ContextRule("photo xiang4", "相", "xiang4", "[照拍合]个?", ""),  # 照个相
+    ContextRule("minding kan1", "看", "kan1", "在家", "孩子|小孩|家"),
+    ContextRule("close ai1", "挨", "ai1", "紧", ""),  # 紧挨着
+    ContextRule("close ai1", "挨", "ai1", "", "肩"),  # 挨肩
+    ContextRule("general jiang4", "将", "jiang4", "[魏蜀吴敌]", "[，。、的后与和]"),  # 魏将: a general of Wei
+    ContextRule("frying zha2", "炸", "zha2", "续", ""),
+    # 涌 chong1 "a creek" ends Cantonese place names (麻涌、葵涌); 汹涌, 泉涌, 管涌 are yong3.
+    ContextRule("stream chong1", "涌", "chong1", "(?![管汹泉潮奔喷])[\u4e00-\u9fff]", "[、，。河村镇区站口两]"),
+    ContextRule("rows hang2", "行", "hang2", "[零一二两三四五六七八九十百千]多", "(?!不)", counts=True),
 )
 
 # --- particles and modals, told apart by the part of speech around them.
@@ -302,13 +384,25 @@ _PARTICLE_RULES = (
     ContextRule("complement de5", "得", "de5", "", "", previous_tag="v", next_tag="a"),
     # 为 wei4 "for" before a pronoun (为你高兴, 为您服务); 成为, 认为 and the like are words of their own.
     ContextRule("for wei4", "为", "wei4", "", "(?:你|您|他|她|我|大家|人民|孩子|老师)"),
+    ContextRule(
+        "purpose wei4",
+        "为",
+        "wei4",
+        "(?<![评选称视作成认改变])",
+        "(?:独居)?(?:员工|老人|孩子|学生|居民|群众|顾客|患者|病人|客户|大家|我们|他们|你们)",
+    ),
     # 的 di1 in 打的, 摩的 "a taxi" (打的回去)
     ContextRule("taxi di1", "的", "di1", "[打摩]", f"[回去到来吧了走]|过去|上班|{_CLAUSE}"),
     # 呢 ni2 "woollen cloth" (呢大衣, 呢料)
     ContextRule("woollen ni2", "呢", "ni2", "", "[料子绒]|大衣|帽|制服|外套"),
     # 行 hang2 as a measure word of lines and rows (第三行, 排成一行); 一行人 is xing2.
     ContextRule(
-        "rows hang2", "行", "hang2", "[一二两三四五六七八九十几每这那哪]", "(?![人程走动驶零一二两三四五六七八九十])"
+        "rows hang2",
+        "行",
+        "hang2",
+        "[一二两三四五六七八九十几每这那哪]",
+        "(?![人程走动驶零一二两三四五六七八九十])",
+        counts=True,
     ),
     # 重 zhong4 "heavy" and 长 chang2 "long" after a degree adverb (太重了, 又粗又长).
     ContextRule("graded zhong4", "重", "zhong4", f"{_DEGREE}|挺|最|好", ""),
@@ -372,95 +466,6 @@ _STANDING_ALONE_RULES = tuple(
     for char, (reading, after) in _STANDING_ALONE.items()
 )
 
-# --- found on the later dev rounds: more collocations of the same kinds.
-_MORE_COLLOCATION_RULES = (
-    ContextRule("plain pu3", "朴", "pu3", "[简古纯诚质淳俭素]", "", over_words=True),  # pypinyin gives 纯朴 piao2
-    ContextRule("wedging sai1", "塞", "sai1", "里|(?<![前飞开])往", ""),
-    ContextRule("sparing she3", "舍", "she3", "", "小家|命|身|己"),
-    ContextRule("watering yin4", "饮", "yin4", "", f"[^{PUNCTUATION}]{{0,8}}?[牛马羊驴骡]|饱"),
-    ContextRule("minding kan1", "看", "kan1", "", "会儿摊|摊|瓜(?!子)|果园"),
-    ContextRule("minding kan1", "看", "kan1", "专人|有人|负责", ""),
-    ContextRule("returning huan2", "还", "huan2", "", "[我你他她]钱|房贷|车贷|信用卡|花呗"),
-    ContextRule("returning huan2", "还", "huan2", "时候|每个?月[^，。]{0,2}", "(?!是|有|在|要|没|会)"),
-    ContextRule("planting zhong4", "种", "zhong4", f"(?<!{_COUNTED})", "的是"),
-    ContextRule("planting zhong4", "种", "zhong4", "再|先|去|来|要", _CLAUSE),
-    ContextRule("kneading huo2", "和", "huo2", "", "砂浆|灰(?!色)"),
-    ContextRule("kneading huo2", "和", "huo2", _CLAUSE, "面(?![包条粉前对具积子孔膜貌料团食])"),
-    ContextRule("winning hu2", "和", "hu2", "也?没", _CLAUSE),
-    ContextRule("taxi di1", "的", "di1", "坐面|坐摩", ""),
-    ContextRule("modal dei3", "得", "dei3", "还", "[你我他她]"),
-    ContextRule("modal dei3", "得", "dei3", "", "饭[前后]|按时|提前"),
-    ContextRule("zhao2 after a potential", "着", "zhao2", "没[买找抓借碰打见]", ""),
-    ContextRule("hitting zhong4", "中", "zhong4", "[摇选]", ""),
-    ContextRule(
-        "purpose wei4",
-        "为",
-        "wei4",
-        "(?<![评选称视作成认改变])",
-        "(?:独居)?(?:员工|老人|孩子|学生|居民|群众|顾客|患者|病人|客户|大家|我们|他们|你们)",
-    ),
-    ContextRule("doing gan4", "干", "gan4", "[想要去肯愿敢]", _CLAUSE),
-    ContextRule("night watch geng1", "更", "geng1", "[一二三四五]", "大约|时"),
-    ContextRule("bearing fruit jie1", "结", "jie1", "架[上里]?", "[了满出得]"),
-    ContextRule("measuring liang2", "量", "liang2", "", f"[^{PUNCTUATION}]{{0,8}}?有多[长粗高宽重大深]"),
-    ContextRule("turning zhuan4", "转", "zhuan4", "", "[一二两三四五六七八九十百千万]+圈|了一下午|了半天|来转去"),
-    ContextRule("scratching hua2", "划", "hua2", "", "一?个?十字|口子|一刀"),
-    ContextRule("offering gong4", "供", "gong4", "", f"着[^{PUNCTUATION}]{{0,4}}(?:佛|神|像|牌位)"),
-    ContextRule("leaving behind la4", "落", "la4", "", "[你我他她]车上|在(?:车上|柜台|前台|家里)"),
-    ContextRule("surname zeng1", "曾", "zeng1", "", "队长|局长|院长|主任|总(?![是共])"),
-    ContextRule("once ceng2", "曾", "ceng2", _SUBJECT, ""),
-    ContextRule("role jue2", "角", "jue2", "[个这那主名]", "儿"),
-    ContextRule("carrying bei1", "背", "bei1", "", "锅"),
-    ContextRule(
-        "behind bei4", "背", "bei4", "", f"着[我你他她]们?[^{PUNCTUATION}]{{0,3}}(?:打|说|做|干|偷|去)", over_words=True
-    ),
-    ContextRule("showing lou4", "露", "lou4", "", f"半点|[^{PUNCTUATION}]{{0,3}}脸|了?光|风声"),
-    ContextRule("deceiving meng1", "蒙", "meng1", "", "外地人|游客|老人"),
-    ContextRule("dazed meng1", "蒙", "meng1", "[我你他她]", "了"),
-    ContextRule("covering meng2", "蒙", "meng2", "", "了一面|鼓"),
-    ContextRule("shouting he4", "喝", "he4", "暴", ""),
-    ContextRule("recorded zai3", "载", "zai3", "", "于"),
-    ContextRule("somersault zhe1", "折", "zhe1", "", "了?[一二两三四五六七八九十几个]*跟头"),
-    ContextRule("snapping she2", "折", "she2", "怎么|竿", "了"),
-    ContextRule("losing she2", "折", "she2", "", "进去"),
-    ContextRule("rude heng4", "横", "heng4", "怎么|发什么", ""),
-    ContextRule("mansion xiu4", "宿", "xiu4", "[东西南北]方[^，。]{0,2}[一二三四五六七]|七", ""),
-    ContextRule(
-        "mansion xiu4", "宿", "xiu4", "[角亢氐房心尾箕斗牛女虚危室壁奎娄胃昴毕觜参井鬼柳星张翼轸]", "[，。那它]"
-    ),
-    ContextRule("lane long4", "弄", "long4", "[零〇一二三四五六七八九十百]", "[，。对吗]"),
-    ContextRule("tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,4}}风筝|了[一二两三]道"),
-    ContextRule("choosing tiao1", "挑", "tiao1", "", "年货"),
-    ContextRule(
-        "frying zha2", "炸", "zha2", "", f"得[^{PUNCTUATION}]{{0,3}}[香脆酥黄]|的还是|过[^{PUNCTUATION}]{{0,3}}东西"
-    ),
-    ContextRule("milling mo4", "磨", "mo4", "", "成了?面?粉"),
-    ContextRule("daubing hu1", "糊", "hu1", f"(?:腻子|裂缝|缝|墙上)[^{PUNCTUATION}]{{0,10}}", "(?![涂里弄])"),
-    ContextRule("spreading pu1", "铺", "pu1", "", "了一层|草皮"),
-    ContextRule("spreading pu1", "铺", "pu1", "新|刚", "的"),
-    ContextRule("dirty zang1", "脏", "zang1", f"{_DEGREE}|嫌|挺|好", ""),
-    ContextRule("measure word pao1", "泡", "pao1", "撒", ""),
-    ContextRule("measure word pao1", "泡", "pao1", _COUNTED, "狗屎|狗尿"),
-    ContextRule("drilling zuan1", "钻", "zuan1", "", "[过进出到]"),
-    ContextRule("paring xiao1", "削", "xiao1", "", "[一二两三四五六七八九十几百]"),
-    ContextRule("scattering sa3", "撒", "sa3", "", "狗粮"),
-    ContextRule("stuffy men1", "闷", "men1", "", "得像"),
-    ContextRule("rinsing piao3", "漂", "piao3", "", "干净|[一两三]次"),
-    ContextRule("nailing ding4", "钉", "ding4", "", "紧"),
-    ContextRule("roaring hong1", "哄", "hong1", "", "[的地]一下"),
-    ContextRule("adjusting tiao2", "调", "tiao2", "", "一下|好了|准"),  # 调一下温度
-    ContextRule("returning huan2", "还", "huan2", f"把[^{PUNCTUATION}]{{1,6}}", "了|给|回"),  # 把钱还了
-    ContextRule("dry gan1", "干", "gan1", "衣服|裤子|鞋|袜子|毛巾|头发|地面|油漆|墙|碗|被子", f"了|透|得|{_CLAUSE}"),
-    ContextRule("photo xiang4", "相", "xiang4", "[照拍合]个?", ""),  # 照个相
-    ContextRule("minding kan1", "看", "kan1", "在家", "孩子|小孩|家"),
-    ContextRule("close ai1", "挨", "ai1", "紧", ""),  # 紧挨着
-    ContextRule("close ai1", "挨", "ai1", "", "肩"),  # 挨肩
-    ContextRule("general jiang4", "将", "jiang4", "[魏蜀吴敌]", "[，。、的后与和]"),  # 魏将: a general of Wei
-    ContextRule("frying zha2", "炸", "zha2", "续", ""),
-    # 涌 chong1 "a creek" ends Cantonese place names (麻涌、葵涌); 汹涌, 泉涌, 管涌 are yong3.
-    ContextRule("stream chong1", "涌", "chong1", "(?![管汹泉潮奔喷])[\u4e00-\u9fff]", "[、，。河村镇区站口两]"),
-    ContextRule("rows hang2", "行", "hang2", "[零一二两三四五六七八九十百千]多", "(?!不)"),
-)
 
 CONTEXT_RULES: tuple[ContextRule, ...] = (
     # 得 dei3 "must": a modal after a subject or at a clause start, before a verb phrase (你得好好学习).
@@ -527,7 +532,6 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     *_MEASURE_WORD_RULES,
     *_COLLOCATION_RULES,
     *_PARTICLE_RULES,
-    *_MORE_COLLOCATION_RULES,
     *_SURNAME_RULES,
     *_STANDING_ALONE_RULES,
 )
@@ -578,8 +582,7 @@ def _weak(evidence: Evidence, rule: ContextRule) -> bool:
     一行人, while the counted 一行字 and 第三行 are hang2)."""
     if rule.over_words:
         return True
-    counted = rule.name.startswith(("measure word", "rows"))
-    return counted and len(evidence.word) == 2 and evidence.word[0] in _COUNTED_CHARS
+    return rule.counts and len(evidence.word) == 2 and evidence.word[0] in _COUNTED_CHARS
 
 
 def _tag_matches(pattern: str, word: str) -> bool:
