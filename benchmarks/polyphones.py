@@ -113,21 +113,13 @@ def scores(cases: list[Case], reader: Reader = pinyin_of) -> tuple[dict[str, lis
     return dict(exact), lenient / len(cases)
 
 
-def accuracy(cases: list[Case], reader: Reader = pinyin_of) -> tuple[float, float]:
-    """Share of cases read exactly as labelled, and counting a neutral tone as its full tone."""
-    per_register, lenient = scores(cases, reader)
-    results = [ok for oks in per_register.values() for ok in oks]
-    return sum(results) / len(results), lenient
-
-
 def misses(cases: list[Case]) -> list[tuple[Case, str, str]]:
     """qingyin's wrong readings: (case, what it read, which source decided and why)."""
     result = []
     for case in cases:
-        got = reading_of(case, pinyin_of)
-        if got != case.expected:
-            decision = decide(segment(case.sentence), lexicon=None)[case.index]
-            result.append((case, got, f"{decision.source} {decision.detail}".strip()))
+        decision = decide(segment(case.sentence))[case.index]  # pinyin_of's decisions, with their sources
+        if decision.reading != case.expected:
+            result.append((case, decision.reading or "", f"{decision.source} {decision.detail}".strip()))
     return result
 
 
