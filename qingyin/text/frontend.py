@@ -69,8 +69,9 @@ class FrontendResult:
         the symbol string the model receives, sentences joined by spaces (each starts and ends with sil). A sentence
         has a `voice` only when SSML <voice> named one. `polyphones` lists, per sentence, each character with more
         than one reading (and each reading fixed by markup, the lexicon or a rule): its index in `pinyin`, the
-        citation reading chosen before sandhi, and which source decided it (markup, lexicon, rule, phrase,
-        model, default) with the detail (rule name, dictionary:word, model probability).
+        citation reading chosen before sandhi, and which source decided it (markup: inline pinyin, SSML or a
+        letter spelled out by normalization; lexicon, rule, phrase, model, default) with the detail (rule name,
+        dictionary:word, model probability).
         """
         sentences: list[dict[str, object]] = []
         for s in self.sentences:

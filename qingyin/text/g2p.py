@@ -2,7 +2,8 @@
 
 Each character's reading comes from the first of these that has one, and `decide` records which it was:
 
-1. a forced reading given by the caller (markup such as ``[行](hang2)``): source "markup";
+1. a forced reading given by the caller (inline pinyin such as ``行[hang2]``, SSML, or the letter names that
+   normalization spells out, B → 比): source "markup";
 2. the pronunciation lexicon (built-in overrides, layered with the user's): "lexicon";
 3. a context rule (`context_rules`: measure words after numerals, one-character verbs before their objects,
    particles by the parts of speech around them, ...) that agrees with step 4's dictionary: "rule";
