@@ -507,6 +507,22 @@ GRAMMAR = [
     ("请把第三行读一遍。", "行", "hang2", "rows hang2"),
     ("他的头发又黑又长。", "长", "chang2", "long chang2"),
     ("我热得出了一身汗。", "汗", "han4", "alone han4"),
+    ("明天记得早点来哦！", "哦", "o5", "final particle o5"),
+    ("他们还在地里干活哩。", "哩", "li5", "final particle li5"),
+    ("月亮的晕里透着淡淡的红色。", "晕", "yun4", "halo yun4"),
+    ("他后来升任山东都指挥使。", "都", "du1", "chief du1"),
+    ("他跟师父学了十年，尽得真传。", "尽", "jin4", "entirely jin4"),
+    ("博物馆所藏的古画不对外展出。", "藏", "cang2", "hiding cang2"),
+    ("妈妈给每人盛了一碗汤。", "盛", "cheng2", "ladling cheng2"),
+    ("口香糖粘在鞋底上了。", "粘", "zhan1", "sticking zhan1"),
+    ("他给外公写了一本《外公传》。", "传", "zhuan4", "title zhuan4"),
+    ("这家的面包比那家的更松软。", "更", "geng4", "more geng4"),
+    ("这台机器曾多次出现故障。", "曾", "ceng2", "once ceng2"),
+    ("出锅前再撒一撮葱花。", "撮", "cuo1", "pinch cuo1"),
+    ("葛属植物的根可以入药。", "葛", "ge2", "kudzu ge2"),
+    ("皇帝下诏削藩。", "削", "xue1", "stripping xue1"),
+    ("小船在水面上一摇一晃。", "晃", "huang4", "swaying huang4"),
+    ("这条老弄已经有一百多年了。", "弄", "long4", "lane long4"),
 ]
 
 
@@ -527,6 +543,12 @@ def test_grammar_rules_settle_everyday_readings(sentence: str, char: str, readin
         ("这些只是开始。", "只", "zhi3"),  # 只是 after a demonstrative is not a measure word
         ("圣何塞是一座城市。", "塞", "sai4"),  # a transliterated name is not a word standing alone
         ("他把地扫干净了。", "地", "di4"),  # after 把 it is the noun
+        ("哦，原来是这样。", "哦", "o4"),  # 哦 opening a clause is the interjection
+        ("这条路全长二十哩。", "哩", "li3"),  # after a numeral it is the mile
+        ("这种胶水很粘稠。", "粘", "nian2"),
+        ("他们都指挥过千军万马。", "都", "dou1"),
+        ("他把铅笔削得尖尖的。", "削", "xiao1"),
+        ("老葛属于热心肠的人。", "葛", "ge3"),
     ],
 )
 def test_grammar_rules_leave_compounds_and_names_alone(sentence: str, char: str, reading: str) -> None:
@@ -570,3 +592,12 @@ def test_pypinyin_phrases_are_not_overruled_by_the_model() -> None:
     for sentence, char, reading in [("小狗替主人看家。", "看", "kan1"), ("请仔细校对一遍。", "校", "jiao4")]:
         decision = decide(segment(sentence))[sentence.index(char)]
         assert (decision.reading, decision.source) == (reading, PHRASE)
+
+
+def test_phrase_corrections_apply_to_the_word_never_across_words() -> None:
+    assert readings_of("利用平方差公式。", "平方差") == "ping2 fang1 cha1"  # a piece of a word too
+    assert readings_of("机器正常运转。", "运转") == "yun4 zhuan3"
+    assert readings_of("对方差点赢了。", "差") == "cha4"  # 对方/差点, not 方差
+    assert readings_of("湖泊地区", "泊") == "po1"  # 湖泊/地区, not 泊地
+    assert readings_of("乐评人对新专辑评价很高。", "乐评人") == "yue4 ping2 ren2"  # no dictionary has it
+    assert readings_of("脯氨酸是一种氨基酸。", "脯氨酸") == "fu3 an1 suan1"

@@ -97,7 +97,7 @@ _COLLOCATION_RULES = (
     ContextRule("rolling juan3", "卷", "juan3", "", "[成起上好了着住进]"),
     ContextRule("sewing feng2", "缝", "feng2", "", "[了着好上补起]|一下|一针|扣子|衣服|被子|伤口"),
     ContextRule("nailing ding4", "钉", "ding4", "", "[在上好了住进牢木]|一下|扣子|钉子|[一两三几]处|个|鞋掌|掌"),
-    ContextRule("stewing men1", "闷", "men1", "", "[一上会着在泡]|[几两三五十]分钟"),
+    ContextRule("stewing men1", "闷", "men1", "", "[一上会着在泡软熟烂]|[几两三五十]分钟"),
     ContextRule("coaxing hong3", "哄", "hong3", "", "[我你他她它孩宝了着好睡骗]|一会|一下"),
     ContextRule("coaxing hong3", "哄", "hong3", "[着去来别]", _CLAUSE),
     ContextRule("roaring hong1", "哄", "hong1", "(?<![他她我你它])", "[的地]一声|堂|然|笑"),
@@ -290,7 +290,7 @@ _COLLOCATION_RULES = (
     ContextRule(
         "tying za1", "扎", "za1", "", f"[^{PUNCTUATION}]{{0,8}}?(?:辫|头发|马尾)|成|捆|彩|灯笼|紧|起来|了[一两几三]圈"
     ),  # 扎辫子, 扎了两条小辫子
-    ContextRule("plain pu3", "朴", "pu3", "[简古纯诚质淳俭素]", "", over_words=True),  # pypinyin gives 纯朴 piao2
+    ContextRule("plain pu3", "朴", "pu3", "[简古纯诚质淳俭素实敦]", "", over_words=True),  # pypinyin gives 纯朴 piao2
     ContextRule("wedging sai1", "塞", "sai1", "里|(?<![前飞开])往", ""),
     ContextRule("sparing she3", "舍", "she3", "", "小家|命|身|己"),
     ContextRule("watering yin4", "饮", "yin4", "", f"[^{PUNCTUATION}]{{0,8}}?[牛马羊驴骡]|饱"),
@@ -366,9 +366,34 @@ _COLLOCATION_RULES = (
     ContextRule("close ai1", "挨", "ai1", "", "肩"),  # 挨肩
     ContextRule("general jiang4", "将", "jiang4", "[魏蜀吴敌]", "[，。、的后与和]"),  # 魏将: a general of Wei
     ContextRule("frying zha2", "炸", "zha2", "续", ""),
+    # 晕 yùn is the noun "halo" (日晕, 光晕): after 的 or a halo's body, before a place word (暗物质晕里, 黑洞的晕中).
+    ContextRule("halo yun4", "晕", "yun4", "的|物质|星系|银河系", "[中里内外周，。]"),
+    # 都 dū heads the titles of chief officials (都指挥使, 都转运使, 都虞候); 他们都指挥过 reads dōu elsewhere.
+    ContextRule("chief du1", "都", "du1", "", "指挥使|指挥同知|指挥佥事|转运使|虞候|知兵马使|统制"),
+    # 尽 jìn "entirely" standing before a verb (尽得其传, 尽交); 尽 jǐn keeps to its words (尽快, 尽早, 尽着).
+    ContextRule("entirely jin4", "尽", "jin4", "(?<!不)", "[得交收失显归除赦弃毁入]", alone=True),
+    ContextRule("hiding cang2", "藏", "cang2", "所", "(?![族语文区式])"),  # 所藏: 所 before a verb
+    # 盛 chéng "ladle, fill" before what fills the bowl (盛饭, 盛了一碗汤, 盛满); 盛 shèng "flourishing" is in words.
+    ContextRule("ladling cheng2", "盛", "cheng2", "", "了?(?:[饭汤粥菜]|米饭|[一两几半]碗|[一两几]勺|满)|进|在"),
+    ContextRule("sticking zhan1", "粘", "zhan1", "", "[在上住到满了起牢]"),  # 粘在, 粘住; 粘稠, 粘着力 are nian2
     # 涌 chong1 "a creek" ends Cantonese place names (麻涌、葵涌); 汹涌, 泉涌, 管涌 are yong3.
     ContextRule("stream chong1", "涌", "chong1", "(?![管汹泉潮奔喷])[\u4e00-\u9fff]", "[、，。河村镇区站口两]"),
     ContextRule("rows hang2", "行", "hang2", "[零一二两三四五六七八九十百千]多", "(?!不)", counts=True),
+    # 传 zhuàn "a biography, a commentary" ends a book's title (《水浒传》, 《春秋左氏传·桓公九年》).
+    ContextRule("title zhuan4", "传", "zhuan4", "《[^《》]*[\u4e00-\u9fff]", "[》·]"),
+    # 更 gèng "more" standing alone in a comparison (比昨天的更新鲜); 更新, 更换 are words of their own.
+    ContextRule("more geng4", "更", "geng4", f"比[^{PUNCTUATION}]{{0,8}}", "", alone=True),
+    ContextRule("once ceng2", "曾", "ceng2", "", "一度|[两几]度|多次|先后"),  # 股价曾一度跌破十元
+    # 撮 cuō counts pinches (一撮盐); 撮 zuǒ counts tufts of hair (一撮毛).
+    ContextRule("pinch cuo1", "撮", "cuo1", _COUNTED, f"(?![^{PUNCTUATION}]{{0,2}}(?:毛|发|须|胡|鬓))", counts=True),
+    ContextRule("kudzu ge2", "葛", "ge2", "", "属(?!于)|科(?![长学技员室])"),  # 蓬莱葛属: the plant, in a genus's name
+    # 削 xuē "strip of" a rank or a fief (削藩, 削籍, 削亲王品级); 削 xiāo "pare" takes fruit and pencils.
+    ContextRule("stripping xue1", "削", "xue1", "", f"[藩籍爵]|[^{PUNCTUATION}]{{0,4}}?(?:品级|爵位|王爵|封号|封地)"),
+    ContextRule("swaying huang4", "晃", "huang4", "摇一", "", over_words=True),  # 一摇一晃
+    # 弄 lòng "a lane" counted by 条 or naming a neighbourhood (四十三条老弄, 百福弄社区)
+    ContextRule("lane long4", "弄", "long4", "条老?", "(?![干清坏脏乱丢错懂明湿断死伤成到出得不了好])"),
+    ContextRule("lane long4", "弄", "long4", "[\u4e00-\u9fff]", "社区|小区|居委"),
+    ContextRule("dazzling huang3", "晃", "huang3", f"(?:阳光|灯光|车灯|光线|反光)[^{PUNCTUATION}]{{0,2}}", ""),
 )
 
 # --- particles and modals, told apart by the part of speech around them.
@@ -434,6 +459,12 @@ _PARTICLE_RULES = (
     ContextRule("graded cha4", "差", "cha4", f"{_DEGREE}|挺|最", ""),
     ContextRule("graded heng4", "横", "heng4", f"{_DEGREE}|挺|最|可|还", f"(?![^{PUNCTUATION}]{{0,2}}[线竖])"),
     ContextRule("rude heng4", "横", "heng4", "", "什么|得很|得不"),  # 你跟我横什么
+    # 哦 and 哩 ending a clause after a word are modal particles, toneless like 吧 and 啊 (要来哦, 做哩！);
+    # 哦 ò "oh" opens one (哦，我懂了), and 哩 lǐ "mile" follows a numeral (二十哩).
+    ContextRule("final particle o5", "哦", "o5", "[\u4e00-\u9fff]", f"{_CLAUSE}|[!?！？…]"),
+    ContextRule(
+        "final particle li5", "哩", "li5", f"(?![{_COUNTED_CHARS}英公海])[\u4e00-\u9fff]", f"{_CLAUSE}|[!?！？…]"
+    ),
 )
 
 # --- surnames: before a title, the character is a family name (朴先生 piao2).
