@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from qingyin.families.fs2_mbmelgan.backends import BACKENDS  # light: the backends themselves are imported on use
-from qingyin.options import ENERGY, PITCH, SPEED
+from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
 from qingyin.text.prosody import MODES as PROSODY_MODES
 from qingyin.voices.registry import DEFAULT_VOICE, VOICES
 
@@ -21,6 +22,9 @@ EXAMPLES = """examples:
   qingyin say '<speak>旁白。<voice name="yunxi">你好！</voice><voice name="xiaobei">嗨。</voice></speak>' -o a.wav
   qingyin voices
   qingyin say "欢迎使用轻音。" -o fast.wav --speed 1.3 --pitch 1.2
+  qingyin say "真的吗？太好了！" -o happy.wav --emotion happy --intensity 1.2
+  qingyin say "什么？你来了？" -o mix.wav --emotion happy:0.4,surprise:0.6
+  qingyin say "我们明天见。" -o like.wav --reference my_reading.wav --reference-strength 0.7
   qingyin say "我们重[chong2]新开始。" -o fix.wav --lexicon my_words.tsv
   qingyin say '<speak>请稍等<break time="500ms"/>好了。</speak>' -o ssml.wav
   qingyin frontend "2024年3月5日，银行行长来了。" --json
@@ -68,6 +72,23 @@ def _build_parser() -> argparse.ArgumentParser:
                           "of voices of one model such as xiaobei:0.6,yunxi:0.4")
     for setting in (SPEED, PITCH, ENERGY):
         say.add_argument(f"--{setting.name}", type=float, default=setting.default, help=setting.describe())
+    style = say.add_argument_group(
+        "emotion and reference prosody", textwrap.fill(  # the say parser prints descriptions raw
+        "Every voice speaks all seven emotions. They are rendered by prosody control: the pitch register and range, "
+        "the intonation contours (sentence end, focus word), loudness, speaking rate and pauses are edited from "
+        "the voice's own prediction. The voices were trained on neutral speech, so this is neutral speech "
+        "reshaped, not an emotional voice. SSML <emotion category=\"happy\" intensity=\"1.0\"> sets it for a "
+        "part of the text.", 78))
+    style.add_argument("--emotion", default=NEUTRAL, metavar="EMOTION",
+                       help=f"one of {', '.join(EMOTIONS)} (default: {NEUTRAL}), or a mix such as "
+                            "happy:0.6,surprise:0.3 (weights sum to at most 2)")
+    style.add_argument("--intensity", type=float, default=INTENSITY.default, help=INTENSITY.describe())
+    style.add_argument("--reference", metavar="PATH",
+                       help="a recording (1-60 s of speech; wav, flac, ogg or mp3) whose prosody to carry over: "
+                            "pitch register and range, loudness contrasts, rate, pauses (the timbre stays the "
+                            "voice's own)")
+    style.add_argument("--reference-strength", type=float, default=REFERENCE_STRENGTH.default,
+                       help=REFERENCE_STRENGTH.describe())
     say.add_argument("--phones", help="the voice's own symbols to speak instead of text, bypassing the frontend "
                                       "(Baker: 'sil n i3 #0 h ao3 sil', eos is appended; Kokoro: 'ni↓xau↓.')")
     say.add_argument("--durations", type=_parse_durations,
@@ -216,9 +237,18 @@ def _say(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from qingyin.runtime.audio import WavWriter
-    from qingyin.runtime.synthesizer import InvalidOptionError, SentenceAudio, Synthesizer, stack_features
+    from qingyin.runtime.synthesizer import (
+        InvalidOptionError,
+        SentenceAudio,
+        SynthesisOptions,
+        Synthesizer,
+        stack_features,
+    )
 
-    options = {"speed": args.speed, "pitch": args.pitch, "energy": args.energy}
+    options: dict[str, object] = {"speed": args.speed, "pitch": args.pitch, "energy": args.energy,
+                                  "emotion": args.emotion, "intensity": args.intensity,
+                                  "reference_strength": args.reference_strength}
+    SynthesisOptions(**options).validated()  # type: ignore[arg-type]  # bad values fail before the model loads
     if args.durations is not None and args.phones is None:
         raise InvalidOptionError("--durations needs --phones: timing is given per symbol")
     if args.phones is not None and args.text is not None:
@@ -231,6 +261,10 @@ def _say(args: argparse.Namespace) -> int:
 
     tts = Synthesizer(args.voice, threads=args.threads, lexicon=args.lexicon, prosody=args.prosody,
                       backend=args.backend, variant=args.variant)
+    if args.reference is not None:  # measured once, here, so that its problems are reported before synthesis
+        options["reference"] = tts.check_options(**options, reference=args.reference).reference
+        for warning in tts.style_warnings(**options):
+            print(f"qingyin: warning: {warning}", file=sys.stderr)
     if args.phones is not None:
         sentences = iter(tts.synthesize_phones(args.phones, durations=args.durations, **options).sentences)
         total = 1
@@ -404,18 +438,25 @@ def _voices(args: argparse.Namespace) -> int:
     from qingyin.families.catalog import voice_table
 
     rows = voice_table()
+    for row in rows:  # every voice speaks every emotion (prosody control, the same for all voices)
+        row["emotions"] = list(EMOTIONS)
+        row["reference_prosody"] = True
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return 0
-    print(f"{'voice':9} {'gender':7} {'family':13} {'rate':6} {'controls':26} {'RTF':6} {'CER':6} installed")
+    print(f"{'voice':9} {'gender':7} {'family':13} {'rate':6} {'controls':26} {'emotions':9} {'RTF':6} {'CER':6} "
+          "installed")
     for row in rows:
         rtf = f"{row['rtf']:.3f}" if row["rtf"] is not None else "-"
         cer = f"{row['cer']:.3f}" if row["cer"] is not None else "-"
         installed = "yes" if row["installed"] else f"no: {row['fetch']}"
         print(f"{row['name']:9} {row['gender']:7} {row['family']:13} {row['sample_rate']:<6} "
-              f"{','.join(row['capabilities']):26} {rtf:6} {cer:6} {installed}")
+              f"{','.join(row['capabilities']):26} {'all 7*':9} {rtf:6} {cer:6} {installed}")
     print("\nRTF: real-time factor on 2 CPU threads, CER: Whisper-base character error rate on our 103 sentences "
           "(both measured, BENCHMARKS.md). mix: blends like xiaobei:0.6,yunxi:0.4")
+    print(f"*emotions: {', '.join(EMOTIONS)} on every voice (--emotion, --intensity 0-2), rendered by prosody "
+          "control (pitch register and range, contours, loudness, rate, pauses): the voices were trained on neutral "
+          "speech. --reference takes the prosody of a recording.")
     notes = [f"{row['name']}: {row['description'].split('; ', 1)[1]}" for row in rows if "; " in row["description"]]
     print("\n".join(notes))
     return 0

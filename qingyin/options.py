@@ -35,3 +35,13 @@ ENERGY = Setting("energy", 1.0, 0.0, 3.0, "energy excursion scale (not a gain)")
 SENTENCE_PAUSE = Setting("sentence_pause", 0.2, 0.0, 5.0, "seconds of silence between sentences")
 
 SETTINGS = {s.name: s for s in (SPEED, PITCH, ENERGY, SENTENCE_PAUSE)}
+
+# Emotion and reference prosody (qingyin.style): rendered by editing the predicted prosody of every voice.
+NEUTRAL = "neutral"
+EMOTIONS = (NEUTRAL, "happy", "sad", "angry", "surprise", "fear", "disgust")
+INTENSITY = Setting("intensity", 1.0, 0.0, 2.0,
+                    "emotion intensity: 0 = neutral, 1 = the preset, 2 = strong (capped below caricature)")
+REFERENCE_STRENGTH = Setting("reference_strength", 1.0, 0.0, 1.0,
+                             "how far the reference recording's prosody is carried over: 0 = not at all, 1 = fully")
+MAX_MIX_WEIGHT = 2.0  # the weights of an emotion mix ({"happy": 0.6, "surprise": 0.3}) sum to at most this
+STYLE_SETTINGS = {s.name: s for s in (INTENSITY, REFERENCE_STRENGTH)}

@@ -175,6 +175,116 @@ def test_durations_wrong_count(cli, tmp_path, durations):
     assert_no_leftovers(tmp_path)
 
 
+# --- say: emotion and reference prosody -------------------------------------------------------------------
+
+
+def assert_same_audio(path: Path, expected: np.ndarray) -> None:
+    samples = assert_wav(path)
+    assert len(samples) == len(expected)
+    assert np.abs(samples - expected).max() <= 1.0 / 32767 + 1e-6
+
+
+@pytest.mark.parametrize(("flags", "options"), [
+    (["--emotion", "happy", "--intensity", "1.2"], {"emotion": "happy", "intensity": 1.2}),
+    (["--emotion", "sad"], {"emotion": "sad"}),
+    (["--emotion", "happy:0.6,surprise:0.3"], {"emotion": {"happy": 0.6, "surprise": 0.3}}),
+])
+def test_say_passes_emotion_and_intensity(cli, tts, tmp_path, flags, options):
+    out = tmp_path / "out.wav"
+    code, _, stderr = cli("say", "今天天气不错。", "-o", out, *flags)
+    assert code == 0, stderr
+    expected = tts.synthesize("今天天气不错。", **options).audio
+    assert_same_audio(out, expected)
+    assert not np.array_equal(expected, tts.synthesize("今天天气不错。").audio)
+
+
+def test_say_emotion_on_phones(cli, tts, tmp_path):
+    out = tmp_path / "out.wav"
+    code, _, stderr = cli("say", "--phones", PHONES, "-o", out, "--emotion", "angry")
+    assert code == 0, stderr
+    assert_same_audio(out, tts.synthesize_phones(PHONES, emotion="angry").audio)
+
+
+@pytest.fixture(scope="module")
+def reference_wav(tts, tmp_path_factory) -> Path:
+    """A recording to take prosody from: the Baker voice, livelier and faster than it speaks by default."""
+    path = tmp_path_factory.mktemp("reference") / "ref.wav"
+    tts.synthesize("我们明天早上八点在学校门口见面，别迟到了。", pitch=1.6, speed=1.25).save(path)
+    return path
+
+
+def test_say_takes_prosody_from_a_reference(cli, tts, tmp_path, reference_wav):
+    out = tmp_path / "out.wav"
+    code, stdout, stderr = cli("say", "今天天气不错。", "-o", out, "--reference", reference_wav,
+                               "--reference-strength", "0.7", "--emotion", "happy")
+    assert code == 0, stderr
+    assert stdout.strip() == str(out)
+    expected = tts.synthesize("今天天气不错。", reference=str(reference_wav), reference_strength=0.7,
+                              emotion="happy").audio
+    assert_same_audio(out, expected)
+    assert not np.array_equal(expected, tts.synthesize("今天天气不错。", emotion="happy").audio)
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["--emotion", "joy"], "unknown emotion"),
+    (["--emotion", "happy:lots"], "happy:0.6,surprise:0.3"),
+    (["--emotion", "happy:1.5,sad:1"], "at most 2"),
+    (["--intensity", "3"], "intensity must be a number between 0 and 2"),
+    (["--intensity", "nan"], "intensity"),
+    (["--reference-strength", "2"], "reference_strength"),
+    (["--reference", "no/such/recording.wav"], "no reference recording"),
+])
+def test_say_bad_style_flags_are_clean_errors(cli, tmp_path, args, hint):
+    out = tmp_path / "out.wav"
+    code, stdout, stderr = cli("say", "你好", "-o", out, *args)
+    assert code == 2, stderr
+    assert "qingyin: error:" in stderr and hint in stderr and "Traceback" not in stderr
+    assert stdout == ""
+    assert_no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(("content", "hint"), [
+    (b"not audio at all" * 50, "cannot read"),
+    (None, "0.30 s long"),
+])
+def test_say_unusable_reference_is_a_clean_error(cli, tmp_path, content, hint):
+    from qingyin.runtime.audio import write_wav
+
+    reference = tmp_path / "ref.wav"
+    if content is None:
+        write_wav(reference, 0.3 * np.sin(np.arange(int(0.3 * SAMPLE_RATE)) * 0.05).astype(np.float32), SAMPLE_RATE)
+    else:
+        reference.write_bytes(content)
+    code, _, stderr = cli("say", "你好", "-o", tmp_path / "out.wav", "--reference", reference)
+    assert code == 2 and "qingyin: error:" in stderr and hint in stderr
+    assert_no_leftovers(tmp_path, ("ref.wav",))
+
+
+def test_say_warns_about_a_clipped_reference(cli, tmp_path, reference_wav):
+    samples, rate = read_wav(reference_wav)
+    from qingyin.runtime.audio import write_wav
+
+    clipped = tmp_path / "clipped.wav"
+    write_wav(clipped, np.clip(samples * 8, -0.5, 0.5).astype(np.float32), rate)
+    code, _, stderr = cli("say", "你好。", "-o", tmp_path / "out.wav", "--reference", clipped)
+    assert code == 0, stderr
+    assert "qingyin: warning:" in stderr and "clipped" in stderr
+
+
+def test_voices_show_the_seven_emotions(cli):
+    code, stdout, _ = cli("voices")
+    assert code == 0
+    header, *rows = stdout.split("\n\n")[0].splitlines()
+    assert "emotions" in header and all("all 7*" in row for row in rows)
+    assert "neutral, happy, sad, angry, surprise, fear, disgust" in stdout and "prosody control" in stdout
+    assert "trained on neutral speech" in stdout
+    code, stdout, _ = cli("voices", "--json")
+    import json
+
+    assert all(row["emotions"][1:] == ["happy", "sad", "angry", "surprise", "fear", "disgust"]
+               for row in json.loads(stdout))
+
+
 # --- say: bad input --------------------------------------------------------------------------------------
 
 
@@ -345,8 +455,11 @@ def test_help(cli):
     assert code == 0 and "say" in stdout and "models" in stdout
     code, stdout, _ = cli("say", "--help")
     assert code == 0
-    for flag in ("--speed", "--pitch", "--energy", "--phones", "--durations", "--save-features", "--voice"):
+    for flag in ("--speed", "--pitch", "--energy", "--phones", "--durations", "--save-features", "--voice",
+                 "--emotion", "--intensity", "--reference", "--reference-strength"):
         assert flag in stdout
+    words = " ".join(stdout.split())  # argparse wraps to the terminal's width
+    assert "prosody control" in words and "trained on neutral speech" in words and "happy:0.6,surprise:0.3" in words
     code, stdout, _ = cli("models", "--help")
     assert code == 0 and "fetch" in stdout and "list" in stdout
 

@@ -40,13 +40,20 @@ def test_variants_know_their_family():
 @pytest.mark.parametrize(("spec", "words"), [
     ("nope", ["nope", "baker"]),
     ("baker:onnx-int8", ["onnx-int8", "torch"]),
-    ("baker:emotion=sad", ["emotion", "speed"]),
+    ("baker:emotion=joy", ["joy", "happy"]),
+    ("baker:mood=sad", ["mood", "emotion"]),
     ("baker:speed=fast", ["speed", "fast"]),
 ])
 def test_bad_variants_name_the_problem(spec, words):
     with pytest.raises((InvalidOptionError, UnknownVoiceError)) as error:
         parse_variant(spec)
     assert all(w in str(error.value) for w in words)
+
+
+def test_variants_carry_emotion_and_intensity():
+    variant = parse_variant("yunxi:emotion=sad,intensity=0.5")
+    assert variant.options == {"emotion": "sad", "intensity": 0.5}
+    assert variant.name == "yunxi:emotion=sad,intensity=0.5"
 
 
 def test_default_text_set_is_large_and_varied():

@@ -351,3 +351,16 @@ def test_bad_arguments_raise_value_error(utterance):
         prosody_descriptors(clip, SR, syllables=-1)
     # a mono clip given as (N, 1) is fine
     assert analyze(clip[:, None], SR).frames == analyze(clip, SR).frames
+
+
+@pytest.mark.parametrize(("end_hz", "sign"), [(300.0, 1), (150.0, -1)])
+def test_final_contour_rises_or_falls_with_the_last_200_ms(end_hz, sign):
+    n = int(round(0.8 * SR))
+    contour = np.full(n, 200.0)
+    tail = int(round(0.2 * SR))
+    contour[-tail:] = np.geomspace(200.0, end_hz, tail)  # the last 200 ms glide 7 semitones up or 5.8 down
+    p = prosody_descriptors(pad(harmonic_tone(contour, 0.8)), SR)
+    expected = 12 * np.log2(end_hz / 200.0)
+    assert np.sign(p.final_slope_st) == sign and abs(p.final_slope_st - expected / 2) < 1.0  # half-medians: half of it
+    assert np.sign(p.final_level_st) == sign
+

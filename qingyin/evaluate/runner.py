@@ -139,7 +139,7 @@ def _measure_clip(meters: Meters, utterance: Utterance, audio: np.ndarray, rate:
         p = meters.signal.prosody_descriptors(analysis, syllables=syllables or None)
         m.update(f0_mean_st=p.f0_mean_st, f0_std_st=p.f0_std_st, f0_range_st=p.f0_range_st, rms_dbfs=p.rms_dbfs,
                  speaking_rate=p.speaking_rate if p.speaking_rate is not None else math.nan,
-                 pause_time_s=p.pause_time_s)
+                 pause_time_s=p.pause_time_s, final_level_st=p.final_level_st, final_slope_st=p.final_slope_st)
 
 
 def _measure_pairs(meters: Meters, utterances: list[Utterance], clips: dict, reference: Variant) -> None:

@@ -1,7 +1,8 @@
 """Variants: what `qingyin eval` and `qingyin bench` compare. A variant = voice + backend + options.
 
 Spelled `voice[:backend][:name=value,...]`, e.g. `baker`, `baker:onnx`, `baker:onnx:variant=int8-dynamic`,
-`baker:speed=1.2,pitch=1.1`, `baker:prosody=plain` (the frontend's boundary mode, see qingyin.text.prosody).
+`baker:speed=1.2,pitch=1.1`, `yunxi:emotion=happy,intensity=0.5`, `baker:prosody=plain` (the frontend's boundary
+mode, see qingyin.text.prosody).
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def parse_variant(spec: str) -> Variant:
                 if prosody not in MODES:
                     raise InvalidOptionError(f"variant {spec!r}: prosody must be one of {', '.join(MODES)}")
                 continue
-            if name not in SynthesisOptions.__dataclass_fields__:
-                known = "speed, pitch, energy, sentence_pause, prosody, variant"
+            if name == "emotion":
+                options[name] = value.strip()
+                continue
+            if name not in SynthesisOptions.__dataclass_fields__ or name == "reference":
+                known = "speed, pitch, energy, sentence_pause, emotion, intensity, prosody, variant"
                 raise InvalidOptionError(f"variant {spec!r}: unknown option {name!r}; known: {known}")
             options[name] = _number(spec, name, value)
     try:

@@ -21,7 +21,7 @@ from qingyin.text.markup import Controls
 from qingyin.voices.registry import ModelSpec
 
 # What a family lets the engine edit in a Prosody (see Capabilities in the catalog and `qingyin voices`).
-DURATION, PITCH, ENERGY, MIX = "duration", "pitch", "energy", "mix"
+DURATION, PITCH, ENERGY, MIX, TILT = "duration", "pitch", "energy", "mix", "tilt"
 
 Speaker = Mapping[str, float]  # the model's speaker names -> weights summing to 1 (one speaker: {name: 1.0})
 
@@ -35,6 +35,9 @@ class Tokens:
     ids: list[int]  # what the model takes, one per token (may add framing tokens, e.g. Baker's eos, at the end)
     controls: list[Controls] | None = None  # per id, from SSML <prosody>; None = all neutral
     breaks: list[tuple[int, int]] = field(default_factory=list)  # (token index, boundary level 0-3): may split there
+    # per id, the syllable it belongs to (0, 1, ... within the sentence), -1 for pauses, punctuation and framing;
+    # the style layer finds words, phrase ends and pauses with it (qingyin.style.layout). None = unknown
+    syllables: list[int] | None = None
 
 
 @dataclass
@@ -43,7 +46,10 @@ class Prosody:
 
     The realized frames are `frames()`: the predicted durations times `duration_scale`, rounded half to even,
     or `forced` when the caller fixed the timing. `pitch_scale` widens or narrows the pitch excursions around
-    the voice's level, `energy_scale` the energy excursions: the same meaning on every family.
+    the voice's level, `energy_scale` the energy excursions: the same meaning on every family. The style layer
+    (qingyin.style) also moves the pitch register (`pitch_shift`, semitones; `pitch_slope`, a rise across the token
+    where the family has frame-level pitch, else half of it added to the token), the loudness (`gain_db`, applied
+    to the audio by the engine) and the spectral tilt (`tilt_db`, families with the TILT capability).
     """
 
     durations: np.ndarray  # (tokens,) float32 frames as predicted, at speed 1
@@ -53,6 +59,10 @@ class Prosody:
     duration_scale: np.ndarray | None = None  # (tokens,) float32; None = 1
     pitch_scale: np.ndarray | None = None
     energy_scale: np.ndarray | None = None
+    pitch_shift: np.ndarray | None = None  # (tokens,) semitones; None = 0
+    pitch_slope: np.ndarray | None = None  # (tokens,) semitones from the token's start to its end; None = 0
+    gain_db: np.ndarray | None = None  # (tokens,) loudness change, dB; None = 0
+    tilt_db: np.ndarray | None = None  # (tokens,) high- against low-frequency level, dB; None = 0
     forced: np.ndarray | None = None  # (tokens,) int frames replacing durations × duration_scale
     state: object = None  # family-private (encoder states, style vector, ...)
 
@@ -63,9 +73,18 @@ class Prosody:
         return np.rint(self.durations.astype(np.float32) * scale).astype(np.int64)
 
     def unedited(self, name: str) -> bool:
-        """Whether the `name` scale ("pitch" or "energy") is 1 everywhere."""
+        """Whether the `name` ("pitch" or "energy") is as predicted: its scale 1 everywhere (and for pitch, no
+        shift or slope)."""
         scale = getattr(self, f"{name}_scale")
-        return scale is None or bool(np.all(scale == 1.0))
+        edits = [self.pitch_shift, self.pitch_slope] if name == PITCH else []
+        return (scale is None or bool(np.all(scale == 1.0))) and all(e is None or not e.any() for e in edits)
+
+    def semitones(self) -> np.ndarray | None:
+        """The pitch shift of each token with half its slope (for families with one pitch per token)."""
+        if self.pitch_shift is None and self.pitch_slope is None:
+            return None
+        shift = np.zeros(len(self.durations), np.float32) if self.pitch_shift is None else self.pitch_shift
+        return shift if self.pitch_slope is None else shift + 0.5 * self.pitch_slope
 
 
 @dataclass
@@ -79,6 +98,7 @@ class Acoustics:
     mel: np.ndarray | None = None  # (frames, mels) for families with a mel vocoder
     state: object = None
     trim_frames: int = 0  # leading frames rendered but cut from the audio (Kokoro's long predicted silence)
+    gain_db: np.ndarray | None = None  # (tokens,) loudness edits the engine applies to the audio (qingyin.style)
 
     @property
     def seconds(self) -> float:
@@ -119,5 +139,5 @@ class Voice(Protocol):
         """The waveform in pieces (`first_chunk` frames first, then `chunk`), concatenating to `render`'s."""
 
 
-__all__ = ["DURATION", "ENERGY", "MIX", "PITCH", "Acoustics", "Prosody", "SequenceTooLongError", "Speaker", "Tokens",
-           "Voice"]
+__all__ = ["DURATION", "ENERGY", "MIX", "PITCH", "TILT", "Acoustics", "Prosody", "SequenceTooLongError", "Speaker",
+           "Tokens", "Voice"]

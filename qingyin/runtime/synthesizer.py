@@ -18,9 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Tokens
-from qingyin.options import SETTINGS, InvalidOptionError
+from qingyin.options import NEUTRAL, REFERENCE_STRENGTH, SETTINGS, STYLE_SETTINGS, InvalidOptionError
 from qingyin.runtime.audio import write_wav
 from qingyin.runtime.pool import ModelPool, Selection
+from qingyin.style import Style, style_for
+from qingyin.style.gain import apply_gain, gain_envelope
+from qingyin.style.presets import EmotionLike, check_intensity, emotion_weights
 from qingyin.text import Frontend, FrontendResult, Sentence
 from qingyin.text.frontend import LexiconLike
 from qingyin.voices import registry
@@ -50,8 +53,14 @@ class SynthesisOptions:
     pitch: float = SETTINGS["pitch"].default  # pitch excursion scale
     energy: float = SETTINGS["energy"].default  # energy excursion scale
     sentence_pause: float = SETTINGS["sentence_pause"].default  # seconds of silence inserted between sentences
+    # qingyin.style: an emotion ("happy") or a mix ({"happy": 0.6, "surprise": 0.3}) at an intensity (0-2), and
+    # the prosody of a reference recording (a path, its bytes, or its qingyin.style.reference.ReferenceProsody)
+    emotion: EmotionLike = NEUTRAL
+    intensity: float = STYLE_SETTINGS["intensity"].default
+    reference: object = None
+    reference_strength: float = REFERENCE_STRENGTH.default
 
-    LIMITS = {name: setting.range for name, setting in SETTINGS.items()}
+    LIMITS = {name: setting.range for name, setting in (SETTINGS | {"reference_strength": REFERENCE_STRENGTH}).items()}
 
     def validated(self) -> SynthesisOptions:
         for name, (low, high) in self.LIMITS.items():
@@ -60,6 +69,8 @@ class SynthesisOptions:
                 raise InvalidOptionError(f"{name} must be a number, got {value!r}")
             if not math.isfinite(float(value)) or not low <= value <= high:
                 raise InvalidOptionError(f"{name} must be between {low} and {high}, got {value}")
+        emotion_weights(self.emotion)
+        check_intensity(self.intensity)
         return self
 
 
@@ -181,6 +192,7 @@ class Synthesizer:
         self.spec = self.selection.spec
         self.voice = self.selection.voice
         self.sample_rate = self.voice.sample_rate
+        self._references: dict[object, object] = {}
 
     # --- public API ------------------------------------------------------------------------------
     def frontend(self, text: str, lexicon: LexiconLike = None) -> FrontendResult:
@@ -205,7 +217,13 @@ class Synthesizer:
             if cancel is not None and cancel():
                 raise SynthesisCancelled("synthesis cancelled")
             sentences.append(sentence)
-        return self._result(sentences, opts, frontend.warnings)
+        return self._result(sentences, opts, [*frontend.warnings, *self._style(self.selection, opts).warnings])
+
+    def style_warnings(self, **options: object) -> list[str]:
+        """What the style layer says about these options for the engine's voice: a reference recording that is
+        clipped, noisy or carried over only in part (the reference is measured once and kept)."""
+        opts = self._options(options)
+        return list(self._style(self.selection, opts).warnings)
 
     def iter_sentences(
         self, text: str | FrontendResult, lexicon: LexiconLike = None, **options: object
@@ -305,6 +323,8 @@ class Synthesizer:
                 except SequenceTooLongError:
                     continue
                 share = (time.perf_counter() - began) / len(group)
+                for features, prosody in zip(acoustics, prosodies, strict=True):
+                    features.gain_db = prosody.gain_db
                 for (sentence, _, tokens), features in zip(group, acoustics, strict=True):
                     done[id(sentence)] = _Acoustic(sentence.text, tokens.symbols, features, share, selection)
         return done
@@ -376,6 +396,7 @@ class Synthesizer:
             return SentenceAudio("", [], _no_features(), np.zeros(0, np.float32), 0.0, 0.0, break_ms)
         start = time.perf_counter()
         audio = piece.selection.voice.render(piece.features)
+        audio = apply_gain(audio, gain_envelope(piece.features, piece.selection.voice.sample_rate))
         return SentenceAudio(piece.text, piece.phones, piece.features, audio, piece.seconds,
                              time.perf_counter() - start, break_ms, piece.selection.name)
 
@@ -400,8 +421,11 @@ class Synthesizer:
                 if piece is not None:
                     index += 1
                     chunks = piece.selection.voice.render_stream(piece.features, first, chunk)
+                    envelope = gain_envelope(piece.features, piece.selection.voice.sample_rate)
+                    offset = 0
                     for n, audio in enumerate(chunks):
-                        yield StreamChunk(audio, index, piece.text if n == 0 else None)
+                        yield StreamChunk(apply_gain(audio, envelope, offset), index, piece.text if n == 0 else None)
+                        offset += len(audio)
                         pending = pending or pool.submit(next, planned, None)
                 pending = pending or pool.submit(next, planned, None)
                 gap = self._silence(break_ms, opts)
@@ -434,8 +458,32 @@ class Synthesizer:
     def _options(self, options: dict[str, object]) -> SynthesisOptions:
         unknown = sorted(set(options) - set(SynthesisOptions.__dataclass_fields__))
         if unknown:
-            raise InvalidOptionError(f"unknown option(s) {unknown}; known: speed, pitch, energy, sentence_pause")
-        return replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
+            raise InvalidOptionError(f"unknown option(s) {unknown}; known: "
+                                     f"{', '.join(SynthesisOptions.__dataclass_fields__)}")
+        opts = replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
+        if opts.reference is not None:
+            opts = replace(opts, reference=self._reference(opts.reference))
+        pause = self._style(self.selection, opts).preset().pause  # the style's pauses: between sentences too
+        if pause != 1.0:
+            opts = replace(opts, sentence_pause=min(opts.sentence_pause * pause, SETTINGS["sentence_pause"].high))
+        return opts
+
+    def _reference(self, reference: object) -> object:
+        """The reference recording's measured prosody (kept for the last few recordings: measuring takes a while)."""
+        from qingyin.style.reference import ReferenceError, ReferenceProsody, analyze_reference
+
+        if isinstance(reference, ReferenceProsody):
+            return reference
+        if not isinstance(reference, str | Path | bytes):
+            raise InvalidOptionError("reference must be a path to a recording, its bytes, or a ReferenceProsody")
+        key = reference if isinstance(reference, bytes) else str(Path(reference).resolve())
+        if key not in self._references:
+            try:
+                measured = analyze_reference(reference)
+            except ReferenceError as error:
+                raise InvalidOptionError(str(error)) from None
+            self._references = {**dict(list(self._references.items())[-3:]), key: measured}
+        return self._references[key]
 
     def _fit(self, selection: Selection, tokens: Tokens, opts: SynthesisOptions) -> Iterator[_Acoustic]:
         """Acoustics, halving at a prosodic boundary when the sentence is too long for the model."""
@@ -451,7 +499,12 @@ class Synthesizer:
     def _predicted(self, selection: Selection, tokens: Tokens, opts: SynthesisOptions) -> Prosody:
         prosody = selection.voice.predict(tokens, selection.speaker)
         edit_prosody(prosody, tokens, opts)
+        self._style(selection, opts).apply(prosody, tokens, selection.voice.capabilities)
         return prosody
+
+    def _style(self, selection: Selection, opts: SynthesisOptions) -> Style:
+        return style_for(selection.voice.model.name, selection.speaker, opts.emotion, opts.intensity, opts.reference,
+                         opts.reference_strength)
 
     def _acoustic(self, selection: Selection, tokens: Tokens, opts: SynthesisOptions,
                   forced: np.ndarray | None = None) -> _Acoustic:
@@ -459,6 +512,7 @@ class Synthesizer:
         prosody = self._predicted(selection, tokens, opts)
         prosody.forced = forced
         features = selection.voice.acoustic(tokens, prosody, selection.speaker)
+        features.gain_db = prosody.gain_db
         return _Acoustic(tokens.text, tokens.symbols, features, time.perf_counter() - start, selection)
 
     def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:

@@ -5,7 +5,7 @@
 Routes (OpenAPI docs at /docs):
     POST /v1/tts              JSON -> audio (stream: true -> chunked wav/pcm as it is produced)
     GET  /v1/tts?text=...     the same, for quick use
-    POST /v1/tts/reference    multipart with a reference recording (validated; prosody transfer not available yet)
+    POST /v1/tts/reference    multipart: a reference recording and the fields of /v1/tts -> audio with its prosody
     POST /v1/audio/speech     OpenAI's text-to-speech API
     WS   /v1/tts/ws           JSON requests in, JSON events and binary audio out
     POST /v1/frontend         what the frontend makes of a text (pinyin, phones, warnings)
@@ -22,7 +22,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile, WebSocket
@@ -34,17 +35,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
 import qingyin
-from qingyin.options import ENERGY, PITCH, SPEED
+from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
 from qingyin.server import encoding
 from qingyin.server.config import ServerConfig
 from qingyin.server.logs import LOGGER, configure_logging, request_id
-from qingyin.server.schemas import OPENAI_VOICES, FrontendBody, SpeechBody, TTSBody, openai_voice_table
+from qingyin.server.schemas import (
+    EMOTION_TEXT_HELP,
+    OPENAI_VOICES,
+    FrontendBody,
+    SpeechBody,
+    TTSBody,
+    emotion_field,
+    openai_voice_table,
+)
 from qingyin.server.service import (
     BLEND_HELP,
+    EMOTIONS_NOTE,
+    REFERENCE_NOTE,
     SAMPLE_TEXT,
     Audio,
     BadRequest,
-    NotAvailable,
     ServiceError,
     ShuttingDown,
     SpeechRequest,
@@ -61,6 +71,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 JSON_OVERHEAD = 64 * 1024  # bytes a request body may have beyond its text (field names, options, a lexicon)
+WARNING_HEADER = "X-Qingyin-Warning"  # what was changed, ignored or doubtful about a request ("; "-separated)
+# Upload types that may hold audio; anything else declared (text/plain, image/png, ...) is refused unread.
+AUDIO_TYPES = ("application/octet-stream", "application/ogg", "video/ogg")
 
 
 def create_app(config: ServerConfig | None = None, service: TTSService | None = None) -> FastAPI:
@@ -86,7 +99,7 @@ def create_app(config: ServerConfig | None = None, service: TTSService | None = 
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
                            allow_headers=["*"],
-                           expose_headers=["X-Request-ID", "X-Audio-Duration", "X-Cache", "X-Qingyin-Warning"])
+                           expose_headers=["X-Request-ID", "X-Audio-Duration", "X-Cache", WARNING_HEADER])
     app.add_middleware(RequestMiddleware, service=service, config=config)
     return app
 
@@ -116,34 +129,59 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
 
     @app.get("/v1/tts", tags=["speech"], response_class=Response)
     async def tts_get(
-        text: str = Query(..., description="text to read"), voice: str = config.voice, emotion: str = "neutral",
-        intensity: float = 1.0, speed: float = SPEED.default, pitch: float = PITCH.default,
-        energy: float = ENERGY.default, format: str = "wav",
-        sample_rate: int | None = None, stream: bool = False,
+        text: str = Query(..., description="text to read"), voice: str = config.voice,
+        emotion: str = Query(NEUTRAL, description=EMOTION_TEXT_HELP),
+        intensity: float = Query(INTENSITY.default, description=INTENSITY.describe()),
+        reference_strength: float = Query(REFERENCE_STRENGTH.default, description="as in POST /v1/tts (no effect "
+                                          "without a reference recording: POST /v1/tts/reference)"),
+        speed: float = SPEED.default, pitch: float = PITCH.default, energy: float = ENERGY.default,
+        format: str = "wav", sample_rate: int | None = None, stream: bool = False,
     ) -> Response:
-        """The same as POST /v1/tts, with the options as query parameters."""
-        request = SpeechRequest(text=text, voice=voice, emotion=emotion, intensity=intensity, speed=speed,
-                                pitch=pitch, energy=energy, format=format, sample_rate=sample_rate)
+        """The same as POST /v1/tts, with the options as query parameters (an emotion mix as happy:0.6,surprise:0.3)."""
+        request = SpeechRequest(text=text, voice=voice, emotion=emotion_field(emotion), intensity=intensity,
+                                speed=speed, pitch=pitch, energy=energy, format=format, sample_rate=sample_rate,
+                                reference_strength=reference_strength)
         return await _speak(service, request, stream)
 
-    @app.post("/v1/tts/reference", tags=["speech"], status_code=501)
+    @app.post("/v1/tts/reference", tags=["speech"], response_class=Response,
+              responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}}, "description": "the audio"}})
     async def tts_reference(
-        reference: Annotated[UploadFile, File(description="a recording (wav, flac, ogg, mp3)")],
-        text: Annotated[str, Form(description="text to read")],
+        reference: Annotated[UploadFile, File(description="a recording of 1-60 s of speech (wav, flac, ogg, mp3)")],
+        text: Annotated[str | None, Form(description="text to read; SSML when it starts with <speak>")] = None,
+        ssml: Annotated[str | None, Form(description="SSML; <speak> is added when missing")] = None,
+        voice: Annotated[str | None, Form(description="a voice or blend; default: the server's voice")] = None,
+        emotion: Annotated[str, Form(description=EMOTION_TEXT_HELP)] = NEUTRAL,
+        intensity: Annotated[float, Form(description=INTENSITY.describe())] = INTENSITY.default,
+        reference_strength: Annotated[float, Form(description=REFERENCE_STRENGTH.describe())] =
+        REFERENCE_STRENGTH.default,
+        speed: Annotated[float, Form(description=SPEED.describe())] = SPEED.default,
+        pitch: Annotated[float, Form(description=PITCH.describe())] = PITCH.default,
+        energy: Annotated[float, Form(description=ENERGY.describe())] = ENERGY.default,
+        format: Annotated[str, Form(description="wav, mp3, ogg, opus, flac or pcm")] = "wav",
+        sample_rate: Annotated[int | None, Form(description="output rate in Hz; default the voice's")] = None,
     ) -> Response:
-        """Prosody transfer from a reference recording. The upload is checked (size, readable audio), but this
-        version cannot transfer prosody yet: a valid upload gets 501 and the message says what to use instead."""
-        await _checked_upload(reference, config)
-        service.check(SpeechRequest(text=text, voice=config.voice))
-        raise NotAvailable("prosody transfer from a reference recording is not available in this version; send "
-                            "the text to POST /v1/tts and shape it with speed, pitch and energy")
+        """Speak the text with the prosody of a reference recording: its pitch register and range, loudness
+        contrasts, speaking rate and pauses are measured and carried over to the voice (`reference_strength` of
+        the way), on top of `emotion` and the other fields of POST /v1/tts. The voice's timbre is its own.
+
+        The upload is checked for size and type before it is decoded; a recording that cannot be used (unreadable,
+        shorter than 1 s or longer than 60 s, silent, no voice in it) gets a 400 that says why. What makes the
+        measurement doubtful (clipping, noise) or where the transfer was limited is said in X-Qingyin-Warning."""
+        data = await _read_upload(reference, config)
+        body = TTSBody(text=text, ssml=ssml, voice=voice, emotion=emotion_field(emotion), intensity=intensity,
+                       speed=speed, pitch=pitch, energy=energy, format=format, sample_rate=sample_rate,
+                       reference_strength=reference_strength)
+        request = replace(body.to_request(config.voice), reference=data)
+        return await _speak(service, request, stream=False)
 
     @app.post("/v1/audio/speech", tags=["openai"], response_class=Response)
     async def openai_speech(body: SpeechBody) -> Response:
         """OpenAI-compatible: `client.audio.speech.create(model="tts-1", voice="alloy", input=...)` works with
         base_url pointed here. OpenAI voice names map to ours (schemas.OPENAI_VOICE_MAP; one that is not installed
-        falls back to the default voice), our own voices and blends work too; `instructions` are ignored. What
-        was changed or ignored is said in the X-Qingyin-Warning header."""
+        falls back to the default voice), our own voices and blends work too. `instructions` that name an emotion
+        (开心, happy, cheerful, 难过, sad, 生气, angry, 惊讶, surprised, 害怕, afraid, 厌恶, disgusted, ...:
+        qingyin.style.names) set it, the first one named wins; other instructions are ignored. What was changed or
+        ignored is said in the X-Qingyin-Warning header."""
         request, warnings = body.to_request(service.voices, config.voice)
         try:
             response = await _speak(service, request, stream=request.format in encoding.STREAM_FORMATS)
@@ -152,10 +190,8 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
                 raise
             raise BadRequest(f"{error.message}; or an OpenAI voice name ({', '.join(OPENAI_VOICES)})", "voice",
                              error.headers) from None
-        if body.instructions:
-            warnings.append("instructions are not supported and were ignored")
         if warnings:
-            response.headers["X-Qingyin-Warning"] = "; ".join(warnings)
+            _add_warnings(response, warnings)
         return response
 
     @app.websocket("/v1/tts/ws")
@@ -175,8 +211,10 @@ def _add_routes(app: FastAPI, service: TTSService, config: ServerConfig) -> None
         emotions, sample rates, formats, variants, sample URL), the default voice, and how OpenAI's voice names map."""
         installed = service.voices
         return {"voices": service.voices_info(), "default": config.voice, "max_chars": config.max_chars,
-                "blend": BLEND_HELP, "sample_text": SAMPLE_TEXT,
-                "openai_voices": openai_voice_table(installed, config.voice)}
+                "blend": BLEND_HELP, "sample_text": SAMPLE_TEXT, "emotions": list(EMOTIONS),
+                "emotions_note": EMOTIONS_NOTE, "intensity": {"min": INTENSITY.low, "max": INTENSITY.high,
+                                                              "default": INTENSITY.default},
+                "reference": REFERENCE_NOTE, "openai_voices": openai_voice_table(installed, config.voice)}
 
     @app.get("/v1/voices/{name}/sample", tags=["info"], response_class=Response,
              responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}}, "description": "the sample"}})
@@ -210,26 +248,33 @@ async def _speak(service: TTSService, request: SpeechRequest, stream: bool) -> R
     headers |= {"X-Sample-Rate": str(audio.sample_rate), "X-Cache": "hit" if audio.cached else "miss"}
     if audio.audio_seconds is not None:
         headers["X-Audio-Duration"] = f"{audio.audio_seconds:.3f}"
-    return Response(audio.data, media_type=audio.content_type, headers=headers)
+    response = Response(audio.data, media_type=audio.content_type, headers=headers)
+    if audio.warnings:
+        _add_warnings(response, audio.warnings)
+    return response
 
 
-async def _checked_upload(upload: UploadFile, config: ServerConfig) -> None:
-    import io
+def _add_warnings(response: Response, warnings: Sequence[str]) -> None:
+    """Warnings into the X-Qingyin-Warning header (appended to any already there). Headers are Latin-1: other
+    characters are sent as \\uXXXX escapes."""
+    text = "; ".join([*filter(None, [response.headers.get(WARNING_HEADER)]), *warnings])
+    text = text.encode("latin-1", "backslashreplace").decode("latin-1").replace("\r", " ").replace("\n", " ")
+    response.headers[WARNING_HEADER] = text
 
-    import soundfile
 
+async def _read_upload(upload: UploadFile, config: ServerConfig) -> bytes:
+    """The reference recording's bytes, read no further than the size limit; its declared type and its first
+    bytes are checked before anything decodes it (the service checks size and type again, for every caller)."""
     limit = int(config.max_upload_mb * 2**20)
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    if declared and not declared.startswith("audio/") and declared not in AUDIO_TYPES:
+        raise BadRequest(f"the reference file is of type {declared!r}, not audio; send wav, flac, ogg or mp3",
+                         "reference")
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise UploadTooLarge(f"the reference recording is over {config.max_upload_mb:g} MB; send a shorter one "
-                        "(a few seconds is enough)", "reference")
-    try:
-        info = soundfile.info(io.BytesIO(data))
-    except Exception:  # soundfile raises several types for unreadable data
-        raise BadRequest("the reference file is not audio this server can read; send wav, flac, ogg or mp3",
-                         "reference") from None
-    if info.frames == 0:
-        raise BadRequest("the reference recording is empty", "reference")
+                             "(a few seconds is enough)", "reference")
+    return data
 
 
 # --- WebSocket -----------------------------------------------------------------------------------------

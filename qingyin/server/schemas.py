@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from qingyin.options import ENERGY, PITCH, SPEED
-from qingyin.server.service import NEUTRAL, BadRequest, SpeechRequest
+from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
+from qingyin.server.service import BadRequest, SpeechRequest
+from qingyin.style.names import emotion_in
 from qingyin.voices import registry
 
 # OpenAI's voice names -> ours, by the gender OpenAI's voices are usually heard as (the one place this is decided;
@@ -29,6 +33,12 @@ OPENAI_VOICE_MAP = {
 OPENAI_VOICES = tuple(OPENAI_VOICE_MAP)
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "qingyin")
 OPENAI_FORMATS = {"mp3": "mp3", "opus": "opus", "wav": "wav", "flac": "flac", "pcm": "pcm"}  # not aac
+_EMOTION_NAMES = f"one of {', '.join(EMOTIONS)} (every voice; rendered by prosody control, see GET /v1/voices)"
+EMOTION_HELP = (f"{_EMOTION_NAMES}, or a mix: {{\"happy\": 0.6, \"surprise\": 0.3}} or \"happy:0.6,surprise:0.3\" "
+                "(weights sum to at most 2)")
+EMOTION_TEXT_HELP = f"{_EMOTION_NAMES}, or a mix such as happy:0.6,surprise:0.3 (weights sum to at most 2)"
+INSTRUCTIONS_IGNORED = ("instructions were ignored: they name no emotion (e.g. happy, sad, angry, surprised, afraid, "
+                        "disgusted, or the same in Chinese)")
 
 
 class TTSBody(BaseModel):
@@ -37,14 +47,18 @@ class TTSBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"text": "今天天气不错，我们去公园散步吧。", "speed": 1.1, "format": "mp3"},
         {"ssml": '<speak>请稍等<break time="500ms"/>好了。</speak>', "format": "wav"},
+        {"text": "真的吗？太好了！", "emotion": "happy", "intensity": 1.2},
+        {"text": "什么？你怎么来了？", "emotion": {"surprise": 0.7, "happy": 0.3}},
     ]})
 
     text: str | None = Field(None, description="Text to read; SSML when it starts with <speak>")
     ssml: str | None = Field(None, description="SSML; <speak> is added when missing")
     voice: str | None = Field(None, description="a voice of GET /v1/voices, or a blend of voices of one model "
                                                "such as \"xiaobei:0.6,yunxi:0.4\"; default: the server's voice")
-    emotion: str = Field(NEUTRAL, description="see GET /v1/voices (the Baker voice has neutral only)")
-    intensity: float = Field(1.0, description="emotion intensity, 0–1")
+    emotion: str | dict[str, Any] = Field(NEUTRAL, description=EMOTION_HELP)
+    intensity: float = Field(INTENSITY.default, description=INTENSITY.describe())
+    reference_strength: float = Field(REFERENCE_STRENGTH.default, description=REFERENCE_STRENGTH.describe() +
+                                      "; for POST /v1/tts/reference (no effect without a reference recording)")
     speed: float = Field(SPEED.default, description=SPEED.describe())
     pitch: float = Field(PITCH.default, description=PITCH.describe())
     energy: float = Field(ENERGY.default, description=ENERGY.describe())
@@ -59,7 +73,8 @@ class TTSBody(BaseModel):
         return SpeechRequest(
             text=_text_of(self.text, self.ssml), voice=voice, emotion=self.emotion, intensity=self.intensity,
             speed=self.speed, pitch=self.pitch, energy=self.energy, format=self.format,
-            sample_rate=self.sample_rate, lexicon=tuple(sorted((self.lexicon or {}).items())))
+            sample_rate=self.sample_rate, lexicon=tuple(sorted((self.lexicon or {}).items())),
+            reference_strength=self.reference_strength)
 
 
 class SpeechBody(BaseModel):
@@ -73,11 +88,15 @@ class SpeechBody(BaseModel):
                                         "qingyin voice or blend")
     response_format: str = Field("mp3", description="mp3, opus, wav, flac or pcm (24 kHz 16-bit LE)")
     speed: float = Field(SPEED.default, description=SPEED.describe())
-    instructions: str | None = Field(None, description="not supported: style instructions are ignored")
+    instructions: str | None = Field(None, description="the first emotion word in them sets the emotion (开心/"
+                                     "happy/cheerful -> happy, 难过/sad -> sad, 生气/angry -> angry, 惊讶/surprised "
+                                     "-> surprise, 害怕/afraid -> fear, 厌恶/disgusted -> disgust; "
+                                     "qingyin.style.names); anything else in them is ignored")
     stream_format: str | None = Field(None, description="'audio' (default); 'sse' is not supported")
 
     def to_request(self, voices: list[str], default_voice: str) -> tuple[SpeechRequest, list[str]]:
-        """The request, and warnings for the X-Qingyin-Warning header (an OpenAI voice that fell back)."""
+        """The request, and warnings for the X-Qingyin-Warning header (an OpenAI voice that fell back, instructions
+        that named no emotion)."""
         if self.model not in OPENAI_MODELS and self.model not in voices:
             raise BadRequest(f"unknown model {self.model!r}; use one of {', '.join(OPENAI_MODELS)}", "model")
         voice, warning = openai_voice(self.voice, voices, default_voice)
@@ -86,9 +105,13 @@ class SpeechBody(BaseModel):
                              f"{', '.join(OPENAI_FORMATS)}", "response_format")
         if self.stream_format not in (None, "audio"):
             raise BadRequest(f"stream_format {self.stream_format!r} is not supported; use 'audio'", "stream_format")
-        request = SpeechRequest(text=self.input, voice=voice, speed=self.speed,
+        emotion = emotion_in(self.instructions) if self.instructions else None
+        request = SpeechRequest(text=self.input, voice=voice, speed=self.speed, emotion=emotion or NEUTRAL,
                                 format=OPENAI_FORMATS[self.response_format])
-        return request, [warning] if warning else []
+        warnings = [warning] if warning else []
+        if self.instructions and emotion is None:
+            warnings.append(INSTRUCTIONS_IGNORED)
+        return request, warnings
 
 
 def openai_voice(name: str, voices: list[str], default_voice: str) -> tuple[str, str | None]:
@@ -117,6 +140,20 @@ class FrontendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(..., description="text (or SSML) to analyse")
+
+
+def emotion_field(value: str) -> str | dict[str, Any]:
+    """An emotion from a query or form field: a name or a mix in text form, or a mix as a JSON object."""
+    if not value.strip().startswith("{"):
+        return value
+    try:
+        mix = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise BadRequest(f"emotion {value!r} is not a JSON object ({error.msg}); write e.g. happy:0.6,surprise:0.3",
+                         "emotion") from None
+    if not isinstance(mix, dict):
+        raise BadRequest("emotion must be a name, happy:0.6,surprise:0.3 or a JSON object", "emotion")
+    return mix
 
 
 def _text_of(text: str | None, ssml: str | None) -> str:

@@ -17,13 +17,14 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import TypeVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 import qingyin
 from qingyin import families
 from qingyin.evaluate.background_gate import start_background_gate
 from qingyin.families.base import MIX
+from qingyin.options import EMOTIONS, INTENSITY, NEUTRAL, REFERENCE_STRENGTH
 from qingyin.runtime.pool import ModelPool, parse_selector
 from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
 from qingyin.server import encoding
@@ -34,10 +35,17 @@ from qingyin.text import markup
 from qingyin.voices import registry
 from qingyin.voices.wheels import VoiceNotAvailableError
 
-NEUTRAL = "neutral"
-EMOTIONS_NOTE = ("The voices were trained on neutral read speech: they have no emotion styles yet. "
-                 "Requests may name 'neutral' (any intensity); other emotions are refused with a 400.")
+EMOTIONS_NOTE = ("Every voice speaks all seven emotions, rendered by prosody control: the pitch register and range, "
+                 "the intonation contours (sentence end, focus word, declination), loudness and its contrasts, the "
+                 "speaking rate and the pauses are edited from the voice's own predicted prosody. The voices were "
+                 "trained on neutral speech, so this is neutral speech reshaped, not an emotional voice. "
+                 "`emotion` is a name or a mix such as {\"happy\": 0.6, \"surprise\": 0.3} (text form "
+                 "happy:0.6,surprise:0.3); `intensity` 0-2 (0 = neutral, 1 = the preset, 2 = strong).")
+REFERENCE_NOTE = ("POST /v1/tts/reference takes a recording (1-60 s of speech; wav, flac, ogg or mp3) and speaks "
+                  "the text with its prosody (pitch register and range, loudness contrasts, rate, pauses) carried "
+                  "over to the voice, `reference_strength` 0-1 of the way.")
 MAX_SELECTORS = 32  # engines kept for distinct voice selectors (mixes are free-form); they share the loaded models
+WARNINGS_KEPT = 1024  # warnings of cached answers with a reference recording, so a cache hit says them too
 STREAM_BUFFER = 8  # audio chunks a streaming worker may run ahead of a slow client
 SAMPLE_TEXT = "你好，欢迎使用轻音。"  # what GET /v1/voices/{name}/sample says, the same for every voice
 BLEND_HELP = "a blend is name:weight,name:weight of voices of one model that can mix, e.g. xiaobei:0.6,yunxi:0.4"
@@ -100,17 +108,33 @@ class SpeechRequest:
 
     text: str
     voice: str = registry.DEFAULT_VOICE
-    emotion: str = NEUTRAL
-    intensity: float = 1.0
+    emotion: str | Mapping[str, float] = NEUTRAL  # a name, "happy:0.6,surprise:0.3" or {"happy": 0.6, ...}
+    intensity: float = INTENSITY.default
     speed: float = 1.0
     pitch: float = 1.0
     energy: float = 1.0
     format: str = "wav"
     sample_rate: int | None = None  # None = the voice's own rate
     lexicon: tuple[tuple[str, str], ...] = ()  # word -> pinyin, this request only
+    reference: bytes | None = field(default=None, repr=False)  # a reference recording's file bytes
+    reference_strength: float = REFERENCE_STRENGTH.default
 
-    def synthesis_options(self) -> dict[str, float]:
-        return {"speed": self.speed, "pitch": self.pitch, "energy": self.energy}
+    def synthesis_options(self, reference: bool = True) -> dict[str, object]:
+        """The engine's options; `reference=False` leaves the recording out (it is checked in a worker)."""
+        options: dict[str, object] = {
+            "speed": self.speed, "pitch": self.pitch, "energy": self.energy, "emotion": _plain(self.emotion),
+            "intensity": self.intensity, "reference_strength": self.reference_strength}
+        if reference and self.reference is not None:
+            options["reference"] = self.reference
+        return options
+
+    def cache_parts(self) -> dict[str, object]:
+        """What the cache keys the request by: every field, the recording by its content hash."""
+        parts = asdict(self)
+        parts["emotion"] = _plain(self.emotion)
+        if self.reference is not None:
+            parts["reference"] = hashlib.sha256(self.reference).hexdigest()
+        return parts
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,7 @@ class Audio:
     sample_rate: int
     audio_seconds: float | None  # None when served from the cache
     cached: bool
+    warnings: tuple[str, ...] = ()  # about the reference recording (clipped, noisy, transfer limited)
 
 
 @dataclass
@@ -146,6 +171,7 @@ class TTSService:
         self._started = False
         self._versions: dict[str, str] = {}
         self._seconds_per_request = 1.0  # moving average, for Retry-After
+        self._warnings: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # cache key -> its reference warnings
         self.cache = AudioCache(max_items=config.cache_items, max_bytes=config.cache_mb * 2**20,
                                 directory=config.disk_cache, max_disk_bytes=config.cache_disk_mb * 2**20)
 
@@ -230,7 +256,9 @@ class TTSService:
                 "family": spec.family, "model": spec.model.name, "capabilities": capabilities, "mixable": mixable,
                 "mixable_with": [v for v in voices if v != name and registry.VOICES[v].model == spec.model]
                 if mixable else [],
-                "speakers": list(spec.speakers), "emotions": [NEUTRAL, *spec.emotions], "emotions_note": EMOTIONS_NOTE,
+                "speakers": list(spec.speakers), "emotions": list(EMOTIONS), "emotions_note": EMOTIONS_NOTE,
+                "intensity": _range(INTENSITY), "reference_prosody": True, "reference_strength":
+                _range(REFERENCE_STRENGTH),
                 "sample_rate": spec.sample_rate, "sample_rates": list(encoding.SAMPLE_RATES),
                 "formats": list(encoding.FORMATS), "stream_formats": list(encoding.STREAM_FORMATS),
                 "backend": self.config.backend, "variant": voice.variant if voice is not None else None,
@@ -265,21 +293,39 @@ class TTSService:
                 self._check_voice(name)
             except BadRequest as error:
                 raise BadRequest(f"SSML <voice name=\"{name}\">: {error.message}", "voice") from None
-        emotions = [NEUTRAL, *spec.emotions]
-        if request.emotion not in emotions:
-            raise BadRequest(f"voice {request.voice!r} has no emotion {request.emotion!r}; available: "
-                             f"{', '.join(emotions)}", "emotion")
-        if not (isinstance(request.intensity, int | float) and math.isfinite(request.intensity)
-                and 0 <= request.intensity <= 1):
-            raise BadRequest(f"intensity must be between 0 and 1, got {request.intensity}", "intensity")
         try:
             encoding.check_format(request.format, request.sample_rate or spec.sample_rate, stream=stream)
         except encoding.AudioFormatError as error:
             raise BadRequest(str(error), "format") from None
-        try:
-            self.synthesizer(request.voice).check_options(**request.synthesis_options())
+        from qingyin.style.presets import check_intensity, emotion_weights  # the engine's own checks
+
+        for name, check in (("emotion", emotion_weights), ("intensity", check_intensity)):
+            try:
+                check(getattr(request, name))
+            except ValueError as error:
+                raise BadRequest(str(error), name) from None
+        if request.reference is not None:
+            self.check_reference(request.reference)
+        try:  # the recording itself is measured in a worker (`synthesize`): it takes a second or two
+            self.synthesizer(request.voice).check_options(**request.synthesis_options(reference=False))
         except ValueError as error:
             raise BadRequest(str(error), _param_of(str(error))) from None
+
+    def check_reference(self, data: bytes) -> None:
+        """What can be said about a reference recording without decoding it: its size and its type (the file's
+        first bytes). BadRequest or UploadTooLarge, naming the field `reference`."""
+        limit = int(self.config.max_upload_mb * 2**20)
+        if not isinstance(data, bytes | bytearray):
+            raise BadRequest("reference must be the bytes of a recording", "reference")
+        if len(data) > limit:
+            raise UploadTooLarge(f"the reference recording is over {self.config.max_upload_mb:g} MB; send a shorter "
+                                 "one (a few seconds is enough)", "reference")
+        if not data:
+            raise BadRequest("the reference recording is empty (0 bytes); send a wav, flac, ogg or mp3 file",
+                             "reference")
+        if audio_type(data) is None:
+            raise BadRequest("the reference file is not audio this server can read; send wav, flac, ogg or mp3",
+                             "reference")
 
     def _check_voice(self, voice: str) -> registry.VoiceSpec:
         """The (heaviest) voice of a selector, checked: catalogued, a valid blend, installed on this server."""
@@ -308,24 +354,34 @@ class TTSService:
         self.check(request)
         tts = self.synthesizer(request.voice)
         rate = request.sample_rate or tts.sample_rate
-        key = cache_key({**asdict(request), "sample_rate": rate, "model": self._request_version(request)})
+        key = cache_key({**request.cache_parts(), "sample_rate": rate, "model": self._request_version(request)})
         if self.config.cache_items or self.cache.directory is not None:
             data = await asyncio.to_thread(self.cache.get, key)  # may read the disk
             if data is not None:
                 self.metrics.cache_hits.inc()
-                return Audio(data, encoding.content_type(request.format, rate), rate, None, True)
+                return Audio(data, encoding.content_type(request.format, rate), rate, None, True,
+                             self._warnings.get(key, ()))
             self.metrics.cache_misses.inc()
         cancelled = threading.Event()
 
-        def work() -> tuple[bytes, float]:
-            result = tts.synthesize(request.text, dict(request.lexicon) or None, cancel=cancelled.is_set,
-                                    **request.synthesis_options())
+        def work() -> tuple[bytes, float, tuple[str, ...]]:
+            options = request.synthesis_options()
+            warnings: tuple[str, ...] = ()
+            if request.reference is not None:
+                options["reference"], warnings = reference_prosody(tts, request)
+            result = tts.synthesize(request.text, dict(request.lexicon) or None, cancel=cancelled.is_set, **options)
             self._observe(result.real_time_factor, result.duration_seconds)
-            return encoding.encode(result.audio, tts.sample_rate, request.format, rate), result.duration_seconds
+            data = encoding.encode(result.audio, tts.sample_rate, request.format, rate)
+            return data, result.duration_seconds, warnings
 
-        data, seconds = await self._run(work, cancelled)
+        data, seconds, warnings = await self._run(work, cancelled)
         await asyncio.to_thread(self.cache.put, key, data)
-        return Audio(data, encoding.content_type(request.format, rate), rate, seconds, False)
+        if warnings:
+            with self._lock:
+                self._warnings[key] = warnings
+                while len(self._warnings) > WARNINGS_KEPT:
+                    self._warnings.popitem(last=False)
+        return Audio(data, encoding.content_type(request.format, rate), rate, seconds, False, warnings)
 
     async def stream(self, request: SpeechRequest, first_chunk: int = 10, chunk: int = 100) -> StreamStart:
         """Encoded audio as it is produced; errors that can be known before the first audio are raised here."""
@@ -509,7 +565,47 @@ def ssml_voices(text: str) -> list[str]:
 def _param_of(message: str) -> str | None:
     """The request field an option error is about (its message starts with the option's name)."""
     first = message.split(" ", 1)[0]
-    return first if first in ("speed", "pitch", "energy", "voice", "intensity") else None
+    return first if first in ("speed", "pitch", "energy", "voice", "emotion", "intensity",
+                              "reference_strength") else None
+
+
+def _range(setting: Any) -> dict[str, float]:
+    """A setting's range for clients: {"min": 0, "max": 2, "default": 1}."""
+    return {"min": setting.low, "max": setting.high, "default": setting.default}
+
+
+def _plain(emotion: object) -> object:
+    """An emotion mix as a plain dict in a fixed order (for the engine and the cache key); a name as it is."""
+    return dict(sorted(emotion.items())) if isinstance(emotion, Mapping) else emotion
+
+
+# The first bytes of the files libsndfile reads: wav (RIFF/RIFX/RF64 + WAVE), wave64, flac, ogg, aiff, au, caf, mp3
+_MAGIC = ((b"RIFF", "wav"), (b"RIFX", "wav"), (b"RF64", "wav"), (b"riff", "w64"), (b"fLaC", "flac"),
+          (b"OggS", "ogg"), (b"FORM", "aiff"), (b".snd", "au"), (b"caff", "caf"), (b"ID3", "mp3"))
+
+
+def audio_type(data: bytes) -> str | None:
+    """The kind of audio file `data` starts like ("wav", "flac", "ogg", "mp3", ...), or None for anything else.
+    A check of the first bytes only: decoding (in the engine) may still find the file broken."""
+    head = bytes(data[:12])
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:  # an MPEG audio frame
+        return "mp3"
+    return None
+
+
+def reference_prosody(tts: Synthesizer, request: SpeechRequest) -> tuple[Any, tuple[str, ...]]:
+    """The request's reference recording measured by the engine (ValueError -> 400 naming `reference`), and what
+    the engine warns about it for the request's voice: the recording (clipped, noisy) and the transfer (limits
+    reached). Runs in a worker: measuring takes a second or two."""
+    try:
+        measured = tts.check_options(reference=request.reference).reference
+    except ValueError as error:
+        raise BadRequest(str(error), "reference") from None
+    warnings = tts.style_warnings(reference=measured, reference_strength=request.reference_strength)
+    return measured, tuple(dict.fromkeys(warnings))
 
 
 def _variants(family: str, backend: str) -> list[str]:

@@ -9,18 +9,21 @@ scripts should use /v1/*.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import wave
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio import processing_utils, utils
 
-from qingyin.options import ENERGY, PITCH, SPEED
-from qingyin.server.service import NEUTRAL, SAMPLE_TEXT, ServiceError, SpeechRequest, TTSService
+from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
+from qingyin.server.service import SAMPLE_TEXT, BadRequest, ServiceError, SpeechRequest, TTSService, UploadTooLarge
 
 TITLE = "轻音 qingyin · 中文语音合成 Mandarin text-to-speech"
 # Gradio deletes the WAV files it handed out after an hour (checked every hour), and all of them at shutdown.
@@ -50,10 +53,29 @@ PRONUNCIATION_HELP = """\
 reading by writing its pinyin right after it, e.g. `重[chong2]庆` (tone number 1–5, 5 = neutral tone).
 """
 
-REFERENCE_NOTE = """\
-**参考音频（韵律迁移） Reference audio (prosody transfer):** 本版本尚不支持 — not available in this version.
-Shape the delivery with speed, pitch and energy, or with SSML `<prosody>`.
+EMOTION_NAMES = {"neutral": "中性", "happy": "开心", "sad": "悲伤", "angry": "生气", "surprise": "惊讶",
+                 "fear": "害怕", "disgust": "厌恶"}
+assert tuple(EMOTION_NAMES) == EMOTIONS
+
+EMOTION_NOTE = """\
+**情感 Emotion:** 每个音色都能说七种情感。情感由韵律控制实现（音高的高低和起伏、句末与重音的语调、响度、语速、停顿）；
+音色本身是用中性朗读训练的，所以这是改变了韵律的中性语音，不是真正的情感音色。
+Every voice speaks all seven emotions, rendered by prosody control: pitch register and range, intonation contours
+(the sentence end, the focus word), loudness and its contrasts, speaking rate and pauses are reshaped from the
+voice's own prediction. The voices were trained on neutral speech, so this is neutral speech reshaped, not an
+emotional voice. Intensity 强度: 0 = neutral, 1 = the preset, 2 = strong. Mixes and spans: SSML
+`<emotion category="happy" intensity="1.0">…</emotion>`, or the API's `{"happy": 0.6, "surprise": 0.3}`.
 """
+
+REFERENCE_NOTE = """\
+**参考音频（韵律迁移） Reference recording (prosody transfer):** 上传或录制 1–60 秒的语音，它的音高、起伏、响度对比、
+语速和停顿会迁移到所选音色上（音色不变）。Upload or record 1–60 s of speech: its pitch register and range, loudness
+contrasts, rate and pauses are carried over to the voice (the timbre stays the voice's own); strength 强度 0 = not
+at all, 1 = fully. Emotion applies on top.
+"""
+
+GALLERY_TEXT = "这个消息我刚刚才知道，明天就要出发了。"  # what the gallery says in every emotion
+GALLERY_VOICES = 16  # voices (or blends) whose gallery audio is kept in memory
 
 PITCH_INFO = ("音调起伏 — scales how far intonation rises and falls around the voice's own pitch "
               "(1 = natural, 0 = flat); it does not make the voice higher or lower overall")
@@ -75,12 +97,33 @@ class SpeechForm:
     speed: float
     pitch: float
     energy: float
+    reference: str | None = None  # the path of the uploaded or recorded reference (Gradio's upload folder)
+    reference_strength: float = REFERENCE_STRENGTH.default
 
-    def request(self) -> SpeechRequest:
+    def request(self, max_upload_mb: float | None = None) -> SpeechRequest:
+        """The service request; the reference recording, if any, is read here (refused unread when it is larger
+        than `max_upload_mb`)."""
         return SpeechRequest(text=prepare_text(self.text, self.ssml), voice=chosen_voice(self.voice, self.blend),
-                             emotion=self.emotion,
+                             emotion=self.emotion or NEUTRAL,
                              intensity=float(self.intensity), speed=float(self.speed), pitch=float(self.pitch),
-                             energy=float(self.energy), format="wav")
+                             energy=float(self.energy), format="wav",
+                             reference=read_reference(self.reference, max_upload_mb),
+                             reference_strength=float(self.reference_strength))
+
+
+def read_reference(path: str | None, max_upload_mb: float | None = None) -> bytes | None:
+    """The bytes of the reference recording Gradio saved (None: no recording); the size is checked before reading,
+    the rest (type, length, a voice in it) by the service as for POST /v1/tts/reference."""
+    if not path:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise BadRequest("the reference recording is gone (uploads are kept for an hour); upload it again",
+                         "reference")
+    if max_upload_mb is not None and file.stat().st_size > max_upload_mb * 2**20:
+        raise UploadTooLarge(f"the reference recording is over {max_upload_mb:g} MB; send a shorter one (a few "
+                             "seconds is enough)", "reference")
+    return file.read_bytes()
 
 
 def chosen_voice(voice: str, blend: str | None) -> str:
@@ -121,12 +164,14 @@ def error_html(message: str) -> str:
 
 
 def emotion_note(info: dict[str, Any]) -> str:
-    emotions = list(info.get("emotions") or [NEUTRAL])
-    if emotions == [NEUTRAL]:
-        return ("此音色只有中性风格 (neutral)：训练数据是中性朗读，暂无情感风格，所以情感和强度不可调。  \n"
-                "This voice has only a neutral style: it was trained on neutral read speech, so there are no "
-                "emotion styles yet and intensity has no effect.")
-    return f"情感风格 Emotion styles: {', '.join(emotions)}."
+    """How emotion is rendered (the same for every voice: prosody control over neutral-trained voices)."""
+    emotions = list(info.get("emotions") or EMOTIONS)
+    return EMOTION_NOTE + f"\n{info.get('name', 'This voice')}: {', '.join(emotions)}."
+
+
+def emotion_choices(emotions: Sequence[str] = EMOTIONS) -> list[tuple[str, str]]:
+    """("开心 happy", "happy") for the emotion picker."""
+    return [(f"{EMOTION_NAMES.get(name, name)} {name}", name) for name in emotions]
 
 
 def _voice_label(info: dict[str, Any]) -> tuple[str, str]:
@@ -151,25 +196,69 @@ def _voice_info(service: TTSService, voice: str) -> dict[str, Any]:
 
 
 def _emotion_controls(info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """Choices and interactivity of the emotion dropdown and intensity slider for a voice, and its note."""
-    emotions = list(info.get("emotions") or [NEUTRAL])
-    styled = len(emotions) > 1
-    return (gr.update(choices=emotions, value=emotions[0], interactive=styled),
-            gr.update(interactive=styled), emotion_note(info))
+    """Choices of the emotion dropdown and the intensity slider for a voice (every voice has all seven, so the
+    picked emotion is kept), and its note."""
+    emotions = list(info.get("emotions") or EMOTIONS)
+    return (gr.update(choices=emotion_choices(emotions), interactive=True), gr.update(interactive=True),
+            emotion_note(info))
 
 
 # --- handlers ----------------------------------------------------------------------------------------
 async def synthesize(service: TTSService, form: SpeechForm) -> tuple[Any, Any, str, Any]:
     """(audio path, file path, info line, error box) for the form; a service error fills only the error box."""
     try:
-        audio = await service.synthesize(form.request())
+        request = await asyncio.to_thread(form.request, service.config.max_upload_mb)
+        audio = await service.synthesize(request)
     except ServiceError as error:
         return None, None, "", gr.update(value=error_html(error.message), visible=True)
     path = processing_utils.save_bytes_to_cache(audio.data, "qingyin.wav", utils.get_upload_folder())
     info = f"时长 Duration **{wav_seconds(audio.data):.2f} s** · {audio.sample_rate} Hz · WAV"
     if audio.cached:
         info += " · 来自缓存 from cache"
+    if audio.warnings:
+        info += "\n\n" + "\n".join(f"⚠️ {html.escape(warning)}" for warning in audio.warnings)
     return path, path, info, gr.update(value="", visible=False)
+
+
+class Gallery:
+    """The gallery: GALLERY_TEXT in each of the seven emotions (intensity 1) for a voice, through the service (so
+    checked and admitted like any request). The audio is kept in memory per voice, so a second click is instant."""
+
+    def __init__(self, service: TTSService, text: str = GALLERY_TEXT, keep: int = GALLERY_VOICES):
+        self.service = service
+        self.text = text
+        self.keep = keep
+        self._audio: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def requests(self, voice: str) -> list[SpeechRequest]:
+        return [SpeechRequest(text=self.text, voice=voice, emotion=emotion, intensity=INTENSITY.default,
+                              format="wav") for emotion in EMOTIONS]
+
+    async def audio(self, voice: str) -> list[bytes]:
+        """The seven WAVs, in EMOTIONS order (ServiceError for a voice the service refuses)."""
+        if voice in self._audio:
+            self._audio.move_to_end(voice)
+            return self._audio[voice]
+        async with self._locks.setdefault(voice, asyncio.Lock()):  # two clicks at once render it once
+            if voice not in self._audio:
+                answers = [await self.service.synthesize(request) for request in self.requests(voice)]
+                self._audio[voice] = [answer.data for answer in answers]
+                while len(self._audio) > self.keep:
+                    self._audio.popitem(last=False)
+        self._locks.pop(voice, None)
+        return self._audio[voice]
+
+    async def render(self, voice: str) -> list[Any]:
+        """A file per emotion for the seven players, then the error box."""
+        try:
+            audio = await self.audio(voice)
+        except ServiceError as error:
+            return [None] * len(EMOTIONS) + [gr.update(value=error_html(error.message), visible=True)]
+        folder = utils.get_upload_folder()
+        paths = [processing_utils.save_bytes_to_cache(data, f"gallery-{emotion}.wav", folder)
+                 for emotion, data in zip(EMOTIONS, audio, strict=True)]
+        return [*paths, gr.update(value="", visible=False)]
 
 
 async def voice_sample(service: TTSService, voice: str) -> str | None:
@@ -226,8 +315,10 @@ def build_ui(service: TTSService) -> gr.Blocks:
                              elem_id="output-audio")
             download = gr.File(label="下载 WAV Download", interactive=False, elem_id="output-file")
         info = gr.Markdown("", elem_id="audio-info")
+        gallery = _gallery_panel()
         panel = _frontend_panel()
         _wire(service, text, ssml, controls, button, (audio, download, info, error), panel)
+        _wire_gallery(Gallery(service), controls, gallery)
 
         async def on_load(voice_value: str) -> str | None:
             return await voice_sample(service, voice_value)
@@ -248,6 +339,8 @@ class _Controls:
     speed: gr.Slider
     pitch: gr.Slider
     energy: gr.Slider
+    reference: gr.Audio
+    reference_strength: gr.Slider
 
 
 def _controls(voices: Sequence[dict[str, Any]], default: dict[str, Any]) -> _Controls:
@@ -258,12 +351,12 @@ def _controls(voices: Sequence[dict[str, Any]], default: dict[str, Any]) -> _Con
                       elem_id="voice-sample")
     blend = gr.Textbox(label="混合 Blend (optional)", placeholder="xiaobei:0.6,yunxi:0.4", elem_id="blend")
     gr.Markdown(blend_note(voices), elem_id="blend-note")
-    emotions = list(default.get("emotions") or [NEUTRAL])
-    styled = len(emotions) > 1
+    emotions = list(default.get("emotions") or EMOTIONS)
     with gr.Row():
-        emotion = gr.Dropdown(emotions, value=emotions[0], label="情感 Emotion", interactive=styled,
+        emotion = gr.Dropdown(emotion_choices(emotions), value=NEUTRAL, label="情感 Emotion", interactive=True,
                               elem_id="emotion")
-        intensity = gr.Slider(0, 1, value=1, step=0.05, label="情感强度 Intensity", interactive=styled,
+        intensity = gr.Slider(*INTENSITY.range, value=INTENSITY.default, step=0.1, label="情感强度 Intensity",
+                              info="0 = 中性 neutral, 1 = 预设 preset, 2 = 强 strong", interactive=True,
                               elem_id="intensity")
     note = gr.Markdown(emotion_note(default), elem_id="emotion-note")
     speed = gr.Slider(*SPEED.range, value=SPEED.default, step=0.05, label="语速 Speed", elem_id="speed",
@@ -272,8 +365,47 @@ def _controls(voices: Sequence[dict[str, Any]], default: dict[str, Any]) -> _Con
                       elem_id="pitch")
     energy = gr.Slider(*ENERGY.range, value=ENERGY.default, step=0.05, label="能量 Energy", info=ENERGY_INFO,
                        elem_id="energy")
-    gr.Markdown(REFERENCE_NOTE, elem_id="reference-note")
-    return _Controls(voice, blend, sample, emotion, intensity, note, speed, pitch, energy)
+    with gr.Accordion("参考音频 Reference recording (prosody transfer)", open=False, elem_id="reference-panel"):
+        gr.Markdown(REFERENCE_NOTE, elem_id="reference-note")
+        reference = gr.Audio(label="参考音频 Reference (1–60 s of speech)", type="filepath",
+                             sources=["upload", "microphone"], elem_id="reference-audio")
+        reference_strength = gr.Slider(*REFERENCE_STRENGTH.range, value=REFERENCE_STRENGTH.default, step=0.05,
+                                       label="参考强度 Reference strength", info="0 = 不迁移 none, 1 = 完全 fully",
+                                       elem_id="reference-strength")
+    return _Controls(voice, blend, sample, emotion, intensity, note, speed, pitch, energy, reference,
+                     reference_strength)
+
+
+@dataclass(frozen=True)
+class _GalleryPanel:
+    button: gr.Button
+    players: list[gr.Audio]
+    error: gr.HTML
+
+
+def _gallery_panel() -> _GalleryPanel:
+    with gr.Accordion("情感画廊 Emotion gallery: one sentence in all seven emotions", open=False,
+                      elem_id="gallery-panel"):
+        gr.Markdown(f"「{GALLERY_TEXT}」 in the picked voice (or blend), intensity 1. 第二次点击立即播放 — a second "
+                    "click plays at once (kept in memory).")
+        button = gr.Button("生成情感画廊 Render the gallery", elem_id="gallery-button")
+        error = gr.HTML("", visible=False, elem_id="gallery-error")
+        players = []
+        with gr.Row():
+            for emotion in EMOTIONS:
+                players.append(gr.Audio(label=f"{EMOTION_NAMES[emotion]} {emotion}", type="filepath",
+                                        interactive=False, buttons=["download"],
+                                        waveform_options=gr.WaveformOptions(show_recording_waveform=False),
+                                        elem_id=f"gallery-{emotion}", min_width=120))
+    return _GalleryPanel(button, players, error)
+
+
+def _wire_gallery(gallery: Gallery, controls: _Controls, panel: _GalleryPanel) -> None:
+    async def on_gallery(voice_value: str, blend_value: str) -> list[Any]:
+        return await gallery.render(chosen_voice(voice_value, blend_value))
+
+    panel.button.click(on_gallery, inputs=[controls.voice, controls.blend], outputs=[*panel.players, panel.error],
+                       concurrency_limit=None, api_visibility="private")
 
 
 @dataclass(frozen=True)
@@ -314,7 +446,7 @@ def _wire(service: TTSService, text: gr.Textbox, ssml: gr.Checkbox, controls: _C
         return await voice_sample(service, voice_value)
 
     form = [text, ssml, controls.voice, controls.blend, controls.emotion, controls.intensity, controls.speed,
-            controls.pitch, controls.energy]
+            controls.pitch, controls.energy, controls.reference, controls.reference_strength]
     # The service does its own admission control (concurrency, queue size, 429 message), so Gradio's queue
     # must not serialize requests in front of it.
     button.click(on_synthesize, inputs=form, outputs=list(outputs), concurrency_limit=None,

@@ -17,11 +17,14 @@ SAY_AS = ("digits", "cardinal", "telephone", "date", "characters")
 
 @dataclass(frozen=True)
 class Controls:
-    """Relative prosody for a span (SSML <prosody>): multipliers on the request's speed, pitch and energy."""
+    """Relative prosody for a span (SSML <prosody>): multipliers on the request's speed, pitch and energy; and its
+    emotion (SSML <emotion>): a category and intensity replacing the request's (None: the request's)."""
 
     speed: float = 1.0
     pitch: float = 1.0
     energy: float = 1.0
+    emotion: str | None = None
+    intensity: float | None = None
 
 
 @dataclass(frozen=True)

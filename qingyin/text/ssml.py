@@ -1,7 +1,7 @@
 """A strict SSML subset → the same `Span`/`Break` list that plain text becomes.
 
-Supported: <speak>, <break>, <prosody rate/pitch/volume>, <phoneme alphabet="py">, <say-as>, <sub>, <p>, <s>,
-<voice name>.
+Supported: <speak>, <break>, <prosody rate/pitch/volume>, <emotion category intensity>, <phoneme alphabet="py">,
+<say-as>, <sub>, <p>, <s>, <voice name>.
 Anything else — another tag, an unknown attribute, a value we cannot honour — is an SSMLError naming its line
 and column, never silently ignored, so what is spoken is what was written.
 
@@ -14,6 +14,8 @@ Decisions where SSML leaves room:
   scanned for the inline 重[chong2] syntax: in SSML, <phoneme> is the way to fix a reading.
 - after </s> and </p> a Span("。") ends the sentence, unless the element produced nothing or its text already
   ends with sentence-final punctuation.
+- <emotion category="happy" intensity="1.0"> sets the emotion of its content (one of qingyin.options.EMOTIONS;
+  intensity 0–2, absent = the request's); the innermost <emotion> wins, and it nests with <prosody> either way.
 - <voice name="…"> names the speaker of its content (the innermost <voice> wins); only the name's shape is
   checked here (1–64 of A-Z a-z 0-9 _ . : , -, so a blend like "xiaobei:0.6,yunxi:0.4" fits), the engine checks
   that the voice exists. Text after </voice> is spoken by the enclosing voice.
@@ -29,7 +31,7 @@ import xml.parsers.expat as expat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from qingyin.options import ENERGY, PITCH, SPEED
+from qingyin.options import EMOTIONS, ENERGY, INTENSITY, PITCH, SPEED
 
 from .hanzi import is_han
 from .markup import (
@@ -66,6 +68,7 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "speak": frozenset({"version", "xml:lang", "xsi:schemaLocation"}),
     "break": frozenset({"time", "strength"}),
     "prosody": frozenset({"rate", "pitch", "volume"}),
+    "emotion": frozenset({"category", "intensity"}),
     "phoneme": frozenset({"alphabet", "ph"}),
     "say-as": frozenset({"interpret-as"}),
     "sub": frozenset({"alias"}),
@@ -258,6 +261,7 @@ class _Interpreter:
         self._handlers: dict[str, Callable[[_Element, Controls], None]] = {
             "break": self._break,
             "prosody": self._prosody,
+            "emotion": self._emotion,
             "phoneme": self._phoneme,
             "say-as": self._say_as,
             "sub": self._sub,
@@ -314,6 +318,9 @@ class _Interpreter:
 
     def _prosody(self, element: _Element, controls: Controls) -> None:
         self._children(element, _compose_prosody(element, controls))
+
+    def _emotion(self, element: _Element, controls: Controls) -> None:
+        self._children(element, _compose_emotion(element, controls))
 
     def _phoneme(self, element: _Element, controls: Controls) -> None:
         _require_text_only(element)
@@ -436,7 +443,26 @@ def _compose_prosody(element: _Element, outer: Controls) -> Controls:
                 "(after multiplying by enclosing <prosody>)",
                 f"keep {name} within {low:g}–{high:g}",
             )
-    return Controls(speed=speed, pitch=pitch, energy=energy)
+    return replace(outer, speed=speed, pitch=pitch, energy=energy)
+
+
+def _compose_emotion(element: _Element, outer: Controls) -> Controls:
+    """The enclosing controls with this <emotion>'s category and intensity."""
+    category = _required(element, "category").strip().lower()
+    if category not in EMOTIONS:
+        raise element.error(f"unknown emotion category {category!r}", f"use one of: {', '.join(EMOTIONS)}")
+    value = element.attributes.get("intensity")
+    if value is None:
+        return replace(outer, emotion=category)
+    low, high = INTENSITY.range
+    try:
+        intensity = float(value.strip())
+    except ValueError:
+        intensity = math.nan
+    if not math.isfinite(intensity) or not low <= intensity <= high:
+        raise element.error(f"emotion intensity={value!r} is not a number between {low:g} and {high:g}",
+                            'write e.g. intensity="1.0" (0 = neutral, 1 = the preset, 2 = strong)')
+    return replace(outer, emotion=category, intensity=intensity)
 
 
 def _prosody_factor(

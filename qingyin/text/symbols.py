@@ -175,3 +175,30 @@ def _is_valid(initial: str, final: str) -> bool:
     if initial in _PALATAL:
         return medial_i
     return not (medial_i and initial in _NO_MEDIAL_I)
+
+
+# Marks that belong to the syllable before them: the Baker model spends that syllable's tail frames on them.
+_SYLLABLE_TAIL_MARKS = frozenset({"#0", "#1"})
+
+
+def phone_syllables(phones: Sequence[str]) -> list[int]:
+    """The syllable each phone belongs to (0, 1, ... in order), -1 for what is no syllable's (sil, #2, #3, marks
+    before the first syllable). An initial opens a syllable, its final and an erhua er5 join it, #0/#1 join the
+    syllable before them."""
+    owners: list[int] = []
+    current = -1
+    after_initial = False
+    for phone in phones:
+        if phone in INITIALS or phone == ZERO_INITIAL:
+            current += 1
+            owners.append(current)
+            after_initial = True
+            continue
+        if phone[-1:].isdigit() and current >= 0 and (after_initial or phone == ERHUA_SUFFIX):
+            owners.append(current)
+        elif phone in _SYLLABLE_TAIL_MARKS and current >= 0:
+            owners.append(current)
+        else:
+            owners.append(-1)
+        after_initial = False
+    return owners

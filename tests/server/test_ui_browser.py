@@ -282,3 +282,30 @@ def test_pick_a_kokoro_voice_hear_its_sample_and_synthesize(ui: UIPage, server: 
     expect(error).to_be_visible(timeout=SYNTHESIS_TIMEOUT_MS)
     expect(error).to_contain_text("blends voices of different models")
     assert ui.outside_requests == []
+
+
+def test_emotion_synthesis_and_the_gallery(ui: UIPage, server: Server, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from qingyin.options import EMOTIONS
+
+    page = ui.page
+    page.locator("#emotion input").click()
+    page.get_by_role("option", name="开心 happy").click()
+    _synthesize(page, "你好。")
+    audio = _wait_for_audio(page)
+    assert audio["status"] == 200 and audio["duration"] > 0.3
+
+    page.locator("#gallery-panel").get_by_text("情感画廊").first.click()
+    page.locator("#gallery-button").click()
+    page.wait_for_function(
+        """ids => ids.every(id => {
+            const audio = document.querySelector(`#gallery-${id} audio`);
+            return audio && audio.src && audio.readyState >= 1;
+        })""", arg=list(EMOTIONS), timeout=SYNTHESIS_TIMEOUT_MS * 2)
+    sources = page.evaluate("ids => ids.map(id => document.querySelector(`#gallery-${id} audio`).src)",
+                            list(EMOTIONS))
+    assert len(set(sources)) == len(EMOTIONS)
+    expect(page.locator("#gallery-error")).to_be_hidden()
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "ui-gallery.png"), full_page=True)
+    assert ui.outside_requests == []

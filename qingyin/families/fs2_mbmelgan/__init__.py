@@ -17,14 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qingyin.families.base import DURATION, ENERGY, PITCH
+from qingyin.families.base import DURATION, ENERGY, PITCH, TILT
 from qingyin.voices.registry import ModelSpec
 
 if TYPE_CHECKING:
     from qingyin.families.fs2_mbmelgan.voice import Fs2Voice
 
 BACKENDS = ("torch", "onnx")
-CAPABILITIES = frozenset({DURATION, PITCH, ENERGY})
+CAPABILITIES = frozenset({DURATION, PITCH, ENERGY, TILT})
 
 
 def ensure(model: ModelSpec, force: bool = False, source: Path | None = None, quiet: bool = False) -> Path:

@@ -20,11 +20,20 @@ from qingyin.families.fs2_mbmelgan.features import AcousticControls
 from qingyin.families.fs2_mbmelgan.streaming import stream_vocoder
 from qingyin.text.frontend import Sentence
 from qingyin.text.markup import Controls
-from qingyin.text.symbols import SymbolTable
+from qingyin.text.symbols import SymbolTable, phone_syllables
 from qingyin.voices import registry
 from qingyin.voices.registry import ModelSpec
 
 BOUNDARY_MARKS = {"#0": 0, "#1": 1, "#2": 2, "#3": 3}
+# The model's pitch is a z-score of F0 in Hz per token: F0 ~ F0_MEAN_HZ + F0_STD_HZ * z, fitted on the fp32 ONNX
+# graphs (benchmarks/style_calibration.py: Harvest F0 per token against the predicted z, 20 sentences, r = 0.80).
+# A shift multiplies F0, so it moves z as (F0 * k - mean) / std, which keeps the tones' spread in semitones.
+F0_MEAN_HZ = 248.0
+F0_STD_HZ = 37.0
+Z_FLOOR = 1e-3
+# tilt_db is the change of the 3-8 kHz band's level against the 0.1-1 kHz band's: a ramp of one normalized mel unit
+# from the lowest to the highest bin moves it by about 12.8 dB (benchmarks/style_calibration.py).
+TILT_DB_PER_Z = 12.8
 SPEAKERS = ("baker",)  # the model's speaker table, by id
 
 
@@ -55,7 +64,7 @@ class Fs2Voice:
         ids = self.symbols.ids(phones) + [self.symbols.eos_id]  # raises UnknownSymbolError naming the symbol
         per_token = None if controls is None else [*controls, controls[-1]]  # eos follows the last phone
         breaks = [(i, BOUNDARY_MARKS[p]) for i, p in enumerate(phones) if p in BOUNDARY_MARKS]
-        return Tokens(text, phones, ids, per_token, breaks)
+        return Tokens(text, phones, ids, per_token, breaks, [*phone_syllables(phones), -1])
 
     def split(self, tokens: Tokens) -> tuple[Tokens, Tokens] | None:
         """Halves at the boundary mark nearest the middle; each half keeps a sil where the mark was."""
@@ -95,6 +104,9 @@ class Fs2Voice:
             for n, features in zip(rest, self.backend.acoustic_batch(batch), strict=True):
                 done[n] = Acoustics(features.durations, features.pitch, features.energy, self.frame_seconds,
                                     features.mel)
+        for n, (_, prosody, _) in enumerate(items):
+            if prosody.tilt_db is not None and prosody.tilt_db.any():
+                done[n].mel = tilted(done[n].mel, np.repeat(prosody.tilt_db, done[n].durations))
         return [done[n] for n in range(len(items))]
 
     def render(self, acoustics: Acoustics) -> np.ndarray:
@@ -110,7 +122,7 @@ class Fs2Voice:
         return self.backend.max_positions
 
     def _controls(self, prosody: Prosody, speaker: Speaker) -> AcousticControls:
-        return AcousticControls(1.0, _scale(prosody.pitch_scale), _scale(prosody.energy_scale),
+        return AcousticControls(1.0, pitch_scales(prosody), _scale(prosody.energy_scale),
                                 self._speaker_id(speaker), prosody.frames())
 
     def _speaker_id(self, speaker: Speaker) -> int:
@@ -121,6 +133,33 @@ class Fs2Voice:
 
 def _scale(scale: np.ndarray | None) -> float | np.ndarray:
     return 1.0 if scale is None else scale.astype(np.float32)
+
+
+def pitch_scales(prosody: Prosody) -> float | np.ndarray:
+    """The per-token multipliers of the predicted pitch that realize the prosody's scale and semitone shift.
+
+    The model's pitch is a z-score per token, fed back through the graph's only pitch input, a multiplier: a shift
+    of s semitones multiplies F0 by k = 2 ** (s / 12), i.e. takes z to z * k + F0_MEAN_HZ * (k - 1) / F0_STD_HZ, and
+    the multiplier is that target over the predicted z (tokens predicted at the mean, |z| < Z_FLOOR, move as if at
+    the floor).
+    """
+    semitones = prosody.semitones()
+    if semitones is None or prosody.pitch is None:
+        return _scale(prosody.pitch_scale)
+    predicted = prosody.pitch.astype(np.float32)
+    scale = np.ones_like(predicted) if prosody.pitch_scale is None else prosody.pitch_scale.astype(np.float32)
+    factor = np.exp2(semitones.astype(np.float32) / 12.0)
+    target = predicted * scale * factor + F0_MEAN_HZ * (factor - 1.0) / F0_STD_HZ
+    floor = np.where(predicted < 0, -Z_FLOOR, Z_FLOOR).astype(np.float32)
+    safe = np.where(np.abs(predicted) < Z_FLOOR, floor, predicted)
+    return (target / safe).astype(np.float32)
+
+
+def tilted(mel: np.ndarray, tilt_db: np.ndarray) -> np.ndarray:
+    """The normalized mel with each frame's spectral balance moved by its `tilt_db` (a ramp across the mel bins,
+    lowest bin down and highest up by half of it each)."""
+    ramp = np.linspace(-0.5, 0.5, mel.shape[1], dtype=np.float32)
+    return (mel + (tilt_db.astype(np.float32) / TILT_DB_PER_Z)[:, None] * ramp[None, :]).astype(mel.dtype)
 
 
 def sentence_ids(voice_dir: str | Path, texts: list[str]) -> list[list[int]]:

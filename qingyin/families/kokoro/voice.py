@@ -22,6 +22,7 @@ from qingyin.families.kokoro.runtime import HOP_LENGTH, SAMPLE_RATE, KokoroGraph
 from qingyin.families.kokoro.tokens import MAX_TOKENS, ids, load_vocab, sentence_tokens
 from qingyin.text.frontend import Sentence
 from qingyin.text.markup import Controls
+from qingyin.text.symbols import phone_syllables
 from qingyin.voices.registry import ModelSpec
 
 DEFAULT_THREADS = 2
@@ -53,7 +54,8 @@ class KokoroVoice:
     def tokens(self, sentence: Sentence) -> Tokens:
         kokoro = sentence_tokens(sentence)
         controls = None if sentence.controls is None else [sentence.controls[i] for i in kokoro.source]
-        return self._tokens(sentence.text, kokoro.symbols, controls, kokoro.breaks)
+        owners = phone_syllables(sentence.phones)
+        return self._tokens(sentence.text, kokoro.symbols, controls, kokoro.breaks, [owners[i] for i in kokoro.source])
 
     def parse_symbols(self, symbols: str | Sequence[str]) -> Tokens:
         """Kokoro symbols as one string ("ni↓xau↓.") or a list of them; spaces are symbols too."""
@@ -61,11 +63,12 @@ class KokoroVoice:
         return self._tokens("".join(listed), listed, None, [])
 
     def _tokens(self, text: str, symbols: list[str], controls: list[Controls] | None,
-                breaks: list[tuple[int, int]]) -> Tokens:
-        """Ids with the 0 that opens and closes every input; controls and breaks shifted to match."""
+                breaks: list[tuple[int, int]], syllables: list[int] | None = None) -> Tokens:
+        """Ids with the 0 that opens and closes every input; controls, breaks and syllables shifted to match."""
         padded = [0, *ids(symbols, self.vocab), 0]
         per_id = None if not controls else [controls[0], *controls, controls[-1]]
-        return Tokens(text, symbols, padded, per_id, [(position + 1, level) for position, level in breaks])
+        owners = None if syllables is None else [-1, *syllables, -1]
+        return Tokens(text, symbols, padded, per_id, [(position + 1, level) for position, level in breaks], owners)
 
     def split(self, tokens: Tokens) -> tuple[Tokens, Tokens] | None:
         """Halves at the strongest boundary nearest the middle (a comma before a word gap)."""
@@ -75,14 +78,16 @@ class KokoroVoice:
         cut, _ = max(tokens.breaks, key=lambda b: (b[1], -abs(b[0] - middle)))
         symbols = cut - 1  # the pad before the first symbol
         controls = None if tokens.controls is None else tokens.controls[1:-1]
+        owners = None if tokens.syllables is None else tokens.syllables[1:-1]
         head = tokens.symbols[:symbols]
         while head and head[-1] == " ":
             head = head[:-1]
         breaks = [(p - 1, level) for p, level in tokens.breaks]
         return (self._tokens(tokens.text, head, None if controls is None else controls[: len(head)],
-                             [b for b in breaks if b[0] < len(head)]),
+                             [b for b in breaks if b[0] < len(head)], None if owners is None else owners[: len(head)]),
                 self._tokens("", tokens.symbols[symbols:], None if controls is None else controls[symbols:],
-                             [(p - symbols, level) for p, level in breaks if p > symbols]))
+                             [(p - symbols, level) for p, level in breaks if p > symbols],
+                             None if owners is None else owners[symbols:]))
 
     # --- prosody and audio -------------------------------------------------------------------------------------
     def predict(self, tokens: Tokens, speaker: Speaker) -> Prosody:
@@ -110,6 +115,7 @@ class KokoroVoice:
             raise ValueError("every token got zero frames: nothing to synthesize")
         f0, energy = self.graphs.prosody(predicted, frames, style)
         f0 = scale_pitch(f0, _per_frame(prosody.pitch_scale, frames))
+        f0 = shift_pitch(f0, _semitones_per_value(prosody, frames))
         energy = scale_energy(energy, _per_frame(prosody.energy_scale, frames))
         # The opening pad is silence: Kokoro predicts ~0.5 s of it, which would only delay the first audio (the
         # engine puts its own pause between sentences). It is decoded (shortening it garbles the first word:
@@ -202,6 +208,31 @@ def scale_pitch(f0: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
     level = np.median(log_f0[voiced])
     edited = np.exp(level + (log_f0 - level) * scale)
     return np.where(voiced, edited, f0).astype(np.float32)
+
+
+def shift_pitch(f0: np.ndarray, semitones: np.ndarray | None) -> np.ndarray:
+    """Voiced F0 moved by `semitones` (per value); unvoiced values kept."""
+    if semitones is None or not semitones.any():
+        return f0
+    voiced = f0 > VOICED_HZ
+    return np.where(voiced, f0 * np.exp2(semitones / 12.0), f0).astype(np.float32)
+
+
+def _semitones_per_value(prosody: Prosody, frames: np.ndarray) -> np.ndarray | None:
+    """The prosody's pitch shift at the F0 curve's resolution (two values per frame), each token's slope a ramp
+    from 0 at its start to the full slope at its end."""
+    if prosody.pitch_shift is None and prosody.pitch_slope is None:
+        return None
+    count = len(frames)
+    shift = np.zeros(count, np.float32) if prosody.pitch_shift is None else prosody.pitch_shift
+    values = np.repeat(shift.astype(np.float32), 2 * frames)
+    if prosody.pitch_slope is not None and prosody.pitch_slope.any():
+        starts = np.concatenate([[0], np.cumsum(2 * frames)[:-1]])
+        for token in np.flatnonzero(prosody.pitch_slope):
+            n = 2 * int(frames[token])
+            ramp = np.linspace(0.0, prosody.pitch_slope[token], n, dtype=np.float32)
+            values[starts[token]: starts[token] + n] += ramp
+    return values
 
 
 def scale_energy(energy: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

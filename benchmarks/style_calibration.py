@@ -1,0 +1,92 @@
+"""The Baker voice's constants for style edits (qingyin/families/fs2_mbmelgan/voice.py), measured.
+
+    .venv/bin/python -m benchmarks.style_calibration [--sentences 20]
+
+1. F0_MEAN_HZ, F0_STD_HZ: the model predicts pitch as a z-score per token; each token's median Harvest F0 (tokens
+   of 3+ frames, 80 % voiced) is regressed on its predicted z over the first sentences of the default text.
+2. The semitone shift and the mel tilt as realized: each edit alone through the engine's style path, against the
+   unedited voice on the same sentences (mean log-F0 and its spread, semitones; the level of 3-8 kHz against
+   0.1-1 kHz, dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+
+from qingyin.evaluate.signal_metrics import analyze
+from qingyin.runtime.synthesizer import Synthesizer
+from qingyin.style import Style
+from qingyin.style.presets import Preset
+from qingyin.text.corpus import read_texts
+
+
+def band_balance_db(audio: np.ndarray, sample_rate: int) -> float:
+    """Level of 3-8 kHz against 0.1-1 kHz over the loud frames (within 30 dB of the loudest), dB."""
+    size = 1024
+    frames = np.lib.stride_tricks.sliding_window_view(audio, size)[:: size // 4] * np.hanning(size)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(size, 1 / sample_rate)
+    level = 10 * np.log10(power.sum(1) + 1e-12)
+    loud = power[level > level.max() - 30]
+    low = loud[:, (freqs >= 100) & (freqs < 1000)].sum()
+    high = loud[:, (freqs >= 3000) & (freqs < 8000)].sum()
+    return float(10 * np.log10(high / low))
+
+
+def pitch_regression(engine: Synthesizer, texts: list[str]) -> tuple[float, float, float]:
+    """(mean Hz, std Hz, correlation) of token F0 = mean + std * z."""
+    import pyworld
+
+    z, hz = [], []
+    for text in texts:
+        for sentence in engine.synthesize(text).sentences:
+            features = sentence.features
+            f0, _ = pyworld.harvest(sentence.audio.astype(np.float64), engine.sample_rate, f0_floor=60, f0_ceil=600,
+                                    frame_period=1000 * features.frame_seconds)
+            ends = np.cumsum(features.durations)
+            for token, (start, end) in enumerate(zip(ends - features.durations, ends, strict=True)):
+                voiced = f0[start:end][f0[start:end] > 0]
+                if end - start >= 3 and len(voiced) >= 0.8 * (end - start):
+                    z.append(features.pitch[token])
+                    hz.append(np.median(voiced))
+    slope, intercept = np.polyfit(z, hz, 1)
+    return float(intercept), float(slope), float(np.corrcoef(z, hz)[0, 1])
+
+
+def realized(engine: Synthesizer, texts: list[str], preset: Preset) -> np.ndarray:
+    """(mean log-F0 st, log-F0 std st, 3-8 kHz vs 0.1-1 kHz dB), averaged over `texts`, with `preset` applied."""
+    style = Style(reference=preset)
+    engine._style = lambda selection, opts: style  # the edit alone, whatever the options say
+    rows = []
+    for text in texts:
+        result = engine.synthesize(text)
+        clip = analyze(result.audio, result.sample_rate)
+        semitones = 12 * np.log2(clip.f0_hz[(clip.f0_hz > 0) & clip.speech] / 100)
+        rows.append([semitones.mean(), semitones.std(), band_balance_db(result.audio, result.sample_rate)])
+    del engine._style
+    return np.mean(rows, axis=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=20)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+    engine = Synthesizer("baker", backend="onnx")
+    texts = read_texts()[: args.sentences]
+    mean, std, r = pitch_regression(engine, texts)
+    print(f"token F0 = {mean:.1f} Hz + {std:.1f} Hz * z  (r = {r:.2f}, {len(texts)} sentences)")
+    base = realized(engine, texts[:4], Preset())
+    print("edit (requested)        mean F0 st   F0 spread st   3-8k vs 0.1-1k dB   (change from unedited)")
+    for label, preset in [("level_st +2.5", Preset(level_st=2.5)), ("level_st -2", Preset(level_st=-2.0)),
+                          ("range 1.4", Preset(range=1.4)), ("range 0.7", Preset(range=0.7)),
+                          ("tilt_db +3", Preset(tilt_db=3.0)), ("tilt_db -3", Preset(tilt_db=-3.0))]:
+        change = realized(engine, texts[:4], preset) - base
+        print(f"{label:<22}  {change[0]:+10.2f}   {change[1]:+12.2f}   {change[2]:+17.2f}")
+
+
+if __name__ == "__main__":
+    main()
