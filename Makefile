@@ -13,7 +13,7 @@ DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统�
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx,server,convert]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx,server,convert,cluster]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,4 +1,4 @@
-"""`qingyin` command line: say, voices, frontend, serve, bench, eval, export, models."""
+"""`qingyin` command line: say, voices, frontend, serve, batch, bench, eval, export, models, compress."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qingyin.compress.cli import add_compress_parser, compress_command
 from qingyin.families.fs2_mbmelgan.backends import BACKENDS  # light: the backends themselves are imported on use
 from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
 from qingyin.text.prosody import MODES as PROSODY_MODES
@@ -32,6 +33,10 @@ EXAMPLES = """examples:
   qingyin say "今天天气不错。" -o out.wav --backend onnx --threads 2
   qingyin export baker --variant fp32
   qingyin serve --port 8000            # REST + OpenAI-compatible API, WebSocket, web UI at /ui
+  qingyin serve --engine ray --max-replicas 4   # the same app on Ray Serve (pip install 'qingyin[cluster]')
+  qingyin batch lines.txt -o out/ --format mp3           # one file per line + out/manifest.jsonl; rerun resumes
+  qingyin batch corpus.jsonl -o out/ --engine ray         # {"id", "text"|"ssml", "voice", "emotion", ...} per line
+  qingyin batch book.md -o book/ --format flac            # a chapter per file
   qingyin models fetch all              # every voice (baker, and kokoro for the eight Kokoro speakers)
   qingyin models fetch kokoro --from ~/Downloads/kokoro-files
   qingyin bench --threads 2
@@ -150,6 +155,13 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Serve speech over HTTP (FastAPI + uvicorn). Every flag also has an environment variable: "
                     "QINGYIN_<FLAG> with dashes as underscores (e.g. QINGYIN_MAX_CHARS); a flag wins over it. "
                     "API keys only come from QINGYIN_API_KEYS (comma-separated), so they stay out of `ps`.")
+    serve.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process (uvicorn, the default); ray: the same app as a Ray Serve "
+                            "application with synthesizer replicas (pip install 'qingyin[cluster]'; for a cluster "
+                            "see deploy/ray-serve.yaml)")
+    serve.add_argument("--replicas", type=_positive_int, help="ray: replicas at start (default: 1)")
+    serve.add_argument("--max-replicas", type=_positive_int,
+                       help="ray: autoscale up to this many replicas (default: --replicas, i.e. no autoscaling)")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_positive_int, help="port (default: 8000)")
     serve.add_argument("--workers", type=_positive_int, help="server processes, each with its own voice (default: 1)")
@@ -171,6 +183,42 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cors-origins", help="comma-separated origins allowed by CORS, or * (default: none)")
     serve.add_argument("--no-ui", action="store_true", help="do not mount the web UI at /ui")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: info")
+
+    batch = commands.add_parser(
+        "batch", help="render a corpus or a book into audio files with a resumable manifest.jsonl",
+        description="Synthesize every item of INPUT into OUTPUT/<id>.<format> and record each in "
+                    "OUTPUT/manifest.jsonl (id, path, seconds, sha256, voice, options, status, error). A rerun "
+                    "skips what the manifest shows done, redoes what failed or changed; Ctrl-C leaves the manifest "
+                    "consistent. A bad line is recorded as an error and the job goes on (exit status 1 at the end).",
+        epilog=textwrap.dedent("""\
+            inputs (--kind auto picks by the file name):
+              lines  a text file, one utterance a line (ids: line numbers, 00017)
+              jsonl  one JSON object a line: {"id": "a1", "text": "你好。", "voice": "yunxi", "emotion": "happy",
+                     "intensity": 1.2, "speed": 1.1, ...}; "ssml" instead of "text" for SSML
+              book   a long text or Markdown (.md): one file per chapter (# / ## headings, or 第N章 lines),
+                     split into parts so that workers share a chapter
+            engines:
+              local  a process pool on this machine (default: one single-threaded worker per core)
+              ray    a Ray cluster: RAY_ADDRESS, or a local Ray on 127.0.0.1 (pip install 'qingyin[cluster]')"""),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    batch.add_argument("input", type=Path, help="a .txt (one utterance a line), .jsonl, or .md/.txt book")
+    batch.add_argument("-o", "--output", type=Path, help="output folder (default: INPUT's name + '-audio')")
+    batch.add_argument("--kind", choices=("auto", "lines", "jsonl", "book"), default="auto",
+                       help="how to read INPUT (default: auto: .jsonl -> jsonl, .md -> book, else lines)")
+    batch.add_argument("--format", default="wav", help="wav, mp3, ogg, opus, flac or pcm (default: wav)")
+    batch.add_argument("--sample-rate", type=int, help="resample to this rate in Hz (default: the voice's own)")
+    batch.add_argument("--voice", default=DEFAULT_VOICE, help=f"default voice of the items (default: {DEFAULT_VOICE})")
+    for setting in (SPEED, PITCH, ENERGY, INTENSITY):
+        batch.add_argument(f"--{setting.name}", type=float, default=setting.default, help=setting.describe())
+    batch.add_argument("--emotion", default=NEUTRAL, help=f"default emotion of the items (default: {NEUTRAL})")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local", help="where to run (default: local)")
+    batch.add_argument("--workers", type=_positive_int,
+                       help="worker processes (local) or concurrent tasks (ray) (default: cores / threads)")
+    batch.add_argument("--threads", type=_positive_int, help="CPU threads per worker (default: 1, or cores / "
+                                                              "workers when --workers is given)")
+    batch.add_argument("--backend", choices=BACKENDS, help="inference runtime (default: the voice's own)")
+    batch.add_argument("--variant", help="model variant of the backend (see `qingyin say --help`)")
+    batch.add_argument("--no-retry-failed", action="store_true", help="leave items that failed before as they are")
 
     models = commands.add_parser("models", help="fetch and list voices")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -203,6 +251,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="with --gate, also measure the CER change with Whisper (slower; eval extra)")
     export.add_argument("--texts", type=int, default=20, metavar="N",
                         help="with --gate, how many of the evaluation sentences to speak (default: 20)")
+    add_compress_parser(commands)
     return parser
 
 
@@ -477,6 +526,10 @@ def _serve(args: argparse.Namespace) -> int:
     for name, value in flags.items():  # the worker processes read their settings from the environment
         os.environ[f"QINGYIN_{name.upper()}"] = str(value)
     config = ServerConfig.from_env()  # checks every setting before the server starts
+    if args.engine == "ray":
+        return _serve_ray(config, args.replicas or 1, args.max_replicas)
+    if args.replicas or args.max_replicas:
+        raise ValueError("--replicas and --max-replicas are for --engine ray; locally, use --workers")
     print(f"qingyin: serving on http://{config.host}:{config.port} (web UI at /ui, API docs at /docs)",
           file=sys.stderr)
     uvicorn.run("qingyin.server.app:create_app_from_env", factory=True, host=config.host, port=config.port,
@@ -484,15 +537,60 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_ray(config, replicas: int, max_replicas: int | None) -> int:  # noqa: ANN001
+    from qingyin.batch.engines import init_ray
+
+    where = init_ray()  # says what to install when Ray is missing; names an unreachable RAY_ADDRESS
+    from ray import serve
+
+    from qingyin.server.ray_serve import ray_serve_app
+
+    app = ray_serve_app({"replicas": replicas, "max_replicas": max_replicas})
+    serve.start(http_options={"host": config.host, "port": config.port})
+    print(f"qingyin: serving on http://{config.host}:{config.port} with Ray Serve ({where}; {replicas}"
+          f"{f'-{max_replicas}' if max_replicas and max_replicas > replicas else ''} replicas)", file=sys.stderr)
+    try:
+        serve.run(app, name="qingyin", route_prefix="/", blocking=True)
+    finally:
+        serve.shutdown()
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from qingyin.batch import read_items, run_batch
+
+    options: dict[str, object] = {"speed": args.speed, "pitch": args.pitch, "energy": args.energy,
+                                  "emotion": args.emotion, "intensity": args.intensity}
+    defaults = {"speed": SPEED.default, "pitch": PITCH.default, "energy": ENERGY.default, "emotion": NEUTRAL,
+                "intensity": INTENSITY.default}
+    options = {name: value for name, value in options.items() if value != defaults[name]}  # only what was asked
+    items = read_items(args.input, args.voice, options, kind=args.kind)
+    output = args.output or args.input.with_name(args.input.stem + "-audio")
+    report = run_batch(items, output, format=args.format, sample_rate=args.sample_rate, engine=args.engine,
+                       workers=args.workers, threads=args.threads, backend=args.backend, variant=args.variant,
+                       retry_failed=not args.no_retry_failed)
+    for error in report.errors[:20]:
+        print(f"qingyin: failed: {error}", file=sys.stderr)
+    if len(report.errors) > 20:
+        print(f"qingyin: ... and {len(report.errors) - 20} more (status \"error\" in the manifest)", file=sys.stderr)
+    print(f"qingyin: {report.done} made, {report.skipped} already done, {report.failed} failed of {report.total}; "
+          f"{report.audio_seconds:.1f} s of audio in {report.wall_seconds:.1f} s ({report.speed:.1f} audio-s/s, "
+          f"{report.engine} x{report.workers})", file=sys.stderr)
+    print(output / "manifest.jsonl")
+    return 1 if report.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from qingyin.batch.engines import EngineError
     from qingyin.voices.wheels import VoiceNotAvailableError
 
     args = _build_parser().parse_args(argv)
     try:
         commands = {"say": _say, "voices": _voices, "frontend": _frontend, "bench": _bench, "eval": _eval,
-                    "models": _models, "export": _export, "serve": _serve}
+                    "models": _models, "export": _export, "serve": _serve, "batch": _batch,
+                    "compress": compress_command}
         return commands[args.command](args)
-    except (ValueError, VoiceNotAvailableError, OSError, ImportError) as error:
+    except (ValueError, VoiceNotAvailableError, OSError, ImportError, EngineError) as error:
         # Bad input and missing voices raise these, with messages that say what to do.
         print(f"qingyin: error: {error}", file=sys.stderr)
         return 2

@@ -25,10 +25,28 @@ def gain_envelope(acoustics: Acoustics, sample_rate: int) -> np.ndarray | None:
 
 
 def apply_gain(audio: np.ndarray, envelope: np.ndarray | None, offset: int = 0) -> np.ndarray:
-    """`audio` (starting `offset` samples into the rendered sentence) times its part of `envelope`, within [-1, 1]."""
+    """`audio` (starting `offset` samples into the rendered sentence) times its part of `envelope`, its peaks
+    above KNEE bent softly towards full scale (`soft_limit`) instead of clipped."""
     if envelope is None or not len(audio):
         return audio
     part = envelope[offset: offset + len(audio)]
     if len(part) < len(audio):  # a family rendered more than its frames: hold the last gain
         part = np.concatenate([part, np.full(len(audio) - len(part), part[-1] if len(part) else 1.0, np.float32)])
-    return np.clip(audio * part, -1.0, 1.0).astype(np.float32)
+    return soft_limit(audio * part)
+
+
+KNEE = 0.8  # samples up to this are kept as they are
+
+
+def soft_limit(audio: np.ndarray) -> np.ndarray:
+    """Samples beyond +-KNEE compressed smoothly into +-1 (tanh above the knee; continuous slope at it). Sample by
+    sample, so streamed chunks get exactly what the whole sentence gets."""
+    magnitude = np.abs(audio)
+    over = magnitude > KNEE
+    if not over.any():
+        return audio.astype(np.float32)
+    room = 1.0 - KNEE
+    bent = KNEE + room * np.tanh((magnitude[over] - KNEE) / room)
+    limited = audio.astype(np.float32)
+    limited[over] = np.sign(audio[over]) * bent
+    return limited
