@@ -164,7 +164,9 @@ def read_items_from(tmp_path: Path, lines: list[str]):  # noqa: ANN201
 
 def test_sigint_leaves_a_consistent_manifest_and_a_rerun_finishes(tmp_path: Path, baker_dir) -> None:
     path = tmp_path / "in.txt"
-    path.write_text("".join(f"这是第{n}个句子，用来测试中断。\n" for n in range(1, 41)), encoding="utf-8")
+    # Items long enough (three sentences each) that the job is still running when the third is recorded.
+    path.write_text("".join(f"这是第{n}个句子，用来测试中断。我们在中途按下停止键。然后再把它重新运行一遍。\n"
+                            for n in range(1, 41)), encoding="utf-8")
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "qingyin.cli", "batch", str(path), "-o", str(out),
                                 "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
