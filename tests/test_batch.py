@@ -162,6 +162,13 @@ def read_items_from(tmp_path: Path, lines: list[str]):  # noqa: ANN201
     return read_items(path, "baker")
 
 
+def _interruptible() -> None:
+    """In the child: SIGINT back to its default, so that Python turns it into KeyboardInterrupt. An ignored SIGINT
+    is inherited across exec, and a library loaded earlier in the test session may have left it ignored (in a full
+    `make test` run the job then ran to the end)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_leaves_a_consistent_manifest_and_a_rerun_finishes(tmp_path: Path, baker_dir) -> None:
     path = tmp_path / "in.txt"
     # Items long enough (three sentences each) that the job is still running when the third is recorded.
@@ -170,7 +177,7 @@ def test_sigint_leaves_a_consistent_manifest_and_a_rerun_finishes(tmp_path: Path
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "qingyin.cli", "batch", str(path), "-o", str(out),
                                 "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_interruptible)
     manifest = out / "manifest.jsonl"
     try:
         for _ in range(600):  # interrupt once a few items are recorded
