@@ -107,3 +107,14 @@ def test_mixes_and_bad_options(voice, neutral):
         voice.synthesize(TEXT, emotion="joy")
     with pytest.raises(InvalidOptionError, match="intensity"):
         voice.synthesize(TEXT, emotion="happy", intensity=3)
+
+
+def test_a_reference_file_recorded_again_is_measured_again(tts, tmp_path):
+    path = tmp_path / "ref.wav"
+    text = "今天天气很好，我们一起去公园散步吧。请您留言。"
+    tts.synthesize(text, speed=0.8).save(path)
+    slow = tts.check_options(reference=str(path)).reference
+    assert tts.check_options(reference=path).reference is slow  # kept: measured once
+    tts.synthesize(text, speed=1.3).save(path)
+    fast = tts.check_options(reference=str(path)).reference
+    assert fast.articulation_rate > slow.articulation_rate

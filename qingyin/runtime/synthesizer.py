@@ -476,7 +476,7 @@ class Synthesizer:
             return reference
         if not isinstance(reference, str | Path | bytes):
             raise InvalidOptionError("reference must be a path to a recording, its bytes, or a ReferenceProsody")
-        key = reference if isinstance(reference, bytes) else str(Path(reference).resolve())
+        key = reference if isinstance(reference, bytes) else _file_key(Path(reference))
         if key not in self._references:
             try:
                 measured = analyze_reference(reference)
@@ -540,6 +540,16 @@ def edit_prosody(prosody: Prosody, tokens: Tokens, opts: SynthesisOptions) -> No
     prosody.duration_scale = (1.0 / speed).astype(np.float32)
     prosody.pitch_scale = np.array([c.pitch for c in tokens.controls], np.float32) * opts.pitch
     prosody.energy_scale = np.array([c.energy for c in tokens.controls], np.float32) * opts.energy
+
+
+def _file_key(path: Path) -> object:
+    """A recording's file as a cache key: the same path re-recorded (another size or time) is measured again."""
+    path = path.resolve()
+    try:
+        stat = path.stat()
+    except OSError:  # missing or unreadable: analyze_reference says so, and nothing is kept
+        return str(path)
+    return str(path), stat.st_mtime_ns, stat.st_size
 
 
 def _check_text(text: object) -> None:
