@@ -226,3 +226,16 @@ def test_audio_is_what_the_synthesizer_makes(tmp_path: Path, lines_file: Path, t
     direct = tts.synthesize(LINES[0]).audio
     assert len(audio) == len(direct)
     assert np.max(np.abs(audio - np.clip(direct, -1, 1))) < 2e-3
+
+
+def test_an_empty_input_and_an_endless_line_are_refused_clearly(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(BatchInputError, match="has nothing to say: no lines of text"):
+        read_items(empty, "baker")
+    long = tmp_path / "long.txt"
+    long.write_text("好" * 20_000 + "\n你好。\n", encoding="utf-8")
+    endless, fine = read_items(long, "baker")
+    assert endless.error == ("line 1: 20,000 characters without a sentence end; at most 10,000 in one go: split it "
+                             "into lines, or read the file as a book (--kind book) with sentence punctuation")
+    assert fine.error is None

@@ -16,6 +16,8 @@ KINDS = ("auto", "lines", "jsonl", "book")
 # What a JSONL line may carry besides id, text/ssml and voice: the engine's options, one name everywhere.
 OPTION_FIELDS = ("speed", "pitch", "energy", "sentence_pause", "emotion", "intensity", "reference",
                  "reference_strength")
+# One synthesis call's text at most (twice the server's request limit); longer is an item error.
+MAX_PART_CHARS = 10_000
 PART_CHARS = 300  # a book chapter is cut into parts of about this many characters, at paragraph/sentence ends
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHAPTER = re.compile(r"^\s*(#{1,2}\s+\S.*|第[0-9零一二三四五六七八九十百千两]+[章回节卷篇部].*)$")
@@ -73,8 +75,23 @@ def read_items(path: str | Path, voice: str, options: dict[str, object] | None =
     else:
         items = [Item(f"{n:05d}", [line.strip()], voice, dict(options), n)
                  for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not items:
+        raise BatchInputError(f"{path} has nothing to say: no {'records' if kind == 'jsonl' else 'lines of text'} "
+                              "in it")
     _check_unique(items)
+    _check_lengths(items)
     return items
+
+
+def _check_lengths(items: list[Item]) -> None:
+    """An item with a part longer than MAX_PART_CHARS is an error: one synthesis call would hold a worker for hours
+    (a book's parts are cut at sentence ends, so only a run of text without any is that long)."""
+    for item in items:
+        longest = max((len(part) for part in item.parts), default=0)
+        if item.error is None and longest > MAX_PART_CHARS:
+            item.error = (f"line {item.line}: {longest:,} characters without a sentence end; at most "
+                          f"{MAX_PART_CHARS:,} in one go: split it into lines, or read the file as a book "
+                          "(--kind book) with sentence punctuation")
 
 
 def _jsonl(text: str, voice: str, options: dict[str, object]) -> list[Item]:
