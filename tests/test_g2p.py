@@ -523,6 +523,18 @@ GRAMMAR = [
     ("皇帝下诏削藩。", "削", "xue1", "stripping xue1"),
     ("小船在水面上一摇一晃。", "晃", "huang4", "swaying huang4"),
     ("这条老弄已经有一百多年了。", "弄", "long4", "lane long4"),
+    ("工人们抡起铁锹和斧镐开路。", "镐", "gao3", "pick gao3"),
+    ("船夫持桨划过湖面。", "划", "hua2", "rowing hua2"),
+    ("村口堆着一个大麦秸垛。", "垛", "duo4", "stack duo4"),
+    ("寺前立着一座唐代石幢。", "幢", "chuang2", "pillar chuang2"),
+    ("噶尔丹汗率军东进。", "汗", "han2", "khan han2"),
+    ("这张老照片的色彩早已褪去。", "褪", "tui4", "fading tui4"),
+    ("她终于褪去了青涩。", "褪", "tui4", "fading tui4"),
+    ("他每天把水挑回家。", "挑", "tiao1", "carrying tiao1"),
+    ("此人善于揣上意。", "揣", "chuai3", "guessing chuai3"),
+    ("战事平定后，大军还京师。", "还", "huan2", "returning huan2"),
+    ("这只小猫长得头大体胖。", "胖", "pang4", "alone pang4"),
+    ("方中加朮以健脾。", "朮", "zhu2", "herb zhu2"),
 ]
 
 
@@ -549,6 +561,10 @@ def test_grammar_rules_settle_everyday_readings(sentence: str, char: str, readin
         ("他们都指挥过千军万马。", "都", "dou1"),
         ("他把铅笔削得尖尖的。", "削", "xiao1"),
         ("老葛属于热心肠的人。", "葛", "ge3"),
+        ("这一片住宅共有三幢楼。", "幢", "zhuang4"),  # 幢 counting buildings
+        ("我跑得出了一身汗。", "汗", "han4"),  # sweat after a word that is not a name
+        ("他心广体胖，整天乐呵呵的。", "胖", "pan2"),
+        ("他还朝我笑了笑。", "还", "hai2"),  # 还朝 not ending a clause is "still towards"
     ],
 )
 def test_grammar_rules_leave_compounds_and_names_alone(sentence: str, char: str, reading: str) -> None:
@@ -601,3 +617,6 @@ def test_phrase_corrections_apply_to_the_word_never_across_words() -> None:
     assert readings_of("湖泊地区", "泊") == "po1"  # 湖泊/地区, not 泊地
     assert readings_of("乐评人对新专辑评价很高。", "乐评人") == "yue4 ping2 ren2"  # no dictionary has it
     assert readings_of("脯氨酸是一种氨基酸。", "脯氨酸") == "fu3 an1 suan1"
+    assert readings_of("她怀揣梦想来到北京。", "怀揣") == "huai2 chuai1"
+    assert readings_of("村口有个大草垛。", "草垛") == "cao3 duo4"
+    assert readings_of("庙前有两株古柏。", "古柏") == "gu3 bai3"

@@ -394,6 +394,34 @@ _COLLOCATION_RULES = (
     ContextRule("lane long4", "弄", "long4", "条老?", "(?![干清坏脏乱丢错懂明湿断死伤成到出得不了好])"),
     ContextRule("lane long4", "弄", "long4", "[\u4e00-\u9fff]", "社区|小区|居委"),
     ContextRule("dazzling huang3", "晃", "huang3", f"(?:阳光|灯光|车灯|光线|反光)[^{PUNCTUATION}]{{0,2}}", ""),
+    # 镐 gǎo "a pick" after what it is made of or done with (斧镐, 铁镐, 抡镐); 镐 hào is 镐京 and given names.
+    ContextRule("pick gao3", "镐", "gao3", "[斧铁钢洋抡挥举]|十字|鹤嘴|丁字", ""),
+    ContextRule("rowing hua2", "划", "hua2", "桨", ""),  # 持桨划行: an oar is rowed
+    # 垛 duò "a stack" of straw or grain (麦秸垛, 稻草垛); 垛 duǒ is the jutting part of a wall (城垛, 垛口).
+    ContextRule("stack duo4", "垛", "duo4", "[秸草柴麦稻粮谷]|柴火", ""),
+    # 幢 chuáng "a pillar inscribed with sutras" (经幢, 石幢, 铁幢); 幢 zhuàng counts buildings (三幢楼).
+    ContextRule("pillar chuang2", "幢", "chuang2", "[经石铁]", ""),
+    # 汗 hán "khan" standing alone after a name (噶尔丹汗, 拉藏汗); after other words it is sweat (擦擦汗, 一身汗).
+    ContextRule("khan han2", "汗", "han2", "", "", previous_tag="(?:nr|ns|nz|x)", alone=True),
+    # 褪 tuì "fade" of a colour or what is likened to one (色彩褪去, 褪去光环); 褪 tùn "slip off" (褪去外壳).
+    ContextRule("fading tui4", "褪", "tui4", f"[色彩][^{PUNCTUATION}]{{0,3}}", "", over_words=True),
+    ContextRule(
+        "fading tui4",
+        "褪",
+        "tui4",
+        "",
+        f"去了?[^{PUNCTUATION}]{{0,4}}?(?:色彩|颜色|光环|光芒|青涩|稚气)",
+        over_words=True,
+    ),
+    # 挑 tiāo "carry on a shoulder pole" before where the load goes (挑回家, 挑入宫中); 挑起, 挑出 may be tiǎo.
+    ContextRule("carrying tiao1", "挑", "tiao1", "", "[回入进]"),
+    # 揣 chuǎi "guess" what is on someone's mind (揣上意, 揣其意); 揣 chuāi "tuck away" (揣在怀里).
+    ContextRule("guessing chuai3", "揣", "chuai3", "", "(?:上|圣|帝|其|人)意"),
+    # 还 huán "return" to the capital, to court or home, ending a clause (遂还京师。, 班师还朝); 还 hái is "still".
+    ContextRule("returning huan2", "还", "huan2", "", f"(?:京师|京城|本国|故国|故乡|故里|朝)(?:{_CLAUSE}|[后时])"),
+    # 朮 is zhú, the herb (白朮, 苍朮) and in 金兀朮, wherever it stands: 術 shù is written 术, never 朮. A rule
+    # rather than a one-character lexicon entry, which would cost the lexicon a lookup at every position.
+    ContextRule("herb zhu2", "朮", "zhu2", "", ""),
 )
 
 # --- particles and modals, told apart by the part of speech around them.
@@ -490,6 +518,7 @@ _STANDING_ALONE = {  # character: (its colloquial reading, what may follow it)
     "脏": ("zang1", ""),  # 屏幕脏了; 心脏, 内脏 are zang4
     "咽": ("yan4", "[不下了口进]"),  # 咽不下; 咽喉, 咽炎, 咽部 are yan1
     "没": ("mei2", "(?![过顶入落收])"),  # 没抓到, 没了; 没过膝盖, 没顶 are mo4
+    "胖": ("pang4", ""),  # 头大体胖; 胖 pán is only in 心广体胖
 }
 _NOT_A_NAME = "(?!nr|ns|nz|nt|x)"  # transliterated names are where these characters keep other readings (圣何塞)
 _STANDING_ALONE_RULES = tuple(

@@ -33,6 +33,11 @@ _CORRECTIONS: dict[str, str] = {
     "脯氨酸": "fu3 an1 suan1", "劲歌": "jing4 ge1", "产仔": "chan3 zai3", "木杆": "mu4 gan1",
     "乐评": "yue4 ping2", "乐评人": "yue4 ping2 ren2", "传主": "zhuan4 zhu3", "咳咳": "ke2 ke2",
     "南燕": "nan2 yan1", "比降": "bi3 jiang4", "校射": "jiao4 she4", "蒙藏": "meng3 zang4",
+    # 揣 chuāi "carry in the bosom" (怀揣梦想; 揣 chuǎi is "guess": 揣测), 靡 mǐ "bend in the wind" (风靡, 披靡),
+    # 垛 duò "a stack" (草垛, 麦垛; duǒ is the jutting part of a wall: 城垛, 垛口)
+    "怀揣": "huai2 chuai1", "风行草靡": "feng1 xing2 cao3 mi3",
+    "草垛": "cao3 duo4", "麦垛": "mai4 duo4", "柴垛": "chai2 duo4",
+    "古柏": "gu3 bai3",  # an old cypress (柏 bǎi; bó is in transliterations: 柏林)
 }  # fmt: skip
 
 
