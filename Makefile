@@ -9,11 +9,11 @@ QINGYIN_HOME ?= $(HOME)/.cache/qingyin
 GATE_INT8 := $(VENV)/bin/qingyin export baker --variant int8-static --gate
 DEMO_TEXT := 欢迎使用轻音。这是一个开源的中文语音合成系统，在两核的处理器上也能流畅运行。
 
-.PHONY: serve demo test test-heavy setup voice gate browser lint clean
+.PHONY: serve demo test test-heavy setup voice gate browser lint audit clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx,server,convert,cluster]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,eval,onnx,server,convert,cluster,compress]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -48,6 +48,13 @@ test-heavy: voice
 
 lint: setup
 	$(VENV)/bin/ruff check qingyin tests benchmarks
+
+# Known vulnerabilities of the installed packages, from PyPI's advisory data (pip-audit is installed into the venv
+# here only, not by setup or test). --strict: a package that could not be checked fails the audit, where it
+# would otherwise pass unchecked; qingyin itself (editable, not on PyPI) is left out.
+audit: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check pip-audit
+	$(VENV)/bin/pip-audit --strict --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache .ruff_cache

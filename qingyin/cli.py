@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -159,9 +161,15 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="local: this process (uvicorn, the default); ray: the same app as a Ray Serve "
                             "application with synthesizer replicas (pip install 'qingyin[cluster]'; for a cluster "
                             "see deploy/ray-serve.yaml)")
-    serve.add_argument("--replicas", type=_positive_int, help="ray: replicas at start (default: 1)")
+    serve.add_argument("--replicas", type=_positive_int,
+                       help="ray: synthesizer replicas of the served voice (--voice) at start (default: 1)")
     serve.add_argument("--max-replicas", type=_positive_int,
-                       help="ray: autoscale up to this many replicas (default: --replicas, i.e. no autoscaling)")
+                       help="ray: autoscale the served voice's replicas up to this many (default: --replicas, "
+                            "i.e. no autoscaling)")
+    serve.add_argument("--pool", action="append", metavar="VOICE=N[:MAX]",
+                       help="ray: a pool of replicas for one voice, e.g. --pool baker=2:8 --pool yunxi=1; '*=1' "
+                            "serves every other installed voice (default: the served voice with --replicas, and "
+                            "'*=1'); repeat the flag for each pool")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_positive_int, help="port (default: 8000)")
     serve.add_argument("--workers", type=_positive_int, help="server processes, each with its own voice (default: 1)")
@@ -181,8 +189,12 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-items", type=int, help="in-memory audio cache entries, 0 = off (default: 256)")
     serve.add_argument("--cache-dir", help="on-disk audio cache ('off' = none; default: $QINGYIN_HOME/cache/audio)")
     serve.add_argument("--cors-origins", help="comma-separated origins allowed by CORS, or * (default: none)")
+    serve.add_argument("--open-routes", help="with API keys (QINGYIN_API_KEYS), the routes that need none, "
+                                             "comma-separated, of healthz, metrics, docs, ui; '' = none (default: "
+                                             "all four; the UI then asks for a key on its own login page)")
     serve.add_argument("--no-ui", action="store_true", help="do not mount the web UI at /ui")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: info")
+    _add_limit_flags(serve, "request (or WebSocket message)", "0.3 s per character of --max-chars: 1500 s")
 
     batch = commands.add_parser(
         "batch", help="render a corpus or a book into audio files with a resumable manifest.jsonl",
@@ -219,6 +231,7 @@ def _build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--backend", choices=BACKENDS, help="inference runtime (default: the voice's own)")
     batch.add_argument("--variant", help="model variant of the backend (see `qingyin say --help`)")
     batch.add_argument("--no-retry-failed", action="store_true", help="leave items that failed before as they are")
+    _add_limit_flags(batch, "line, record or book part", "3000 s")
 
     models = commands.add_parser("models", help="fetch and list voices")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -263,14 +276,27 @@ def _add_text_options(parser: argparse.ArgumentParser) -> None:
                              "'plain' only pauses at punctuation")
 
 
+def _add_limit_flags(parser: argparse.ArgumentParser, what: str, audio_default: str) -> None:
+    """The work limits (qingyin.runtime.limits) of `serve` and `batch`: past one, a request or item is refused."""
+    from qingyin.runtime.limits import MAX_BREAK_SECONDS, MAX_SSML_ELEMENTS
+
+    group = parser.add_argument_group("work limits", f"what one {what} may ask for; more is refused with an "
+                                                     "error naming the limit")
+    group.add_argument("--max-audio-seconds", type=float,
+                       help=f"seconds of audio, pauses included (default: {audio_default})")
+    group.add_argument("--max-ssml-elements", type=_positive_int,
+                       help=f"SSML elements, <speak> included (default: {MAX_SSML_ELEMENTS})")
+    group.add_argument("--max-break-seconds", type=float,
+                       help=f"SSML <break> time in all (default: {MAX_BREAK_SECONDS:g})")
+
+
 def _read_text(args: argparse.Namespace) -> str:
+    from qingyin.runtime.limits import check_text
     from qingyin.runtime.synthesizer import InvalidOptionError
 
-    if args.text == "-":
-        return sys.stdin.read()
     if args.text is None:
         raise InvalidOptionError("give the text to speak (or --phones); see `qingyin say --help`")
-    return args.text
+    return check_text(sys.stdin.read() if args.text == "-" else args.text)
 
 
 def _check_writable(path: Path, flag: str) -> None:
@@ -380,10 +406,11 @@ def _export(args: argparse.Namespace) -> int:
 def _frontend(args: argparse.Namespace) -> int:
     import json
 
+    from qingyin.runtime.limits import check_text
     from qingyin.text import Frontend
     from qingyin.text.frontend import polyphones
 
-    text = sys.stdin.read() if args.text == "-" else args.text
+    text = check_text(sys.stdin.read() if args.text == "-" else args.text)
     result = Frontend(lexicon=args.lexicon, prosody_mode=args.prosody)(text)
     if args.json:
         print(json.dumps(result.report(), ensure_ascii=False, indent=1))
@@ -512,7 +539,8 @@ def _voices(args: argparse.Namespace) -> int:
 
 
 SERVE_FLAGS = ("host", "port", "workers", "voice", "backend", "variant", "threads", "concurrency", "queue_size",
-               "max_chars", "timeout", "cache_items", "cache_dir", "cors_origins", "log_level")
+               "max_chars", "timeout", "cache_items", "cache_dir", "cors_origins", "open_routes", "log_level",
+               "max_audio_seconds", "max_ssml_elements", "max_break_seconds")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -527,9 +555,9 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[f"QINGYIN_{name.upper()}"] = str(value)
     config = ServerConfig.from_env()  # checks every setting before the server starts
     if args.engine == "ray":
-        return _serve_ray(config, args.replicas or 1, args.max_replicas)
-    if args.replicas or args.max_replicas:
-        raise ValueError("--replicas and --max-replicas are for --engine ray; locally, use --workers")
+        return _serve_ray(config, _pools(args, config.voice))
+    if args.replicas or args.max_replicas or args.pool:
+        raise ValueError("--replicas, --max-replicas and --pool are for --engine ray; locally, use --workers")
     print(f"qingyin: serving on http://{config.host}:{config.port} (web UI at /ui, API docs at /docs)",
           file=sys.stderr)
     uvicorn.run("qingyin.server.app:create_app_from_env", factory=True, host=config.host, port=config.port,
@@ -537,38 +565,81 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_ray(config, replicas: int, max_replicas: int | None) -> int:  # noqa: ANN001
-    from qingyin.batch.engines import init_ray
+def _pools(args: argparse.Namespace, voice: str) -> dict[str, dict[str, int]]:
+    """Ray Serve's pools of synthesizer replicas from --pool VOICE=N[:MAX], else --replicas/--max-replicas."""
+    if args.pool and (args.replicas or args.max_replicas):
+        raise ValueError("give either --pool (one per voice) or --replicas/--max-replicas (the served voice)")
+    if not args.pool:
+        replicas = args.replicas or 1
+        return {voice: {"replicas": replicas, "max_replicas": args.max_replicas or replicas},
+                "*": {"replicas": 1, "max_replicas": 1}}
+    pools = {}
+    for entry in args.pool:
+        name, _, counts = entry.partition("=")
+        low, _, high = counts.partition(":")
+        if not (name.strip() and low.isdigit() and int(low) >= 1 and (not high or high.isdigit())):
+            raise ValueError(f"--pool {entry!r}: write VOICE=REPLICAS or VOICE=REPLICAS:MAX, e.g. baker=2:8 or *=1")
+        pools[name.strip()] = {"replicas": int(low), "max_replicas": int(high or low)}
+    return pools
 
-    where = init_ray()  # says what to install when Ray is missing; names an unreachable RAY_ADDRESS
+
+def _serve_ray(config, pools: dict[str, dict[str, int]]) -> int:  # noqa: ANN001
+    from qingyin.batch.engines import init_ray
+    from qingyin.server.ray_serve import INGRESS_CPUS, read_pools
+
+    specs = read_pools({"voices": pools}, config.voice)  # a bad pool fails before Ray starts
+    reserved = sum(p.max_replicas * p.replica_cpus for p in specs)
+    # a local Ray gets CPUs for every replica it may start (Ray's CPUs are reservations; threads are set apart)
+    where = init_ray(cpus=math.ceil(max(os.cpu_count() or 1, reserved + INGRESS_CPUS)))
     from ray import serve
 
     from qingyin.server.ray_serve import ray_serve_app
 
-    app = ray_serve_app({"replicas": replicas, "max_replicas": max_replicas})
+    app = ray_serve_app({"voices": pools})
     serve.start(http_options={"host": config.host, "port": config.port})
-    print(f"qingyin: serving on http://{config.host}:{config.port} with Ray Serve ({where}; {replicas}"
-          f"{f'-{max_replicas}' if max_replicas and max_replicas > replicas else ''} replicas)", file=sys.stderr)
+    described = ", ".join(f"{p.voice} {p.replicas}" + (f"-{p.max_replicas}" if p.max_replicas > p.replicas else "")
+                          for p in specs)
+    print(f"qingyin: serving on http://{config.host}:{config.port} with Ray Serve ({where}; synthesizer replicas: "
+          f"{described})", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _stop)  # Ray's own handler dumps a stack and leaves its local processes
     try:
         serve.run(app, name="qingyin", route_prefix="/", blocking=True)
+    except KeyboardInterrupt:  # as the single-process server: new requests get 503, those in progress finish
+        print("qingyin: stopping: requests in progress finish, new ones are refused", file=sys.stderr)
+        ingress = serve.get_deployment_handle("qingyin", app_name="qingyin")
+        running = ingress.drain.remote(config.timeout).result(timeout_s=config.timeout + 10)
+        if running:
+            print(f"qingyin: {running} requests still running after {config.timeout:g} s; stopping them",
+                  file=sys.stderr)
     finally:
         serve.shutdown()
+        import ray
+
+        ray.shutdown()  # a local Ray started here stops with it; a cluster is only disconnected from
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _batch(args: argparse.Namespace) -> int:
     from qingyin.batch import read_items, run_batch
+    from qingyin.batch.items import MAX_PART_CHARS
+    from qingyin.runtime.limits import MAX_BREAK_SECONDS, MAX_SSML_ELEMENTS, WorkLimits
 
     options: dict[str, object] = {"speed": args.speed, "pitch": args.pitch, "energy": args.energy,
                                   "emotion": args.emotion, "intensity": args.intensity}
     defaults = {"speed": SPEED.default, "pitch": PITCH.default, "energy": ENERGY.default, "emotion": NEUTRAL,
                 "intensity": INTENSITY.default}
     options = {name: value for name, value in options.items() if value != defaults[name]}  # only what was asked
+    limits = WorkLimits.for_chars(MAX_PART_CHARS, args.max_audio_seconds, args.max_ssml_elements or MAX_SSML_ELEMENTS,
+                                  args.max_break_seconds or MAX_BREAK_SECONDS)  # checked before the input is read
     items = read_items(args.input, args.voice, options, kind=args.kind)
     output = args.output or args.input.with_name(args.input.stem + "-audio")
     report = run_batch(items, output, format=args.format, sample_rate=args.sample_rate, engine=args.engine,
                        workers=args.workers, threads=args.threads, backend=args.backend, variant=args.variant,
-                       retry_failed=not args.no_retry_failed)
+                       retry_failed=not args.no_retry_failed, limits=limits)
     for error in report.errors[:20]:
         print(f"qingyin: failed: {error}", file=sys.stderr)
     if len(report.errors) > 20:

@@ -108,7 +108,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_answers_tts_and_healthz_and_sheds_load_with_429(local_ray) -> None:
+def wait_healthy(client, seconds: float = 180) -> None:  # noqa: ANN001
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"Serve did not answer /healthz within {seconds} s")
+
+
+def test_serve_routes_voices_to_their_pools_and_sheds_load_with_429(local_ray) -> None:
     import httpx
     from ray import serve
 
@@ -118,32 +132,47 @@ def test_serve_answers_tts_and_healthz_and_sheds_load_with_429(local_ray) -> Non
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     env = {"QINGYIN_VOICE": "baker", "QINGYIN_CONCURRENCY": "1", "QINGYIN_QUEUE_SIZE": "0", "QINGYIN_UI": "false",
            "QINGYIN_CACHE_ITEMS": "0", "QINGYIN_CACHE_DIR": "off", "QINGYIN_THREADS": "1"}
-    serve.run(ray_serve_app({"env": env, "replica_cpus": 1}), name="qingyin", route_prefix="/", blocking=False)
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        health = client.get("/healthz")
-        assert health.status_code == 200
-        reply = client.post("/v1/tts", json={"text": "你好。", "voice": "baker"})
-        assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav" and len(reply.content) > 1000
+    pools = {"baker": {"replica_cpus": 1}, "yunxi": {"replica_cpus": 0.25}}  # no "*": other voices are refused
+    serve.run(ray_serve_app({"env": env, "voices": pools, "ingress_cpus": 0.25}), name="qingyin", route_prefix="/",
+              blocking=False)
+    try:
+        deployments = set(serve.status().applications["qingyin"].deployments)
+        assert deployments == {"qingyin", "voice-baker", "voice-yunxi"}, deployments
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            wait_healthy(client)
+            health = client.get("/healthz").json()
+            assert health["voices"] == ["baker", "yunxi"]
+            for voice in ("baker", "yunxi"):
+                reply = client.post("/v1/tts", json={"text": "你好。", "voice": voice})
+                assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav", reply.text
+                assert len(reply.content) > 1000
+            streamed = client.post("/v1/tts", json={"text": "你好。再见。", "voice": "yunxi", "stream": True})
+            assert streamed.status_code == 200 and len(streamed.content) > 1000
+            refused = client.post("/v1/tts", json={"text": "你好。", "voice": "xiaobei"})
+            assert refused.status_code == 400 and refused.json()["error"]["param"] == "voice"
+            bad = client.post("/v1/tts", json={"text": "你好。", "voice": "baker", "speed": 99})
+            assert bad.status_code == 400 and "speed" in bad.json()["error"]["message"]
 
-        long_text = "今天天气不错，我们一起去公园散步吧。" * 6
+            long_text = "今天天气不错，我们一起去公园散步吧。" * 6
 
-        def speak(_: int) -> httpx.Response:
-            return client.post("/v1/tts", json={"text": long_text, "voice": "baker"})
+            def speak(_: int) -> httpx.Response:
+                return client.post("/v1/tts", json={"text": long_text, "voice": "baker"})
 
-        with ThreadPoolExecutor(6) as pool:
-            statuses = sorted(r.status_code for r in pool.map(speak, range(6)))
-    assert 200 in statuses and 429 in statuses, statuses
-    assert set(statuses) <= {200, 429}
-    serve.delete("qingyin")
+            with ThreadPoolExecutor(6) as pool:
+                replies = list(pool.map(speak, range(6)))
+        statuses = sorted(r.status_code for r in replies)
+        assert 200 in statuses and 429 in statuses, statuses
+        assert set(statuses) <= {200, 429}
+        assert all(int(r.headers["Retry-After"]) >= 1 for r in replies if r.status_code == 429)
+
+        # what `qingyin serve --engine ray` does on SIGTERM: refuse new work with 503, as the plain server does
+        assert serve.get_deployment_handle("qingyin", app_name="qingyin").drain.remote(30).result(timeout_s=60) == 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            assert client.get("/healthz").status_code == 503
+            refused = client.post("/v1/tts", json={"text": "你好。", "voice": "baker"})
+            assert refused.status_code == 503 and "shutting down" in refused.json()["error"]["message"]
+    finally:
+        serve.delete("qingyin")
 
 
 def test_the_documented_serve_config_is_valid() -> None:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qingyin.runtime.limits import check_text
+
 KINDS = ("auto", "lines", "jsonl", "book")
 # What a JSONL line may carry besides id, text/ssml and voice: the engine's options, one name everywhere.
 OPTION_FIELDS = ("speed", "pitch", "energy", "sentence_pause", "emotion", "intensity", "reference",
@@ -104,11 +106,26 @@ def _jsonl(text: str, voice: str, options: dict[str, object]) -> list[Item]:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("expected a JSON object like {\"id\": \"a1\", \"text\": \"你好。\"}")
+            _check_strings(record, "record")
             _fill(item, record)
         except ValueError as error:  # json.JSONDecodeError is one
             item.error = f"line {n}: {error}"
         items.append(item)
     return items
+
+
+def _check_strings(value: object, where: str) -> None:
+    """Every string in a JSON value (names included) is valid Unicode: a "\\ud800" escape would be written into the
+    manifest and hashed into the item's key, which UTF-8 cannot do (InvalidTextError names the field)."""
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, dict):
+        for name, inner in value.items():
+            check_text(name, f"a field name in {where}")
+            _check_strings(inner, name if where == "record" else f"{where}.{name}")
+    elif isinstance(value, list):
+        for inner in value:
+            _check_strings(inner, where)
 
 
 def _fill(item: Item, record: dict[str, object]) -> None:

@@ -22,13 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from qingyin.batch.engines import make_engine, plan_workers
-from qingyin.batch.items import Item
+from qingyin.batch.items import MAX_PART_CHARS, Item
 from qingyin.batch.manifest import DONE, ERROR, Manifest
 from qingyin.batch.work import UnitResult, WorkerSettings, WorkUnit
 from qingyin.runtime.audio import FORMATS, AudioFormatError, check_format, encode
 from qingyin.runtime.files import writable_folder
+from qingyin.runtime.limits import WorkLimits
 
 MANIFEST = "manifest.jsonl"
+# What one line, record or book part may ask for: the server's limits for the longest part (MAX_PART_CHARS), so
+# 3,000 s of audio; `qingyin batch --max-audio-seconds` etc. change them.
+LIMITS = WorkLimits.for_chars(MAX_PART_CHARS)
 
 
 class OutputError(ValueError):
@@ -70,8 +74,9 @@ def item_key(item: Item, format: str, sample_rate: int | None) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
 
-def check_item(item: Item) -> str | None:
-    """Why `item` cannot be synthesized, found without a model (bad voice, bad options); None when it can."""
+def check_item(item: Item, limits: WorkLimits | None = None) -> str | None:
+    """Why `item` cannot be synthesized, found without a model (bad voice, bad options, bad markup, a part over
+    `limits`); None when it can."""
     from qingyin.runtime.pool import parse_selector
     from qingyin.runtime.synthesizer import SynthesisOptions
 
@@ -80,7 +85,9 @@ def check_item(item: Item) -> str | None:
     try:
         parse_selector(item.voice)
         options = {k: v for k, v in item.options.items() if k != "reference"}
-        SynthesisOptions(**options).validated()  # type: ignore[arg-type]
+        speed = SynthesisOptions(**options).validated().speed  # type: ignore[arg-type]
+        for part in item.parts if limits is not None else ():
+            limits.check(part, speed)
     except (ValueError, TypeError) as error:
         return f"line {item.line}: {error}"
     reference = item.options.get("reference")
@@ -103,8 +110,11 @@ def _ensure_voices(items: list[Item]) -> None:
 def run_batch(items: list[Item], output: str | Path, *, format: str = "wav", sample_rate: int | None = None,
               engine: str = "local", workers: int | None = None, threads: int | None = None,
               backend: str | None = None, variant: str | None = None, retry_failed: bool = True,
-              progress: bool | None = None, on_result: Callable[[UnitResult], None] | None = None) -> BatchReport:
+              limits: WorkLimits | None = LIMITS, progress: bool | None = None,
+              on_result: Callable[[UnitResult], None] | None = None) -> BatchReport:
     """Render `items` into `output`/<id>.<format> with `output`/manifest.jsonl; returns what this run did.
+
+    `limits` bound each line, record or book part (qingyin.runtime.limits): one over them is that item's error.
 
     `progress`: a tqdm bar on stderr (None: only on a terminal). `on_result` sees every unit result as it
     arrives (benchmarks; tests kill workers from it). KeyboardInterrupt stops the job with the manifest
@@ -129,7 +139,7 @@ def run_batch(items: list[Item], output: str | Path, *, format: str = "wav", sam
         if manifest.done(item.id, keys[item.id]):
             report.skipped += 1
             continue
-        problem = check_item(item)
+        problem = check_item(item, limits)
         if problem is not None:
             _record_error(manifest, report, item, keys[item.id], format, sample_rate, problem)
         elif not retry_failed and manifest.records.get(item.id, {}).get("status") == ERROR:
@@ -141,7 +151,8 @@ def run_batch(items: list[Item], output: str | Path, *, format: str = "wav", sam
     if todo:
         _ensure_voices(todo)
         report.workers, report.threads = plan_workers(workers, threads)
-        settings = WorkerSettings(threads=report.threads, backend=backend, variant=variant, fetch=engine == "ray")
+        settings = WorkerSettings(threads=report.threads, backend=backend, variant=variant, fetch=engine == "ray",
+                                  limits=limits)
         runner = make_engine(engine, settings, report.workers)
         by_id = {item.id: item for item in todo}
         parts: dict[str, dict[int, UnitResult]] = {item.id: {} for item in todo}

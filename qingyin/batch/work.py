@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qingyin.runtime.limits import WorkLimits
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -24,6 +26,7 @@ class WorkerSettings:
     backend: str | None = None
     variant: str | None = None
     fetch: bool = False  # install a missing model on the worker's machine (ray: nodes may not have it yet)
+    limits: WorkLimits | None = None  # per unit (a line, a record, a book part); None = none
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def render(unit: WorkUnit, settings: WorkerSettings) -> UnitResult:
     try:
         tts = synthesizer(settings, unit.voice)
         options = dict(unit.options)
-        spoken = tts.synthesize(unit.text, **options)
+        spoken = tts.synthesize(unit.text, limits=settings.limits, **options)
         audio = spoken.audio
         if unit.index < unit.count - 1:
             audio = np.concatenate([audio, tts.pause(**options)])

@@ -20,6 +20,7 @@ from qingyin import families
 from qingyin.families.base import MIX, Speaker, Voice
 from qingyin.voices import registry
 from qingyin.voices.registry import ModelSpec, VoiceSpec
+from qingyin.voices.wheels import ModelDamagedError, VoiceNotAvailableError
 
 
 class VoiceSelectionError(ValueError):
@@ -124,8 +125,18 @@ class ModelPool:
         return loaded
 
     def _load(self, model: ModelSpec, directory: Path) -> Voice:
-        return families.family(model.family).load(model, directory, backend=self.backend, variant=self.variant,
-                                                  threads=self.threads)
+        """The loaded model; ModelDamagedError naming the repair when its files are there but do not load (a graph
+        or weights file damaged on disk: the manifest check hashes the fetched files, not every derived one)."""
+        try:
+            return families.family(model.family).load(model, directory, backend=self.backend, variant=self.variant,
+                                                      threads=self.threads)
+        except (ValueError, ImportError, VoiceNotAvailableError):  # a bad setting, a missing extra, a named fix
+            raise
+        except Exception as error:  # onnxruntime's InvalidProtobuf, a truncated safetensors file, an OSError, ...
+            fix = f"qingyin models fetch {model.name} --force"
+            raise ModelDamagedError(f"the files of model {model.name!r} in {directory} do not load "
+                                    f"({type(error).__name__}: {error}); they may be damaged: run `{fix}`",
+                                    fix) from error
 
     def loaded(self) -> list[str]:
         with self._lock:

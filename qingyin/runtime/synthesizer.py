@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Tokens
 from qingyin.options import NEUTRAL, REFERENCE_STRENGTH, SETTINGS, STYLE_SETTINGS, InvalidOptionError
 from qingyin.runtime.audio import write_wav
+from qingyin.runtime.limits import AudioBudget, WorkLimits, check_text
 from qingyin.runtime.pool import ModelPool, Selection
 from qingyin.style import Style, style_for
 from qingyin.style.gain import apply_gain, gain_envelope
@@ -200,20 +201,19 @@ class Synthesizer:
 
         `lexicon` applies to this request only and wins over the synthesizer's and the built-in one.
         """
-        _check_text(text)
-        result = self.text_frontend(text, lexicon)
-        if not any(s.phones for s in result.sentences):
-            raise _nothing_to_say(result.warnings)
-        return result
+        return read_text(self.text_frontend, text, lexicon)
 
     def synthesize(self, text: str, lexicon: LexiconLike = None, *, cancel: Callable[[], bool] | None = None,
-                   **options: object) -> SynthesisResult:
+                   limits: WorkLimits | None = None, **options: object) -> SynthesisResult:
         """The whole text as one result. `cancel`, if given, is asked between sentences; when it returns True
-        the work stops with SynthesisCancelled (servers use it for timeouts and clients that went away)."""
+        the work stops with SynthesisCancelled (servers use it for timeouts and clients that went away).
+        `limits` (qingyin.runtime.limits; servers and batch jobs pass theirs) bound the work: WorkLimitError before
+        synthesis when the text is obviously too much, or as soon as the audio would pass the limit."""
         opts = self._options(options)
+        _budget(text, opts, limits)  # the up-front check; iter_sentences counts the audio
         frontend = self.frontend(text, lexicon)
         sentences = []
-        for sentence in self.iter_sentences(frontend, **options):
+        for sentence in self.iter_sentences(frontend, limits=limits, **options):
             if cancel is not None and cancel():
                 raise SynthesisCancelled("synthesis cancelled")
             sentences.append(sentence)
@@ -226,20 +226,23 @@ class Synthesizer:
         return list(self._style(self.selection, opts).warnings)
 
     def iter_sentences(
-        self, text: str | FrontendResult, lexicon: LexiconLike = None, **options: object
+        self, text: str | FrontendResult, lexicon: LexiconLike = None, *, limits: WorkLimits | None = None,
+        **options: object
     ) -> Iterator[SentenceAudio]:
         """Sentences one by one, each as soon as it is synthesized; `gap(previous)` is the pause to put between.
 
         Options are checked here, before the first sentence is asked for. Text given as a string is read
         lazily, sentence by sentence, so any length streams through in bounded memory; a text with nothing to
-        say raises NothingToSayError when the stream ends without a sentence.
+        say raises NothingToSayError when the stream ends without a sentence. `limits`: as in `synthesize` (the
+        up-front check needs the text, so a FrontendResult is only counted).
         """
         opts = self._options(options)
         if isinstance(text, FrontendResult):
-            return (piece for sentence in text.sentences for piece in self._speak(sentence, opts))
-        _check_text(text)
+            budget = None if limits is None else limits.budget()
+            return self._rendered(self._within((p for s in text.sentences for p in self._plan(s, opts)), opts, budget))
+        budget = _budget(text, opts, limits)
         planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
-        return (self._heard(piece, break_ms) for piece, break_ms in planned)
+        return self._rendered(self._within(planned, opts, budget))
 
     def check_options(self, **options: object) -> SynthesisOptions:
         """The options as synthesis would use them; InvalidOptionError names a bad one (for servers to check
@@ -330,7 +333,8 @@ class Synthesizer:
         return done
 
     def synthesize_stream(
-        self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100, **options: object
+        self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100,
+        limits: WorkLimits | None = None, **options: object
     ) -> Iterator[np.ndarray]:
         """Audio as float32 chunks as soon as they exist, pauses included.
 
@@ -340,19 +344,21 @@ class Synthesizer:
         `synthesize(text).audio` (for the Baker voice within its sub-band rounding; see fs2_mbmelgan.streaming).
         """
         return (piece.audio for piece in self.stream_chunks(text, lexicon, first_chunk=first_chunk, chunk=chunk,
-                                                            **options))
+                                                            limits=limits, **options))
 
     def stream_chunks(
-        self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100, **options: object
+        self, text: str, lexicon: LexiconLike = None, *, first_chunk: int = 10, chunk: int = 100,
+        limits: WorkLimits | None = None, **options: object
     ) -> Iterator[StreamChunk]:
         """`synthesize_stream`, with each chunk saying which sentence it belongs to (for servers that report
-        sentence boundaries). Options are checked here, before the first chunk is asked for."""
+        sentence boundaries). Options (and `limits`' up-front check) are checked here, before the first chunk is
+        asked for; a stream that would pass `limits` ends with WorkLimitError after the last audio within them."""
         opts = self._options(options)
         _check_count("first_chunk", first_chunk, " of frames")
         _check_count("chunk", chunk, " of frames")
-        _check_text(text)
+        budget = _budget(text, opts, limits)
         planned = self._planned(self.text_frontend.iter_sentences(text, lexicon), opts)
-        return self._chunks(planned, opts, int(first_chunk), int(chunk))
+        return self._chunks(self._within(planned, opts, budget), opts, int(first_chunk), int(chunk))
 
     def pause(self, **options: object) -> np.ndarray:
         """The silence inserted between sentences."""
@@ -389,6 +395,20 @@ class Synthesizer:
         selection = self._selection(sentence)
         pieces = list(self._fit(selection, selection.voice.tokens(sentence), opts))
         return [(piece, sentence.break_ms if i == len(pieces) - 1 else None) for i, piece in enumerate(pieces)]
+
+    def _within(self, planned: Iterable[_Piece], opts: SynthesisOptions,
+                budget: AudioBudget | None) -> Iterator[_Piece]:
+        """The planned pieces, each counted against `budget` (its audio and the pause after it) before it is
+        rendered: WorkLimitError instead of the first piece that would pass the limits."""
+        for piece, break_ms in planned:
+            if budget is not None:
+                pause = opts.sentence_pause if break_ms is None else break_ms / 1000
+                budget.charge((piece.features.seconds if piece is not None else 0.0) + pause,
+                              0.0 if break_ms is None else break_ms / 1000)
+            yield piece, break_ms
+
+    def _rendered(self, planned: Iterable[_Piece]) -> Iterator[SentenceAudio]:
+        return (self._heard(piece, break_ms) for piece, break_ms in planned)
 
     def _heard(self, piece: _Acoustic | None, break_ms: int | None) -> SentenceAudio:
         """A piece rendered (an empty one for a pure pause), carrying its break."""
@@ -456,11 +476,7 @@ class Synthesizer:
         return forced
 
     def _options(self, options: dict[str, object]) -> SynthesisOptions:
-        unknown = sorted(set(options) - set(SynthesisOptions.__dataclass_fields__))
-        if unknown:
-            raise InvalidOptionError(f"unknown option(s) {unknown}; known: "
-                                     f"{', '.join(SynthesisOptions.__dataclass_fields__)}")
-        opts = replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
+        opts = checked_options(options)
         if opts.reference is not None:
             opts = replace(opts, reference=self._reference(opts.reference))
         pause = self._style(self.selection, opts).preset().pause  # the style's pauses: between sentences too
@@ -527,6 +543,25 @@ class Synthesizer:
         return SynthesisResult(audio.astype(np.float32), self.sample_rate, sentences, list(warnings))
 
 
+def read_text(frontend: Frontend, text: str, lexicon: LexiconLike = None) -> FrontendResult:
+    """Text -> sentences by `frontend` (no voice needed); NothingToSayError when nothing is readable."""
+    _check_text(text)
+    result = frontend(text, lexicon)
+    if not any(s.phones for s in result.sentences):
+        raise _nothing_to_say(result.warnings)
+    return result
+
+
+def checked_options(options: Mapping[str, object]) -> SynthesisOptions:
+    """Synthesis options from keyword arguments, checked (InvalidOptionError names an unknown or bad one); what
+    any voice needs, without loading one. A reference recording is kept as given (the engine measures it)."""
+    unknown = sorted(set(options) - set(SynthesisOptions.__dataclass_fields__))
+    if unknown:
+        raise InvalidOptionError(f"unknown option(s) {unknown}; known: "
+                                 f"{', '.join(SynthesisOptions.__dataclass_fields__)}")
+    return replace(SynthesisOptions(), **options).validated()  # type: ignore[arg-type]
+
+
 def edit_prosody(prosody: Prosody, tokens: Tokens, opts: SynthesisOptions) -> None:
     """Set the prosody's per-token scales from the request's speed, pitch and energy times the tokens' SSML
     <prosody> controls (speed divides durations). The style layer (emotion, reference prosody) edits here too."""
@@ -553,8 +588,16 @@ def _file_key(path: Path) -> object:
 
 
 def _check_text(text: object) -> None:
-    if not isinstance(text, str):
-        raise InvalidOptionError(f"text must be a string, got {type(text).__name__}")
+    check_text(text)  # a string of valid Unicode (InvalidTextError names a lone surrogate)
+
+
+def _budget(text: object, opts: SynthesisOptions, limits: WorkLimits | None) -> AudioBudget | None:
+    """The text checked, then, with `limits`, its up-front check and the counter for its synthesis."""
+    _check_text(text)
+    if limits is None:
+        return None
+    limits.check(text, opts.speed)  # type: ignore[arg-type]
+    return limits.budget()
 
 
 def _check_count(name: str, value: object, unit: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import re
 import time
@@ -37,7 +38,7 @@ from starlette.websockets import WebSocketDisconnect
 import qingyin
 from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
 from qingyin.server import encoding
-from qingyin.server.config import ServerConfig
+from qingyin.server.config import OPEN_ROUTES, ServerConfig
 from qingyin.server.logs import LOGGER, configure_logging, request_id
 from qingyin.server.schemas import (
     EMOTION_TEXT_HELP,
@@ -340,7 +341,7 @@ def _ws_payload(message: Message) -> dict[str, Any]:
 
 async def _ws_request(websocket: WebSocket, service: TTSService, number: int, request: SpeechRequest) -> None:
     chunks = service.stream_chunks(request)  # checks the request first
-    source_rate = service.synthesizer(request.voice).sample_rate
+    source_rate = service.source_rate(request.voice)
     rate = request.sample_rate or source_rate
     encoder = encoding.StreamEncoder(request.format, source_rate, request.sample_rate)
     seconds = 0.0
@@ -448,6 +449,8 @@ class RequestMiddleware:
 
         try:
             rejection = self._rejection(scope, headers)
+            if rejection is None and scope["type"] == "http" and "content-length" not in headers:
+                receive, rejection = await self._read_unsized_body(scope["path"], receive)
             if rejection is not None:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008, "reason": rejection.message[:120]})
@@ -455,41 +458,104 @@ class RequestMiddleware:
                 await error_response(rejection.status, rejection.kind, rejection.message, rejection.param,
                                      rejection.headers)(scope, receive, send_with_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as error:
+                if scope["type"] != "http":
+                    raise
+                await self._unhandled(error, bool(status[0]), scope, receive, send_with_id)
+                status[0] = 500
         finally:
             if scope["type"] == "http":
                 self._record(scope, status[0] or 500, time.perf_counter() - began)
             request_id.reset(token)
 
+    @staticmethod
+    async def _unhandled(error: Exception, started: bool, scope: Scope, receive: Receive, send: Send) -> None:
+        """An error no route handled. Before the response started: a 500 that carries the request id, logged with
+        its traceback. After it started (a stream whose synthesis failed): the response can only be cut short.
+        Returning with it incomplete makes the server drop the connection (uvicorn logs "ASGI callable returned
+        without completing response"), so the client sees a broken transfer (an incomplete chunked body), never
+        a short file that looks whole; why is logged here, with the request id."""
+        if not started:
+            LOGGER.error("unexpected error", exc_info=error)
+            await error_response(500, "server_error", "internal error; the server log has the details (request id "
+                                                      f"{request_id.get()})")(scope, receive, send)
+            return
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, ServiceError):
+            cause = cause.__cause__ or cause.__context__
+        LOGGER.error("response cut short: %s", cause.message if isinstance(cause, ServiceError) else error)
+
     def _rejection(self, scope: Scope, headers: dict[str, str]) -> ServiceError | None:
         path = scope["path"]
-        if self.config.api_keys and path.startswith("/v1/") and not self._authorized(scope, headers):
+        if self.config.api_keys and not self._open(path) and not self._authorized(scope, headers):
             return Unauthorized("missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
                                  " (WebSocket: ?api_key=<key>)", headers={"WWW-Authenticate": "Bearer"})
         length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else 0
-        if path == "/v1/tts/reference" and length > self.upload_limit:
-            return UploadTooLarge(f"the upload is {length / 2**20:.1f} MB; this server accepts at most "
-                                  f"{self.config.max_upload_mb:g} MB (a few seconds of audio is enough)")
-        if path != "/v1/tts/reference" and length > self.body_limit:
-            return TextTooLong(f"request body is {length} bytes; this server accepts at most {self.body_limit} bytes "
-                               f"({self.config.max_chars} characters of text per request; split the text)")
+        too_large = self._too_large(path, length)
+        if too_large is not None:
+            return too_large
         if self.service.closing and path.startswith("/v1/"):
             return ShuttingDown("the server is shutting down; retry on another instance")
         return None
 
+    def _too_large(self, path: str, length: int, unsized: bool = False) -> ServiceError | None:
+        """413 for a body of `length` bytes over the path's limit (uploads: max_upload_mb; the rest: max_chars)."""
+        at_least = "at least " if unsized else ""
+        if _is_upload(path):
+            if length > self.upload_limit:
+                return UploadTooLarge(f"the upload is {at_least}{length / 2**20:.1f} MB; this server accepts at most "
+                                      f"{self.config.max_upload_mb:g} MB (a few seconds of audio is enough)")
+        elif length > self.body_limit:
+            return TextTooLong(f"request body is {at_least}{length} bytes; this server accepts at most "
+                               f"{self.body_limit} bytes ({self.config.max_chars} characters of text per request; "
+                               "split the text)")
+        return None
+
+    async def _read_unsized_body(self, path: str, receive: Receive) -> tuple[Receive, ServiceError | None]:
+        """A body sent without Content-Length (chunked), read here no further than the path's limit, since the
+        routes' parsers would take any size (the multipart one spooling it to disk); then handed to the app as it
+        came. A 413 when it is over the limit."""
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":  # the client went away
+                break
+            size += len(message.get("body", b""))
+            too_large = self._too_large(path, size, unsized=True)
+            if too_large is not None:
+                return receive, too_large
+            if not message.get("more_body", False):
+                break
+        pending = iter(messages)
+
+        async def replay() -> Message:
+            return next(pending, None) or await receive()
+
+        return replay, None
+
+    def _open(self, path: str) -> bool:
+        """Whether `path` needs no API key: "/" (a redirect), the favicon and the routes of `open_routes`."""
+        if path in ("/", "/favicon.ico"):
+            return True
+        return any(path == prefix or path.startswith(prefix + "/")
+                   for name in self.config.open_routes for prefix in OPEN_ROUTES[name])
+
     def _authorized(self, scope: Scope, headers: dict[str, str]) -> bool:
-        keys = set(self.config.api_keys)
+        given = []
         bearer = headers.get("authorization", "")
-        if bearer.lower().startswith("bearer ") and bearer[7:].strip() in keys:
-            return True
-        if headers.get("x-api-key") in keys:
-            return True
+        if bearer.lower().startswith("bearer "):
+            given.append(bearer[7:].strip())
+        if "x-api-key" in headers:
+            given.append(headers["x-api-key"])
         if scope["type"] == "websocket":
             from urllib.parse import parse_qs
 
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            return any(key in keys for key in query.get("api_key", []))
-        return False
+            given += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key", [])
+        return any(key_matches(key, self.config.api_keys) for key in given)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = scope.get("route")
@@ -502,6 +568,20 @@ class RequestMiddleware:
                                           "ms": round(seconds * 1000, 1), "client": (scope.get("client") or [""])[0]})
 
 
+def _is_upload(path: str) -> bool:
+    """Routes that take a recording: POST /v1/tts/reference and the web UI's (Gradio's) upload route."""
+    return path == "/v1/tts/reference" or (path.startswith("/ui/") and path.endswith("/upload"))
+
+
+def key_matches(given: str, keys: Sequence[str]) -> bool:
+    """Whether `given` is one of `keys`, compared in constant time (hmac.compare_digest on the UTF-8 bytes, every
+    key compared), so that response timing does not tell how much of a guess was right."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass"))
+    return found
+
+
 def _mount_ui(app: FastAPI, service: TTSService, config: ServerConfig) -> None:
     try:
         import gradio as gr
@@ -512,12 +592,11 @@ def _mount_ui(app: FastAPI, service: TTSService, config: ServerConfig) -> None:
         return
     auth = None
     if config.api_keys:  # the UI calls the service directly, so it asks for a key itself
-        keys = set(config.api_keys)
-
         def auth(username: str, password: str) -> bool:
-            return password in keys
+            return key_matches(password, config.api_keys)
 
     # The UI's events are private (scripts use /v1/*), so Gradio's "use via API" footer link would show nothing.
     gr.mount_gradio_app(app, build_ui(service), path="/ui", auth=auth, footer_links=["gradio", "settings"],
+                        max_file_size=int(config.max_upload_mb * 2**20),
                         auth_message="Enter any user name and one of the server's API keys as the password.")
 

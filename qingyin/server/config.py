@@ -13,8 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from qingyin.runtime.limits import MAX_BREAK_SECONDS, MAX_SSML_ELEMENTS, WorkLimits
 from qingyin.runtime.pool import parse_selector
 from qingyin.voices import registry
+
+# The routes that `open_routes` may leave open when API keys are set, and the paths each covers ("/" and
+# "/favicon.ico" are always open: a redirect and nothing).
+OPEN_ROUTES: dict[str, tuple[str, ...]] = {
+    "healthz": ("/healthz",),
+    "metrics": ("/metrics",),
+    "docs": ("/docs", "/redoc", "/openapi.json"),
+    "ui": ("/ui",),
+}
 
 
 class ConfigError(ValueError):
@@ -35,12 +45,18 @@ class ServerConfig:
     concurrency: int = 2  # syntheses running at once in one process
     queue_size: int = 32  # requests allowed to wait beyond those running; more get 429
     max_chars: int = 5000  # per request (text or SSML); more gets 413
+    # Work per request (and WebSocket message), stream or not; more gets 413, or ends the stream (qingyin.runtime.
+    # limits). None = 0.3 s of audio per character of max_chars (1500 s for 5000), pauses included.
+    max_audio_seconds: float | None = None
+    max_ssml_elements: int = MAX_SSML_ELEMENTS  # SSML elements, <speak> included
+    max_break_seconds: float = MAX_BREAK_SECONDS  # SSML <break> time in all
     timeout: float = 300.0  # seconds a request may take, waiting included (streams: per chunk); then 504
     cache_items: int = 256  # in-memory audio cache entries (0 = off)
     cache_mb: int = 64  # in-memory audio cache size
     cache_dir: Path | None = None  # on-disk cache; None = $QINGYIN_HOME/cache/audio, "" or "off" = no disk cache
     cache_disk_mb: int = 512
-    api_keys: tuple[str, ...] = ()  # when set, /v1/* needs `Authorization: Bearer <key>` or `X-API-Key`
+    api_keys: tuple[str, ...] = ()  # when set, all but open_routes need `Authorization: Bearer <key>` or `X-API-Key`
+    open_routes: tuple[str, ...] = ("healthz", "metrics", "docs", "ui")  # names of OPEN_ROUTES that need no key
     cors_origins: tuple[str, ...] = ()  # e.g. ("https://example.com",) or ("*",)
     ui: bool = True  # the Gradio web UI at /ui
     max_upload_mb: float = 10.0  # reference-audio uploads
@@ -59,8 +75,22 @@ class ServerConfig:
             raise ConfigError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
         if self.threads is not None:
             _at_least("threads", self.threads, 1)
+        try:
+            self.work_limits  # noqa: B018  (checks max_audio_seconds, max_ssml_elements, max_break_seconds)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        unknown = [name for name in self.open_routes if name not in OPEN_ROUTES]
+        if unknown:
+            raise ConfigError(f"open_routes: unknown route {unknown[0]!r}; choose from {', '.join(OPEN_ROUTES)} "
+                              "(comma-separated; empty = every route needs a key)")
         parse_selector(self.voice)  # UnknownVoiceError lists the voices; a bad blend says why
         return self
+
+    @property
+    def work_limits(self) -> WorkLimits:
+        """What one request may ask for: audio seconds (derived from max_chars unless set), SSML elements, breaks."""
+        return WorkLimits.for_chars(self.max_chars, self.max_audio_seconds, self.max_ssml_elements,
+                                    self.max_break_seconds)
 
     @property
     def disk_cache(self) -> Path | None:

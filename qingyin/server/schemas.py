@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from qingyin.options import EMOTIONS, ENERGY, INTENSITY, NEUTRAL, PITCH, REFERENCE_STRENGTH, SPEED
+from qingyin.runtime.limits import check_text
 from qingyin.server.service import BadRequest, SpeechRequest
 from qingyin.style.names import emotion_in
 from qingyin.voices import registry
@@ -106,8 +107,8 @@ class SpeechBody(BaseModel):
         if self.stream_format not in (None, "audio"):
             raise BadRequest(f"stream_format {self.stream_format!r} is not supported; use 'audio'", "stream_format")
         emotion = emotion_in(self.instructions) if self.instructions else None
-        request = SpeechRequest(text=self.input, voice=voice, speed=self.speed, emotion=emotion or NEUTRAL,
-                                format=OPENAI_FORMATS[self.response_format])
+        request = SpeechRequest(text=_valid(self.input, "input"), voice=voice, speed=self.speed,
+                                emotion=emotion or NEUTRAL, format=OPENAI_FORMATS[self.response_format])
         warnings = [warning] if warning else []
         if self.instructions and emotion is None:
             warnings.append(INSTRUCTIONS_IGNORED)
@@ -156,10 +157,19 @@ def emotion_field(value: str) -> str | dict[str, Any]:
     return mix
 
 
+def _valid(text: str, field: str) -> str:
+    """`text` when it is valid Unicode; BadRequest naming `field` for a lone surrogate (a JSON "\\ud800")."""
+    try:
+        return check_text(text, field)
+    except ValueError as error:
+        raise BadRequest(str(error), field) from None
+
+
 def _text_of(text: str | None, ssml: str | None) -> str:
     if (text is None) == (ssml is None):
         raise BadRequest("give exactly one of `text` and `ssml`", "text")
     if ssml is not None:
+        _valid(ssml, "ssml")
         stripped = ssml.strip()
         return stripped if stripped.startswith(("<speak", "<?xml")) else f"<speak>{stripped}</speak>"
-    return text or ""
+    return _valid(text or "", "text")

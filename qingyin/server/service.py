@@ -25,15 +25,17 @@ from qingyin import families
 from qingyin.evaluate.background_gate import start_background_gate
 from qingyin.families.base import MIX
 from qingyin.options import EMOTIONS, INTENSITY, NEUTRAL, REFERENCE_STRENGTH
+from qingyin.runtime.limits import WorkLimitError, check_text
 from qingyin.runtime.pool import ModelPool, parse_selector
 from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
 from qingyin.server import encoding
 from qingyin.server.cache import AudioCache, cache_key
 from qingyin.server.config import ServerConfig
+from qingyin.server.logs import LOGGER
 from qingyin.server.metrics import Metrics
 from qingyin.text import markup
 from qingyin.voices import registry
-from qingyin.voices.wheels import VoiceNotAvailableError
+from qingyin.voices.wheels import ModelDamagedError, VoiceNotAvailableError
 
 EMOTIONS_NOTE = ("Every voice speaks all seven emotions, rendered by prosody control: the pitch register and range, "
                  "the intonation contours (sentence end, focus word, declination), loudness and its contrasts, the "
@@ -100,6 +102,18 @@ class NotAvailable(ServiceError):
 
 class NotFound(ServiceError):
     status, kind = 404, "not_found"
+
+
+class VoiceUnavailable(ServiceError):
+    """The voice's model files on this server are damaged (the log names the file); other voices still serve."""
+
+    status, kind = 503, "voice_unavailable"
+
+
+class TooMuchWork(ServiceError):
+    """Over a work limit (qingyin.runtime.limits): audio seconds, SSML elements or break time per request."""
+
+    status, kind = 413, "work_limit"
 
 
 @dataclass(frozen=True)
@@ -201,12 +215,19 @@ class TTSService:
             if voice in self._synthesizers:
                 self._synthesizers.move_to_end(voice)
                 return self._synthesizers[voice]
-        tts = Synthesizer(voice, models=self.models)  # loads the model outside the lock: it takes seconds
+        try:
+            tts = Synthesizer(voice, models=self.models)  # loads the model outside the lock: it takes seconds
+        except ModelDamagedError as error:  # not cached: once the files are repaired, the next request loads them
+            raise as_service_error(error) from error
         with self._lock:
             tts = self._synthesizers.setdefault(voice, tts)
             while len(self._synthesizers) > MAX_SELECTORS:
                 self._synthesizers.popitem(last=False)
         return tts
+
+    def source_rate(self, voice: str) -> int:
+        """The sample rate a voice selector synthesizes at (before any resampling the request asks for)."""
+        return self.synthesizer(voice).sample_rate
 
     def model_version(self, voice: str) -> str:
         """What the cache keys audio by besides the request: qingyin, the files of the voice's model, backend and
@@ -223,10 +244,13 @@ class TTSService:
                 self._versions[model] = f"qingyin-{qingyin.__version__}/{model}-{digest}/{runtime}"
             return self._versions[model]
 
-    def _request_version(self, request: SpeechRequest) -> str:
+    async def _request_version(self, request: SpeechRequest) -> str:
         """The model versions of every voice a request uses: its own and those its SSML <voice> elements name."""
         voices = dict.fromkeys([request.voice, *ssml_voices(request.text)])
-        return "+".join(dict.fromkeys(self.model_version(voice) for voice in voices))
+        return "+".join(dict.fromkeys([await self._model_version(voice) for voice in voices]))
+
+    async def _model_version(self, voice: str) -> str:
+        return self.model_version(voice)
 
     @property
     def threads(self) -> int:
@@ -281,12 +305,18 @@ class TTSService:
 
     # --- checks ----------------------------------------------------------------------------------
     def check(self, request: SpeechRequest, stream: bool = False) -> None:
-        """Everything that can be said about a request before it is queued; raises BadRequest or TextTooLong."""
+        """Everything that can be said about a request before it is queued; raises BadRequest, TextTooLong or
+        TooMuchWork."""
         if not isinstance(request.text, str) or not request.text.strip():
             raise BadRequest("text is empty: send some Chinese text to read", "text")
         if len(request.text) > self.config.max_chars:
             raise TextTooLong(f"text has {len(request.text)} characters; this server reads at most "
                               f"{self.config.max_chars} per request (split it, or raise --max-chars)", "text")
+        for name, text in (("text", request.text), *(("lexicon", t) for entry in request.lexicon for t in entry)):
+            try:
+                check_text(text, name)
+            except ValueError as error:
+                raise BadRequest(str(error), name) from None
         spec = self._check_voice(request.voice)
         for name in ssml_voices(request.text):
             try:
@@ -307,9 +337,17 @@ class TTSService:
         if request.reference is not None:
             self.check_reference(request.reference)
         try:  # the recording itself is measured in a worker (`synthesize`): it takes a second or two
-            self.synthesizer(request.voice).check_options(**request.synthesis_options(reference=False))
+            self._check_options(request)
         except ValueError as error:
             raise BadRequest(str(error), _param_of(str(error))) from None
+        try:  # the engine checks again and counts the audio as it is made
+            self.config.work_limits.check(request.text, request.speed)
+        except ValueError as error:
+            raise as_service_error(error) from None
+
+    def _check_options(self, request: SpeechRequest) -> None:
+        """The engine's check of the request's options (ValueError naming the bad one)."""
+        self.synthesizer(request.voice).check_options(**request.synthesis_options(reference=False))
 
     def check_reference(self, data: bytes) -> None:
         """What can be said about a reference recording without decoding it: its size and its type (the file's
@@ -352,9 +390,8 @@ class TTSService:
     async def synthesize(self, request: SpeechRequest) -> Audio:
         """The whole audio, encoded; from the cache when the same request was answered before."""
         self.check(request)
-        tts = self.synthesizer(request.voice)
-        rate = request.sample_rate or tts.sample_rate
-        key = cache_key({**request.cache_parts(), "sample_rate": rate, "model": self._request_version(request)})
+        rate = request.sample_rate or self.source_rate(request.voice)
+        key = cache_key({**request.cache_parts(), "sample_rate": rate, "model": await self._request_version(request)})
         if self.config.cache_items or self.cache.directory is not None:
             data = await asyncio.to_thread(self.cache.get, key)  # may read the disk
             if data is not None:
@@ -362,19 +399,7 @@ class TTSService:
                 return Audio(data, encoding.content_type(request.format, rate), rate, None, True,
                              self._warnings.get(key, ()))
             self.metrics.cache_misses.inc()
-        cancelled = threading.Event()
-
-        def work() -> tuple[bytes, float, tuple[str, ...]]:
-            options = request.synthesis_options()
-            warnings: tuple[str, ...] = ()
-            if request.reference is not None:
-                options["reference"], warnings = reference_prosody(tts, request)
-            result = tts.synthesize(request.text, dict(request.lexicon) or None, cancel=cancelled.is_set, **options)
-            self._observe(result.real_time_factor, result.duration_seconds)
-            data = encoding.encode(result.audio, tts.sample_rate, request.format, rate)
-            return data, result.duration_seconds, warnings
-
-        data, seconds, warnings = await self._run(work, cancelled)
+        data, seconds, warnings = await self._render(request, rate)
         await asyncio.to_thread(self.cache.put, key, data)
         if warnings:
             with self._lock:
@@ -383,11 +408,29 @@ class TTSService:
                     self._warnings.popitem(last=False)
         return Audio(data, encoding.content_type(request.format, rate), rate, seconds, False, warnings)
 
+    async def _render(self, request: SpeechRequest, rate: int) -> tuple[bytes, float, tuple[str, ...]]:
+        """The request's audio encoded at `rate`, its seconds and the reference's warnings (in a worker)."""
+        tts = self.synthesizer(request.voice)
+        cancelled = threading.Event()
+
+        def work() -> tuple[bytes, float, tuple[str, ...]]:
+            options = request.synthesis_options()
+            warnings: tuple[str, ...] = ()
+            if request.reference is not None:
+                options["reference"], warnings = reference_prosody(tts, request)
+            result = tts.synthesize(request.text, dict(request.lexicon) or None, cancel=cancelled.is_set,
+                                    limits=self.config.work_limits, **options)
+            self._observe(result.real_time_factor, result.duration_seconds)
+            data = encoding.encode(result.audio, tts.sample_rate, request.format, rate)
+            return data, result.duration_seconds, warnings
+
+        return await self._run(work, cancelled)
+
     async def stream(self, request: SpeechRequest, first_chunk: int = 10, chunk: int = 100) -> StreamStart:
         """Encoded audio as it is produced; errors that can be known before the first audio are raised here."""
         self.check(request, stream=True)
-        tts = self.synthesizer(request.voice)
-        encoder = encoding.StreamEncoder(request.format, tts.sample_rate, request.sample_rate)
+        source_rate = self.source_rate(request.voice)
+        encoder = encoding.StreamEncoder(request.format, source_rate, request.sample_rate)
         events = self._stream_chunks(request, first_chunk, chunk)
         first = await anext(events)  # raises the request's errors (bad markup, nothing to say, queue full...)
 
@@ -400,7 +443,7 @@ class TTSService:
             finally:
                 await events.aclose()
 
-        return StreamStart(encoder.content_type, request.sample_rate or tts.sample_rate, chunks())
+        return StreamStart(encoder.content_type, request.sample_rate or source_rate, chunks())
 
     def stream_chunks(self, request: SpeechRequest, first_chunk: int = 10,
                       chunk: int = 100) -> AsyncIterator[StreamChunk]:
@@ -434,7 +477,7 @@ class TTSService:
             try:
                 pieces: Iterator[StreamChunk] = tts.stream_chunks(
                     request.text, dict(request.lexicon) or None, first_chunk=first_chunk, chunk=chunk,
-                    **request.synthesis_options())
+                    limits=self.config.work_limits, **request.synthesis_options())
                 for piece in pieces:
                     hand_over(piece)
                     seconds += len(piece.audio) / tts.sample_rate
@@ -459,7 +502,7 @@ class TTSService:
                 if item is None:
                     break
                 if isinstance(item, BaseException):
-                    raise as_service_error(item)
+                    raise as_service_error(item) from item
                 yield item
         finally:
             cancelled.set()
@@ -495,16 +538,7 @@ class TTSService:
             self._release_if_never_started(job)
 
     def _admit(self, work: Callable[[], T]):  # -> concurrent.futures.Future[T]
-        with self._lock:
-            if self._closing:
-                raise ShuttingDown("the server is shutting down; retry on another instance")
-            if self._active >= self.config.concurrency + self.config.queue_size:
-                self.metrics.rejected.inc()
-                wait = max(1, math.ceil(self._seconds_per_request * self._active / self.config.concurrency))
-                raise QueueFull(f"the server is busy ({self._active} requests in progress or waiting); "
-                                f"retry in {wait} s", headers={"Retry-After": str(wait)})
-            self._active += 1
-            self.metrics.queue_depth.set(self._active)
+        self._reserve(self.config.concurrency + self.config.queue_size)
         began = time.perf_counter()
 
         def run() -> T:
@@ -514,6 +548,23 @@ class TTSService:
                 self._finish(time.perf_counter() - began)
 
         return self._executor.submit(run)
+
+    def _reserve(self, limit: int | None) -> None:
+        """Count a request in (ShuttingDown while closing; QueueFull when `limit` are in progress or waiting)."""
+        with self._lock:
+            if self._closing:
+                raise ShuttingDown("the server is shutting down; retry on another instance")
+            if limit is not None and self._active >= limit:
+                raise self._busy()
+            self._active += 1
+            self.metrics.queue_depth.set(self._active)
+
+    def _busy(self) -> QueueFull:
+        """The 429 of a full queue, counted, with a Retry-After from the recent time per request."""
+        self.metrics.rejected.inc()
+        wait = max(1, math.ceil(self._seconds_per_request * self._active / self.config.concurrency))
+        return QueueFull(f"the server is busy ({self._active} requests in progress or waiting); retry in {wait} s",
+                         headers={"Retry-After": str(wait)})
 
     def _finish(self, seconds: float) -> None:
         with self._lock:
@@ -545,8 +596,16 @@ def as_service_error(error: BaseException) -> ServiceError:
     """The client-facing form of an error: a ValueError (bad input) is a 400 with its message."""
     if isinstance(error, ServiceError):
         return error
+    if isinstance(error, WorkLimitError):
+        return TooMuchWork(str(error), "text")
+    if isinstance(error, ModelDamagedError):  # the server's fault, not the request's: 503, the path only in the log
+        LOGGER.error("voice model damaged: %s", error)
+        return VoiceUnavailable(f"this voice cannot be served: its model files on this server are damaged (the "
+                                f"server log names the file); the administrator can run `{error.fix}`", "voice")
     if isinstance(error, ValueError | VoiceNotAvailableError):  # bad input; a voice (SSML <voice>) not installed
         return BadRequest(str(error), _param_of(str(error)))
+    if isinstance(error, Exception):  # not a cancellation: a bug or a broken runtime, so its traceback is logged
+        LOGGER.error("synthesis failed: %s: %s", type(error).__name__, error, exc_info=error)
     return ServiceError(f"synthesis failed ({type(error).__name__}); the server log has the details")
 
 

@@ -97,15 +97,16 @@ def split_syllables(pinyin: str) -> list[str] | None:
     return chunks
 
 
-def parse(text: str) -> list[Segment]:
+def parse(text: str, max_elements: int | None = None) -> list[Segment]:
     """Read user input: SSML if it starts with "<speak" (or "<?xml", "<!DOCTYPE"), else plain text with inline pinyin.
 
     An XML declaration or DOCTYPE also selects SSML, so that such a document is checked, not read out as text.
+    `max_elements` bounds an SSML document's elements (ssml.TooManyElementsError past it).
     """
     if text.lstrip().startswith(("<speak", "<?xml", "<!DOCTYPE")):
         from .ssml import parse_ssml  # deferred: ssml imports this module
 
-        return parse_ssml(text)
+        return parse_ssml(text, max_elements)
     return parse_inline(text)
 
 

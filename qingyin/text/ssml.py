@@ -114,8 +114,14 @@ class SSMLError(MarkupError):
         super().__init__(f"SSML error at line {line}, column {column}: {problem}; {remedy}", position)
 
 
-def parse_ssml(text: str) -> list[Segment]:
-    """Parse an SSML document (root <speak>) into spans and breaks, in document order."""
+class TooManyElementsError(SSMLError):
+    """The document has more elements than the caller's `max_elements` (qingyin.runtime.limits names the setting)."""
+
+
+def parse_ssml(text: str, max_elements: int | None = None) -> list[Segment]:
+    """Parse an SSML document (root <speak>) into spans and breaks, in document order.
+
+    `max_elements`: TooManyElementsError at the first element past it (parsing stops there)."""
     if len(text) > MAX_INPUT_CHARS:
         raise SSMLError(
             1,
@@ -123,7 +129,7 @@ def parse_ssml(text: str) -> list[Segment]:
             f"input is too long ({len(text):,} characters)",
             f"split it into documents of at most {MAX_INPUT_CHARS:,} characters",
         )
-    root = _TreeBuilder(text).build()
+    root = _TreeBuilder(text, max_elements).build()
     if root.tag != "speak":
         raise root.error(f"the root element is <{root.tag}>", "wrap the document in <speak> … </speak>")
     segments = _Interpreter().run(root)
@@ -153,8 +159,10 @@ class _Element:
 class _TreeBuilder:
     """Builds an _Element tree with expat, refusing DTDs (the vector for entity-expansion attacks)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_elements: int | None = None) -> None:
         self._text = text
+        self._max_elements = max_elements
+        self._elements = 0
         self._line_starts = [0] + [match.end() for match in _NEWLINE_RE.finditer(text)]
         self._parser = expat.ParserCreate()
         self._stack: list[_Element] = []
@@ -232,6 +240,10 @@ class _TreeBuilder:
     def _start(self, tag: str, attributes: dict[str, str]) -> None:
         line, column = self._parser.CurrentLineNumber, self._parser.CurrentColumnNumber + 1
         element = _Element(tag, attributes, line, column, self._offset(line, column))
+        self._elements += 1
+        if self._max_elements is not None and self._elements > self._max_elements:
+            raise TooManyElementsError(line, column, f"the document has more than {self._max_elements:,} elements",
+                                       "use fewer elements", element.position)
         if len(self._stack) >= MAX_NESTING_DEPTH:
             raise element.error(f"elements are nested more than {MAX_NESTING_DEPTH} deep", "flatten the markup")
         if self._stack:

