@@ -1,6 +1,6 @@
 """Compression of a voice: smaller, faster students distilled from a teacher voice, exported as voice variants.
 
-The plan (issue 15), one stage feeding the next; only the first is implemented so far:
+The plan (issue 15), one stage feeding the next; teacher data and vocoder pruning are implemented so far:
 
     corpus.py        the texts a teacher reads: CPP's sentences (marks removed) and our everyday polyphone
                      sentences, deduplicated, with stable ids; `teacher_corpus()`
@@ -8,12 +8,20 @@ The plan (issue 15), one stage feeding the next; only the first is implemented s
                      corpus into tokens, durations, pitch, energy, mels and audio, in resumable shards under
                      $QINGYIN_HOME/train/teacher/<voice>/, in parallel processes; `render_teacher_data()` writes
                      them, `TeacherData(path)` reads them for training
-    pruning          (planned) structured pruning of the teacher's acoustic model and vocoder
+    prune.py         structured channel pruning of the MB-MelGAN vocoder (torch-pruning, the `compress` extra);
+                     a pruned vocoder is rebuilt from its channel counts (`VocoderWidths`) without the pruner
+    vocoder_recipe.py  the settings of a vocoder recovery run (torch-free, for the command line)
+    vocoder_losses.py  multi-resolution STFT (full band, sub-band via PQMF analysis), log-mel L1 for validation
+    vocoder_recovery.py  recovery fine-tuning of a pruned vocoder against the teacher data, resumable
+                     (checkpoints in $QINGYIN_HOME/train/prune/vocoder-<ratio>/); generator losses only so far
+    checkpoint.py    atomic training checkpoints with the random states
+    pruning          (planned) structured pruning of the acoustic model's decoder and postnet
     students         (planned) smaller acoustic models and vocoders distilled on the teacher data; training is
                      resumable across sessions (checkpoints in $QINGYIN_HOME/train/...) and runs on CPU with
                      torch.set_flush_denormal(True); each recipe has a smoke test on a tiny corpus in `make test`
     quantization     (planned) quantization-aware training of the students
     variants         (planned) the students exported as variants of their voice, through the quality gate
 
-cli.py adds `qingyin compress teacher-data ...` to the command line (`add_compress_parser`).
+cli.py adds `qingyin compress teacher-data ...` and `qingyin compress prune-vocoder ...` to the command line
+(`add_compress_parser`).
 """

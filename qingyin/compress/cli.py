@@ -7,25 +7,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from qingyin.compress.corpus import DEFAULT_SOURCES, MAX_CHARS, SOURCES
 from qingyin.compress.teacher_data import TEACHER_VARIANT
+from qingyin.compress.vocoder_recipe import RATIOS, RecoveryError, RecoverySettings
 from qingyin.voices.registry import DEFAULT_VOICE
 
+RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "seed")  # RecoverySettings fields on the command line
 EXAMPLES = """examples:
   qingyin compress teacher-data --limit 200 --workers 2     # the first 200 CPP sentences, into
                                                             # $QINGYIN_HOME/train/teacher/baker/
   qingyin compress teacher-data --workers 2                 # all of it (~26,000 texts); run again to resume
   qingyin compress teacher-data --sources everyday --out /data/teacher-everyday
+  qingyin compress prune-vocoder --ratio 0.5 --steps 20000  # prune Baker's vocoder by half, fine-tune it on the
+                                                            # teacher data, into $QINGYIN_HOME/train/prune/vocoder-0.5/
+  qingyin compress prune-vocoder --ratio 0.5 --steps 40000 --resume   # go on from the last checkpoint
 """
 
 
 def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `compress` (and its commands) to the `qingyin` command's subparsers; `compress_command` runs it."""
     compress = subparsers.add_parser(
-        "compress", help="make smaller voices: teacher data (pruning, students and quantization to come)",
-        description="Compression of a voice by distillation. First step: the teacher's data.", epilog=EXAMPLES,
+        "compress", help="make smaller voices: teacher data, vocoder pruning (students and quantization to come)",
+        description="Compression of a voice: the teacher's data, then pruned models fine-tuned on it.", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = compress.add_subparsers(dest="compress_command", required=True)
     teacher = commands.add_parser(
@@ -55,13 +61,52 @@ def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                          help=f"the runtime's variant (default: {TEACHER_VARIANT}: a teacher runs at full precision)")
     teacher.add_argument("--threads", type=int, metavar="N", help="threads per worker (default: cores // workers)")
     teacher.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_prune_vocoder(commands)
     return compress
+
+
+def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
+    defaults = RecoverySettings()
+    prune = commands.add_parser(
+        "prune-vocoder", help="prune the MB-MelGAN vocoder's channels and fine-tune it against the teacher",
+        description="Structured channel pruning of the teacher data's MB-MelGAN vocoder (torch-pruning, the "
+                    "`compress` extra), then recovery fine-tuning on the teacher's mels and audio: multi-resolution "
+                    "STFT (full band and sub-bands) and waveform L1 (qingyin.compress.vocoder_recovery). Checkpoints "
+                    "every --checkpoint-every steps, at the end and on Ctrl-C; --resume goes on from the last. The "
+                    "teacher data comes first: `qingyin compress teacher-data`.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    prune.add_argument("--ratio", type=float, default=defaults.ratio,
+                       help=f"fraction of each layer's channels removed, e.g. {', '.join(map(str, RATIOS))} "
+                            f"(default: {defaults.ratio}; with --resume it only picks the default --out)")
+    prune.add_argument("--steps", type=int, required=True, metavar="N",
+                       help="train until step N (counted from the start of the run, so a resumed run does the rest)")
+    prune.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
+    prune.add_argument("--teacher", type=Path, metavar="DIR",
+                       help=f"teacher data (default: $QINGYIN_HOME/train/teacher/{DEFAULT_VOICE})")
+    prune.add_argument("--out", type=Path, metavar="DIR",
+                       help="run folder (default: $QINGYIN_HOME/train/prune/vocoder-<ratio>)")
+    recipe = prune.add_argument_group("recipe", "fixed when a run starts (recipe.json); --resume takes none of them")
+    recipe.add_argument("--batch-size", type=int, metavar="N",
+                        help=f"segments per step (default: {defaults.batch_size})")
+    recipe.add_argument("--segment-samples", type=int, metavar="N",
+                        help=f"audio samples per segment, a multiple of the hop (default: {defaults.segment_samples})")
+    recipe.add_argument("--learning-rate", type=float, metavar="LR",
+                        help=f"Adam's learning rate (default: {defaults.learning_rate:g})")
+    recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
+    prune.add_argument("--validate-every", type=int, default=500, metavar="N",
+                       help="steps between validations on held-out teacher utterances (default: 500)")
+    prune.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                       help="steps between checkpoints (default: 200)")
+    prune.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's, all cores)")
+    prune.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def compress_command(args: argparse.Namespace) -> int:
     """Run the `compress` command parsed by `add_compress_parser`'s parser."""
     if args.compress_command == "teacher-data":
         return _teacher_data(args)
+    if args.compress_command == "prune-vocoder":
+        return _prune_vocoder(args)
     raise ValueError(f"unknown compress command {args.compress_command!r}")  # argparse refuses it first
 
 
@@ -83,3 +128,25 @@ def _teacher_data(args: argparse.Namespace) -> int:
           f"the folder holds {summary.total_utterances} utterances, {summary.total_seconds / 3600:.2f} h",
           file=sys.stderr)
     return 0
+
+
+def _prune_vocoder(args: argparse.Namespace) -> int:
+    from qingyin.compress import teacher_data, vocoder_recovery
+
+    given = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
+    if args.resume and given:  # a resumed run keeps its recipe; only the step count and the schedule may change
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise RecoveryError(f"--resume keeps the run's recipe (recipe.json): leave out {flags}")
+    settings = None if args.resume else replace(RecoverySettings(), ratio=args.ratio, **given)
+    result = vocoder_recovery.recover_vocoder(
+        args.teacher or teacher_data.default_out(DEFAULT_VOICE), args.steps, settings,
+        args.out or vocoder_recovery.default_out(args.ratio), resume=args.resume,
+        validate_every=args.validate_every, checkpoint_every=args.checkpoint_every, threads=args.threads,
+        progress=args.progress)
+    last = "none after the start" if result.last_log_mel_l1 is None else f"{result.last_log_mel_l1:.4f}"
+    speed = "" if result.seconds_per_step is None else f", {result.seconds_per_step:.3f} s/step"
+    print(f"qingyin: pruned vocoder in {result.out} at step {result.step}: {result.parameters:,} parameters "
+          f"(teacher {result.teacher_parameters:,}); validation log-mel L1 {result.start_log_mel_l1:.4f} pruned, "
+          f"{last} now (teacher vocoder {result.teacher_log_mel_l1:.4f}){speed}", file=sys.stderr)
+    return 0
+

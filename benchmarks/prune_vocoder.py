@@ -1,0 +1,77 @@
+"""Pruned MB-MelGAN vocoders against their teacher: parameters, torch RTF, log-mel L1 to the teacher's audio.
+
+    .venv/bin/python -m benchmarks.prune_vocoder [--run DIR ...] [--ratio 0.5 ...] [--threads 1] [--repeats 5]
+
+Rows: the teacher vocoder (the installed fp32 one, on the mels as stored: the metric's floor), each `--ratio`
+pruned afresh without recovery, and each `--run` folder of `qingyin compress prune-vocoder` (its
+pruned_vocoder.safetensors, as of its last checkpoint). Utterances: the held-out ones of the teacher data (the last
+`--utterances`, as the recovery's validation uses). RTF: the best of `--repeats` passes over them, each utterance
+vocoded whole in one call, in torch on `--threads` threads, after one pass that measures the log-mel L1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qingyin.compress.prune import load_pruned_vocoder, load_teacher_vocoder, parameter_count, prune_vocoder
+from qingyin.compress.teacher_data import TeacherData, default_out
+from qingyin.compress.vocoder_losses import LogMel, log_mel_l1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, action="append", default=[], help="a prune-vocoder run folder")
+    parser.add_argument("--ratio", type=float, action="append", default=[], help="also prune afresh at this ratio")
+    parser.add_argument("--teacher", type=Path, default=default_out("baker"), help="teacher data")
+    parser.add_argument("--utterances", type=int, default=8, help="the last N utterances of the teacher data")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+
+    data = TeacherData(args.teacher)
+    held_out = [data[i] for i in range(len(data) - args.utterances, len(data))]
+    teacher = load_teacher_vocoder(data.info["teacher"]["model"])
+    vocoders = {"teacher fp32": teacher}
+    vocoders.update({f"pruned {r:g}, no recovery": prune_vocoder(teacher, r) for r in args.ratio})
+    vocoders.update({f"{run.name} (step {_step(run)})": load_pruned_vocoder(run) for run in args.run})
+
+    log_mel = LogMel.for_vocoder(data.sample_rate, teacher.config.hop_length, teacher.config.num_mels)
+    mels = [torch.from_numpy(u.mel)[None] for u in held_out]
+    seconds = sum(u.seconds for u in held_out)
+    best = {name: float("inf") for name in vocoders}
+    distance = {}
+    with torch.inference_mode():
+        for name, vocoder in vocoders.items():
+            distance[name] = float(np.mean([log_mel_l1(log_mel, vocoder(mel)[0], torch.from_numpy(u.audio))
+                                            for mel, u in zip(mels, held_out, strict=True)]))
+        for name, vocoder in vocoders.items():  # one vocoder at a time (interleaving them gave erratic times)
+            for _ in range(args.repeats):
+                begun = time.perf_counter()
+                for mel in mels:
+                    vocoder(mel)
+                best[name] = min(best[name], time.perf_counter() - begun)
+    print(f"{len(held_out)} held-out utterances, {seconds:.1f} s of audio; torch {torch.__version__}, "
+          f"{args.threads} thread(s), best of {args.repeats}\n")
+    print("| vocoder | parameters | RTF | speed-up | log-mel L1 to the teacher's audio |")
+    print("|---|---|---|---|---|")
+    base = best["teacher fp32"]
+    for name, vocoder in vocoders.items():
+        print(f"| {name} | {parameter_count(vocoder):,} | {best[name] / seconds:.4f} | {base / best[name]:.2f}x | "
+              f"{distance[name]:.4f} |")
+
+
+def _step(run: Path) -> str:
+    import json
+
+    return str(json.loads((run / "pruned_vocoder.json").read_text()).get("step", "?"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""Recovery fine-tuning of a pruned MB-MelGAN vocoder against its teacher: the teacher's mels in, its audio out.
+
+    result = recover_vocoder(teacher_data_dir, steps=5000, settings=RecoverySettings(ratio=0.5))
+    result = recover_vocoder(teacher_data_dir, steps=8000, resume=True)     # continues from the checkpoint
+
+A fresh run prunes the teacher data's vocoder (qingyin.compress.prune: the installed vocoder of the model that
+rendered the data) at `settings.ratio`, then trains the pruned generator on random segments of the teacher data:
+each batch is `batch_size` windows of `segment_samples` samples (plus `context_frames` mel frames on either side,
+which the generator reads but no loss looks at, so the segment's edges see real context instead of reflection
+padding), drawn uniformly over the utterances' windows. The loss is
+
+    full_band_weight * multi-resolution STFT (audio) + sub_band_weight * multi-resolution STFT (sub-bands)
+    + waveform_weight * L1 (audio)
+
+where the target sub-bands are the PQMF analysis of the teacher's audio (qingyin.compress.vocoder_losses) and the
+student's are its output conv's, through tanh. The student trains without the sub-band fake quantization of the
+Baker graph (round() has no gradient), and is validated and saved with it, as it runs.
+
+Generator losses only: the optional discriminator phase of issue 15 is NOT implemented (no flag for it yet).
+
+The teacher data is held in memory as stored (int16 audio, float16 mels): about 220 MB per hour of audio.
+
+Validation, every `validate_every` steps and at the start: the mean log-mel L1 (natural log, frames of one hop:
+qingyin.compress.vocoder_losses.LogMel.for_vocoder) between the student's and the teacher's audio of the last
+`validation_utterances` utterances of the data, which training never sees. At the start the unpruned teacher
+vocoder is measured too, on the mels as stored (float16): the floor of the metric.
+
+In `out` (default $QINGYIN_HOME/train/prune/vocoder-<ratio>/):
+
+    recipe.json                       settings (vocoder_recipe.RecoverySettings), teacher data, metrics at the start
+    checkpoint.pt                     model, optimizer, step, random states (qingyin.compress.checkpoint: atomic)
+    pruned_vocoder.json / .safetensors  the student as of the checkpoint (qingyin.compress.prune loads it)
+    log.jsonl                         one line per validation: step, mean losses since the last, seconds per step
+
+Resumable: a checkpoint is written every `checkpoint_every` steps, at the end and on Ctrl-C; `resume=True` goes
+on from it with the same recipe, and draws the same batches an uninterrupted run would have drawn (except after a
+Ctrl-C, which may land between drawing a batch and finishing its step).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qingyin.compress.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from qingyin.compress.prune import (
+    PRUNED_CONFIG,
+    architecture_from,
+    build_vocoder,
+    load_teacher_vocoder,
+    parameter_count,
+    prune_vocoder,
+    save_pruned_vocoder,
+    vocoder_widths,
+)
+from qingyin.compress.teacher_data import INFO, PCM_SCALE, TeacherData
+from qingyin.compress.vocoder_losses import LogMel, MultiResolutionSTFTLoss, log_mel_l1, subband_analysis
+from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
+from qingyin.voices import registry
+
+RECIPE = "recipe.json"
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+FAMILY = "fs2_mbmelgan"
+
+
+@dataclass
+class RecoveryResult:
+    out: Path
+    step: int  # the step the run stopped at (the checkpoint's)
+    parameters: int  # of the pruned student
+    teacher_parameters: int
+    teacher_log_mel_l1: float  # the metric's floor: the teacher vocoder on the stored mels
+    start_log_mel_l1: float  # the pruned student before recovery
+    last_log_mel_l1: float | None  # at the last validation (None if none ran after the start)
+    seconds_per_step: float | None  # mean of this call's steps
+    history: list[dict] = field(default_factory=list)  # log.jsonl's lines
+
+
+def default_out(ratio: float) -> Path:
+    """$QINGYIN_HOME/train/prune/vocoder-<ratio>."""
+    return registry.qingyin_home() / "train" / "prune" / f"vocoder-{ratio:g}"
+
+
+def recover_vocoder(
+    teacher_data: str | Path,
+    steps: int,
+    settings: RecoverySettings | None = None,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    validate_every: int = 500,
+    checkpoint_every: int = 200,
+    threads: int | None = None,
+    progress: bool = True,
+    teacher: MBMelGANGenerator | None = None,
+) -> RecoveryResult:
+    """Prune the teacher's vocoder and train it for `steps` steps in all (see the module's docstring).
+
+    `settings`: default RecoverySettings() for a fresh run, the saved recipe when resuming (given ones must match
+    it). `teacher`: the vocoder to prune (default: the installed vocoder of the model that rendered the data).
+    """
+    torch.set_flush_denormal(True)  # denormals in the backward pass otherwise slow steps down 40-170 times
+    if threads is not None:
+        torch.set_num_threads(threads)
+    for name, value in (("steps", steps), ("validate_every", validate_every), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or value < (0 if name == "steps" else 1):
+            raise RecoveryError(f"{name} must be a whole number >= {0 if name == 'steps' else 1}, got {value!r}")
+    data = _teacher_data(teacher_data)
+    recipe_path = Path(out or default_out((settings or RecoverySettings()).ratio)) / RECIPE
+    out = recipe_path.parent
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    if checkpoint is not None and not resume:
+        raise RecoveryError(f"{out} holds a run at step {checkpoint['step']}: resume it (--resume), or give "
+                            "another --out")
+    if checkpoint is None and resume:
+        raise RecoveryError(f"nothing to resume in {out} (no {CHECKPOINT}): start the run without --resume")
+
+    if checkpoint is None:
+        settings = settings or RecoverySettings()
+        settings.check()
+        teacher = teacher if teacher is not None else load_teacher_vocoder(data.info["teacher"]["model"])
+        _check_fit(data, teacher, settings)
+        student = prune_vocoder(teacher, settings.ratio, settings.round_to)
+        recipe = {"settings": settings.to_dict(), "teacher_data": str(data.path), "teacher": data.info["teacher"],
+                  "teacher_parameters": parameter_count(teacher), "parameters": parameter_count(student)}
+    else:
+        recipe = json.loads(recipe_path.read_text())
+        saved = RecoverySettings.from_dict(recipe["settings"])
+        if settings is not None and settings.to_dict() != saved.to_dict():
+            changed = sorted(k for k, v in settings.to_dict().items() if recipe["settings"][k] != v)
+            raise RecoveryError(f"{out} was started with other settings ({', '.join(changed)}); resume with the "
+                                "same, or give another --out")
+        settings = saved
+        if data.info["teacher"] != recipe["teacher"]:
+            raise RecoveryError(f"{out} was trained on teacher data of {recipe['teacher']}, {data.path} holds "
+                                f"{data.info['teacher']}")
+        config, widths = architecture_from(json.loads((out / PRUNED_CONFIG).read_text()))
+        student = build_vocoder(config, widths)
+        student.load_state_dict(checkpoint["model"])
+    trainer = _Trainer(student, data, settings)
+    step = 0
+    if checkpoint is None:
+        floor = trainer.validate(teacher)
+        start = trainer.validate(student)
+        recipe.update(teacher_log_mel_l1=floor, start_log_mel_l1=start)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / LOG).unlink(missing_ok=True)
+        _write_json(recipe_path, recipe)
+        _append_log(out, {"step": 0, "val_log_mel_l1": start})
+    else:
+        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        restore_rng(checkpoint["rng"], trainer.rng)
+        step = int(checkpoint["step"])
+        _truncate_log(out, step)  # validations after the checkpoint are run again
+
+    def save() -> None:
+        save_checkpoint(out / CHECKPOINT, {"step": step, "model": trainer.model.state_dict(),
+                                           "optimizer": trainer.optimizer.state_dict(),
+                                           "rng": capture_rng(trainer.rng)})
+        save_pruned_vocoder(out, trainer.evaluation_model(), ratio=settings.ratio, step=step,
+                            teacher=recipe["teacher"])
+
+    bar = _progress_bar(step, steps, progress, f"recover vocoder-{settings.ratio:g}")
+    sums: dict[str, float] = {}
+    counted, begun, spent, last = 0, step, 0.0, None
+    try:
+        while step < steps:
+            clock = time.perf_counter()
+            losses = trainer.step()
+            spent += time.perf_counter() - clock
+            step += 1
+            counted += 1
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + value
+            if bar is not None:
+                bar.set_postfix_str(f"loss {losses['loss']:.3f}", refresh=False)
+                bar.update(1)
+            if step % validate_every == 0 or step == steps:
+                last = trainer.validate(trainer.evaluation_model())
+                line = {"step": step, **{k: round(v / counted, 5) for k, v in sums.items()},
+                        "seconds_per_step": round(spent / (step - begun), 4), "val_log_mel_l1": round(last, 5)}
+                _append_log(out, line)
+                if bar is not None:
+                    bar.write(f"step {step}: loss {line['loss']:.4f}, validation log-mel L1 {last:.4f}",
+                              file=sys.stderr)
+                sums, counted = {}, 0
+            if step % checkpoint_every == 0 or step == steps:
+                save()
+    except KeyboardInterrupt:
+        save()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if step == begun and checkpoint is None:
+        save()  # steps=0: the pruned student, before any training
+    history = [json.loads(line) for line in (out / LOG).read_text().splitlines() if line.strip()]
+    return RecoveryResult(out, step, recipe["parameters"], recipe["teacher_parameters"],
+                          recipe["teacher_log_mel_l1"], recipe["start_log_mel_l1"], last,
+                          spent / (step - begun) if step > begun else None, history)
+
+
+class _Trainer:
+    """The student, its optimizer, the losses, the batch sampler and the held-out utterances."""
+
+    def __init__(self, student: MBMelGANGenerator, data: TeacherData, settings: RecoverySettings):
+        self.settings = s = settings
+        self.config = student.config
+        # a copy without the sub-band fake quantization, for training (same parameters, same names)
+        self.model = build_vocoder(replace(self.config, subband_quant_step=0.0), vocoder_widths(student))
+        self.model.load_state_dict(student.state_dict())
+        self.model.train()
+        self._evaluation = build_vocoder(self.config, vocoder_widths(student)).eval()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=s.learning_rate, betas=s.betas)
+        self.full_band = MultiResolutionSTFTLoss(tuple(Resolution(*r) for r in s.full_band), s.log_floor)
+        self.sub_band = MultiResolutionSTFTLoss(tuple(Resolution(*r) for r in s.sub_band), s.log_floor)
+        self.log_mel = LogMel.for_vocoder(data.sample_rate, self.config.hop_length, self.config.num_mels)
+        self.rng = np.random.default_rng(s.seed)
+        utterances = [(u.mel.astype(np.float16), np.rint(u.audio * PCM_SCALE).astype(np.int16)) for u in data]
+        self.validation = utterances[-s.validation_utterances:]
+        self.window = s.segment_samples // self.config.hop_length + 2 * s.context_frames  # mel frames per window
+        self.training = [u for u in utterances[: -s.validation_utterances] if len(u[0]) >= self.window]
+        if not self.training:
+            raise RecoveryError(f"no teacher utterance outside the {s.validation_utterances} held out has "
+                                f"{self.window} frames (segment_samples {s.segment_samples} plus context)")
+        starts = np.array([len(mel) - self.window + 1 for mel, _ in self.training], np.float64)
+        self.weights = starts / starts.sum()  # uniform over all windows
+        self._subbands: list[torch.Tensor] = []
+        self.model.output_conv.register_forward_hook(lambda module, inputs, output: self._subbands.append(output))
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel (B, window, mels) and the teacher's audio (B, window * hop) of random windows."""
+        hop, mels, audios = self.config.hop_length, [], []
+        for index in self.rng.choice(len(self.training), size=self.settings.batch_size, p=self.weights):
+            mel, audio = self.training[index]
+            start = int(self.rng.integers(0, len(mel) - self.window + 1))
+            mels.append(mel[start : start + self.window])
+            audios.append(audio[start * hop : (start + self.window) * hop])
+        return (torch.from_numpy(np.stack(mels).astype(np.float32)),
+                torch.from_numpy(np.stack(audios).astype(np.float32) / PCM_SCALE))
+
+    def step(self) -> dict[str, float]:
+        s, hop, subbands = self.settings, self.config.hop_length, self.config.subbands
+        mel, target = self.batch()
+        self._subbands.clear()
+        audio = self.model(mel)  # (B, window * hop)
+        predicted_bands = torch.tanh(self._subbands.pop())  # (B, subbands, window * hop / subbands)
+        target_bands = subband_analysis(target, self.model.pqmf.synthesis_filter)
+        edge, length = s.context_frames * hop, s.segment_samples  # the loss sees the segment, not its context
+        audio, target = audio[:, edge : edge + length], target[:, edge : edge + length]
+        band_edge, band_length = edge // subbands, length // subbands
+        predicted_bands = predicted_bands[..., band_edge : band_edge + band_length]
+        target_bands = target_bands[..., band_edge : band_edge + band_length]
+        losses = {"full_band": self.full_band(audio, target), "sub_band": self.sub_band(predicted_bands, target_bands),
+                  "waveform": torch.nn.functional.l1_loss(audio, target)}
+        loss = (s.full_band_weight * losses["full_band"] + s.sub_band_weight * losses["sub_band"]
+                + s.waveform_weight * losses["waveform"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.gradient_clip)
+        self.optimizer.step()
+        return {"loss": loss.item(), **{name: value.item() for name, value in losses.items()}}
+
+    def evaluation_model(self) -> MBMelGANGenerator:
+        """The student as it runs: the trained parameters, with the config's sub-band quantization."""
+        self._evaluation.load_state_dict(self.model.state_dict())
+        return self._evaluation
+
+    @torch.inference_mode()
+    def validate(self, model: MBMelGANGenerator) -> float:
+        """Mean log-mel L1 between `model`'s audio and the teacher's over the held-out utterances."""
+        distances = []
+        for mel, audio in self.validation:
+            mel = torch.from_numpy(mel.astype(np.float32))[None]
+            if mel.shape[1] < self.config.min_frames:
+                continue
+            teacher = torch.from_numpy(audio.astype(np.float32) / PCM_SCALE)
+            distances.append(log_mel_l1(self.log_mel, model(mel)[0], teacher))
+        if not distances:
+            raise RecoveryError(f"no held-out utterance has the vocoder's {self.config.min_frames} frames")
+        return float(np.mean(distances))
+
+
+def _teacher_data(path: str | Path) -> TeacherData:
+    path = Path(path)
+    if not (path / INFO).is_file():
+        raise RecoveryError(f"no teacher data in {path}: render it first with `qingyin compress teacher-data` "
+                            f"(e.g. --limit 300 --workers 2; --out {path} for this folder)")
+    data = TeacherData(path)
+    teacher = data.info["teacher"]
+    if teacher.get("family") != FAMILY:
+        raise RecoveryError(f"{data.path} holds teacher data of {teacher['voice']} ({teacher.get('family')}); "
+                            f"vocoder recovery needs an MB-MelGAN voice ({FAMILY}), e.g. baker")
+    if len(data) == 0:
+        raise RecoveryError(f"{data.path} holds no utterances yet: run `qingyin compress teacher-data` again")
+    return data
+
+
+def _check_fit(data: TeacherData, teacher: MBMelGANGenerator, settings: RecoverySettings) -> None:
+    config = teacher.config
+    if settings.segment_samples % config.hop_length:
+        raise RecoveryError(f"segment_samples ({settings.segment_samples}) must be a multiple of the vocoder's hop "
+                            f"({config.hop_length})")
+    if settings.segment_samples // config.hop_length + 2 * settings.context_frames < config.min_frames:
+        raise RecoveryError(f"a window needs at least the vocoder's {config.min_frames} frames")
+    if len(data) <= settings.validation_utterances:
+        raise RecoveryError(f"{data.path} holds {len(data)} utterances: too few to hold out "
+                            f"{settings.validation_utterances} for validation and train on the rest")
+    first = data[0]
+    if first.mel is None or first.mel.shape[1] != config.num_mels or len(first.audio) != first.frames * \
+            config.hop_length:
+        raise RecoveryError(f"{data.path}'s mels and audio do not fit the vocoder ({config.num_mels} mels, hop "
+                            f"{config.hop_length})")
+
+
+def _append_log(out: Path, line: dict) -> None:
+    with open(out / LOG, "a", encoding="utf-8") as file:
+        file.write(json.dumps(line) + "\n")
+
+
+def _truncate_log(out: Path, step: int) -> None:
+    lines = (out / LOG).read_text(encoding="utf-8").splitlines() if (out / LOG).is_file() else []
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    (out / LOG).write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    temporary.replace(path)
+
+
+def _progress_bar(done: int, total: int, enabled: bool, description: str):  # noqa: ANN202 - tqdm or None
+    if not enabled or total <= done:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", desc=description, file=sys.stderr, dynamic_ncols=True)
+

@@ -1,0 +1,175 @@
+"""qingyin.compress: structured pruning of the MB-MelGAN vocoder and its recovery fine-tuning, on a tiny random
+vocoder whose teacher data (written by the teacher-data writer, from a fake engine) takes a second to make."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torch_pruning")
+
+from qingyin.compress.checkpoint import load_checkpoint  # noqa: E402
+from qingyin.compress.cli import add_compress_parser, compress_command  # noqa: E402
+from qingyin.compress.prune import (  # noqa: E402
+    PRUNED_CONFIG,
+    VocoderWidths,
+    build_vocoder,
+    load_pruned_vocoder,
+    parameter_count,
+    prune_vocoder,
+    save_pruned_vocoder,
+    vocoder_widths,
+)
+from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
+from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
+from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings  # noqa: E402
+from qingyin.compress.vocoder_recovery import CHECKPOINT, LOG, RECIPE, recover_vocoder  # noqa: E402
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator  # noqa: E402
+
+# Baker's layout, narrower and shallower: hop 4 * 2 * 2 = 16 samples; the sub-band quantization of the Baker graph
+TINY = MBMelGANConfig(num_mels=8, channels=64, upsample_scales=(2, 2), stacks=2, subbands=4,
+                      subband_quant_step=1 / 128)
+RATE = 16000
+SETTINGS = RecoverySettings(batch_size=2, segment_samples=256, context_frames=2, validation_utterances=2,
+                            full_band=((128, 32, 128), (64, 16, 64)), sub_band=((32, 8, 32), (16, 4, 16)))
+CORPUS = [(f"t{i}", f"第{i}句。") for i in range(8)]
+
+
+def tiny_vocoder() -> MBMelGANGenerator:
+    torch.manual_seed(0)
+    return MBMelGANGenerator(TINY).eval()
+
+
+class FakeEngine:
+    """What the teacher-data writer reads of an engine: each text is one utterance of the tiny vocoder's audio."""
+
+    def __init__(self, vocoder: MBMelGANGenerator):
+        self.vocoder = vocoder
+        self.sample_rate = RATE
+        self.selection = SimpleNamespace(name="baker")
+        self.voice = SimpleNamespace(model=SimpleNamespace(name="baker", family="fs2_mbmelgan"),
+                                     backend_name="torch", variant="fp32", sample_rate=RATE,
+                                     parse_symbols=lambda phones: SimpleNamespace(ids=list(range(len(phones)))))
+
+    def iter_sentences(self, text: str):
+        rng = np.random.default_rng(len(text) * 1000 + ord(text[1]))
+        durations = rng.integers(8, 14, size=5)
+        mel = np.cumsum(rng.normal(0, 0.3, (int(durations.sum()), TINY.num_mels)), axis=0).astype(np.float32)
+        with torch.no_grad():
+            audio = self.vocoder(torch.from_numpy(mel)[None])[0].numpy()
+        features = SimpleNamespace(durations=durations, pitch=np.zeros(5, np.float32), energy=np.zeros(5, np.float32),
+                                   mel=mel)
+        return [SimpleNamespace(phones=["a"] * 5, text=text, features=features, audio=audio)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _denormals_back():
+    """Training flushes denormals to zero (torch.set_flush_denormal, process-wide); the other tests' numerics
+    are those of torch's default."""
+    yield
+    torch.set_flush_denormal(False)
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "baker"
+    render_teacher_data(CORPUS, out=out, shard_size=3, progress=False, synthesizer=FakeEngine(tiny_vocoder()))
+    return out
+
+
+def _recover(teacher_dir, out, steps, **options):
+    options.setdefault("settings", SETTINGS)
+    return recover_vocoder(teacher_dir, steps, out=out, validate_every=2, checkpoint_every=2, progress=False,
+                           teacher=tiny_vocoder(), **options)
+
+
+# --- pruning ---------------------------------------------------------------------------------------------------
+def test_pruning_halves_every_channel_group_and_keeps_what_goes_in_and_out():
+    teacher = tiny_vocoder()
+    pruned = prune_vocoder(teacher, 0.5)
+    assert vocoder_widths(teacher) == VocoderWidths.unpruned(TINY)
+    assert vocoder_widths(pruned) == VocoderWidths(32, (16, 8), ((16, 16), (16, 16), (8, 8), (8, 8)))
+    assert pruned.input_conv.in_channels == TINY.num_mels and pruned.output_conv.out_channels == TINY.subbands
+    assert 0.2 < parameter_count(pruned) / parameter_count(teacher) < 0.35  # about (1 - 0.5)^2
+    assert vocoder_widths(teacher) == VocoderWidths.unpruned(TINY)  # the teacher is left as it was
+    mel = torch.randn(2, 20, TINY.num_mels)
+    with torch.no_grad():
+        assert pruned(mel).shape == teacher(mel).shape == (2, 20 * TINY.hop_length)
+    assert type(pruned) is MBMelGANGenerator and not pruned._forward_hooks
+
+
+def test_a_pruned_vocoder_loads_from_its_widths_without_the_pruner(tmp_path):
+    pruned = prune_vocoder(tiny_vocoder(), 0.5)
+    save_pruned_vocoder(tmp_path, pruned, ratio=0.5)
+    saved = json.loads((tmp_path / PRUNED_CONFIG).read_text())
+    assert saved["widths"]["upsample_channels"] == [16, 8] and saved["ratio"] == 0.5
+    loaded = load_pruned_vocoder(tmp_path)
+    mel = torch.randn(1, 20, TINY.num_mels)
+    with torch.no_grad():
+        assert torch.equal(loaded(mel), pruned(mel))
+    with pytest.raises(ValueError, match="stacks do not fit"):
+        build_vocoder(TINY, VocoderWidths(32, (16, 8), ((16, 16),)))
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        prune_vocoder(tiny_vocoder(), 1.0)
+
+
+def test_subband_analysis_inverts_the_generators_synthesis():
+    audio = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (1, 4096)).astype(np.float32))
+    pqmf = tiny_vocoder().pqmf
+    again = pqmf(subband_analysis(audio, pqmf.synthesis_filter))[:, 0]
+    error = (again - audio)[:, 100:-100]
+    assert float(error.pow(2).mean() / audio.pow(2).mean()) < 1e-4  # the PQMF is near perfect reconstruction
+
+
+# --- recovery --------------------------------------------------------------------------------------------------
+def test_recovery_trains_checkpoints_and_resumes_where_it_stopped(teacher_dir, tmp_path):
+    whole = _recover(teacher_dir, tmp_path / "whole", 4)
+    assert (whole.step, whole.parameters) == (4, parameter_count(prune_vocoder(tiny_vocoder(), 0.5)))
+    assert [line["step"] for line in whole.history] == [0, 2, 4]
+    assert all(np.isfinite(line["loss"]) for line in whole.history[1:])
+    assert whole.last_log_mel_l1 is not None and whole.teacher_log_mel_l1 < 0.05  # float16 mels: near the teacher
+    for name in (RECIPE, CHECKPOINT, LOG, PRUNED_CONFIG):
+        assert (whole.out / name).is_file()
+
+    halves = tmp_path / "halves"
+    assert _recover(teacher_dir, halves, 2).step == 2
+    with pytest.raises(RecoveryError, match="holds a run at step 2"):
+        _recover(teacher_dir, halves, 4)
+    with pytest.raises(RecoveryError, match="other settings"):
+        _recover(teacher_dir, halves, 4, resume=True, settings=RecoverySettings(**{**vars(SETTINGS), "seed": 1}))
+    resumed = _recover(teacher_dir, halves, 4, resume=True, settings=None)
+    assert resumed.step == 4 and [line["step"] for line in resumed.history] == [0, 2, 4]
+    first, second = load_checkpoint(whole.out / CHECKPOINT), load_checkpoint(halves / CHECKPOINT)
+    assert first["step"] == second["step"] == 4
+    for name, tensor in first["model"].items():  # the same batches, the same steps: the same weights
+        assert torch.equal(tensor, second["model"][name]), name
+    # the saved student is the checkpoint's weights in a vocoder that runs as the teacher does (quantized sub-bands)
+    student = load_pruned_vocoder(halves)
+    assert student.config.subband_quant_step == TINY.subband_quant_step
+    assert all(torch.equal(t, first["model"][n]) for n, t in student.state_dict().items())
+
+
+def test_recovery_says_what_is_missing(tmp_path, teacher_dir):
+    with pytest.raises(RecoveryError, match="qingyin compress teacher-data"):
+        _recover(tmp_path / "nothing", tmp_path / "run", 2)
+    with pytest.raises(RecoveryError, match="nothing to resume"):
+        _recover(teacher_dir, tmp_path / "run", 2, resume=True)
+    with pytest.raises(RecoveryError, match="multiple of the vocoder's hop"):
+        _recover(teacher_dir, tmp_path / "run", 2, settings=RecoverySettings(segment_samples=250))
+
+
+def test_the_command_line_names_the_missing_teacher_data(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_compress_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compress", "prune-vocoder", "--steps", "2", "--teacher", str(tmp_path / "none"),
+                              "--out", str(tmp_path / "run")])
+    with pytest.raises(RecoveryError, match="qingyin compress teacher-data"):
+        compress_command(args)  # `qingyin` prints it as an error, exit status 2
+    args = parser.parse_args(["compress", "prune-vocoder", "--steps", "2", "--resume", "--batch-size", "4"])
+    with pytest.raises(RecoveryError, match="leave out --batch-size"):
+        compress_command(args)
