@@ -1,0 +1,244 @@
+"""Soak test: mixed traffic against a real `qingyin serve` for many minutes, the server's resources every minute.
+
+    .venv/bin/python -m benchmarks.soak --minutes 30 --clients 6 --json soak.json
+
+Starts `qingyin serve` (defaults: cache on, no UI) and keeps `--clients` clients busy with a random mix of every
+route: POST/GET /v1/tts (wav, mp3, emotions, two voices), streams (some read whole, some dropped after the
+first chunk: a cancellation), the OpenAI route, POST /v1/tts/reference with a recording, /v1/frontend, /v1/voices,
+voice samples, /healthz, /metrics, and WebSocket sessions (some closed mid-stream); about 10 % of requests are
+bad input (empty or lone-surrogate text, broken JSON and SSML, unknown voices, NaN and absurd values, a
+too-long text, an upload that is not audio). Every minute: the server's RSS (process and children), open file
+descriptors and threads, and the answers by status.
+
+Verdict ("flat"): no 5xx; over the second half of the run RSS grows by less than max(5 %, 20 MiB), and open files
+and threads end no higher than the highest count of the first half plus a small margin (pools start lazily).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import random
+import sys
+import time
+import wave
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from benchmarks import load_test
+
+VOICES = ("baker", "yunxi")
+FD_MARGIN, THREAD_MARGIN = 8, 8
+BAD_SHARE = 0.10
+
+
+@dataclass
+class Tally:
+    statuses: Counter = field(default_factory=Counter)  # "200", "400", ..., "ws-done", "ws-error", "dropped"
+    by_kind: Counter = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)  # 5xx and transport errors, first few
+
+    def note(self, kind: str, status: str) -> None:
+        self.statuses[status] += 1
+        self.by_kind[kind] += 1
+        if (status.startswith("5") or status.startswith("error")) and len(self.failures) < 20:
+            self.failures.append(f"{kind}: {status}")
+
+
+def reference_wav(seconds: float = 3.0, rate: int = 16000) -> bytes:
+    """A voiced-sounding recording (a gliding harmonic tone with syllable-like bursts) for the reference route."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 180 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = (np.sin(2 * np.pi * 4 * t) > -0.3).astype(float)
+    audio = (0.3 * voice * envelope / 2).astype(np.float32)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(rate)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+def bad_requests(long_text: str) -> list[tuple[str, dict]]:
+    """(kind, httpx request kwargs) for bad input; every one must get a 4xx."""
+    return [
+        ("bad:empty", {"json": {"text": "  "}}),
+        ("bad:surrogate", {"content": b'{"text": "\\ud800\\ud800"}', "headers": {"content-type": "application/json"}}),
+        ("bad:json", {"content": b'{"text": ', "headers": {"content-type": "application/json"}}),
+        ("bad:ssml", {"json": {"ssml": "<speak><prosody rate='fast'>你好</speak>"}}),
+        ("bad:voice", {"json": {"text": "你好。", "voice": "../../etc/passwd"}}),
+        ("bad:nan", {"content": b'{"text": "\\u4f60\\u597d", "speed": NaN}',
+                     "headers": {"content-type": "application/json"}}),
+        ("bad:absurd", {"json": {"text": "你好。", "speed": 1e308, "sample_rate": 10**9}}),
+        ("bad:emotion", {"json": {"text": "你好。", "emotion": "joy"}}),
+        ("bad:too-long", {"json": {"text": long_text}}),
+        ("bad:control", {"json": {"text": "\x00\x01\u202e\u200d"}}),
+    ]
+
+
+class Traffic:
+    def __init__(self, url: str, sentences: list[str], seed: int):
+        self.url, self.sentences = url, sentences
+        self.random = random.Random(seed)
+        self.tally = Tally()
+        self.reference = reference_wav()
+        self.long_text = "好" * 6000
+
+    def text(self) -> str:
+        return self.random.choice(self.sentences)
+
+    async def one(self, client: httpx.AsyncClient) -> None:
+        pick = self.random.random()
+        if pick < BAD_SHARE:
+            kind, kwargs = self.random.choice(bad_requests(self.long_text))
+            await self._post(client, kind, "/v1/tts", **kwargs)
+            return
+        choice = self.random.choice(["tts", "tts", "mp3", "get", "stream", "drop", "openai", "reference",
+                                     "frontend", "info", "ws", "ws-drop"])
+        voice = self.random.choice(VOICES)
+        if choice == "tts":
+            emotion = self.random.choice(["neutral", "happy", "sad", "angry"])
+            await self._post(client, choice, "/v1/tts", json={"text": self.text(), "voice": voice, "emotion": emotion})
+        elif choice == "mp3":
+            await self._post(client, choice, "/v1/tts", json={"text": self.text(), "voice": voice, "format": "mp3"})
+        elif choice == "get":
+            reply = await client.get("/v1/tts", params={"text": self.text(), "voice": voice})
+            self.tally.note(choice, str(reply.status_code))
+        elif choice in ("stream", "drop"):
+            await self._stream(client, choice, voice)
+        elif choice == "openai":
+            await self._post(client, choice, "/v1/audio/speech", json={
+                "model": "tts-1", "input": self.text(), "voice": voice, "instructions": "请用开心的语气"})
+        elif choice == "reference":
+            reply = await client.post("/v1/tts/reference", data={"text": self.text(), "voice": voice},
+                                      files={"reference": ("ref.wav", self.reference, "audio/wav")})
+            self.tally.note(choice, str(reply.status_code))
+        elif choice == "frontend":
+            await self._post(client, choice, "/v1/frontend", json={"text": self.text()})
+        elif choice == "info":
+            path = self.random.choice(["/v1/voices", "/healthz", "/metrics", f"/v1/voices/{voice}/sample"])
+            reply = await client.get(path)
+            self.tally.note(choice, str(reply.status_code))
+        else:
+            await self._websocket(choice, voice)
+
+    async def _post(self, client: httpx.AsyncClient, kind: str, path: str, **kwargs: object) -> None:
+        reply = await client.post(path, **kwargs)
+        self.tally.note(kind, str(reply.status_code))
+
+    async def _stream(self, client: httpx.AsyncClient, kind: str, voice: str) -> None:
+        text = "".join(self.text() for _ in range(4))
+        async with client.stream("POST", "/v1/tts", json={"text": text, "voice": voice, "stream": True,
+                                                           "format": "pcm"}) as reply:
+            if reply.status_code != 200 or kind == "stream":
+                await reply.aread()
+                self.tally.note(kind, str(reply.status_code))
+                return
+            async for _ in reply.aiter_bytes():
+                break  # the client goes away after the first chunk
+            self.tally.note(kind, "dropped")
+
+    async def _websocket(self, kind: str, voice: str) -> None:
+        import websockets
+
+        ws_url = self.url.replace("http://", "ws://") + "/v1/tts/ws"
+        async with websockets.connect(ws_url, max_size=None, open_timeout=30) as socket:
+            for _ in range(2):
+                await socket.send(json.dumps({"text": self.text(), "voice": voice}))
+                while True:
+                    message = await asyncio.wait_for(socket.recv(), 120)
+                    if isinstance(message, bytes):
+                        if kind == "ws-drop":  # closed mid-stream
+                            self.tally.note(kind, "dropped")
+                            return
+                        continue
+                    event = json.loads(message)
+                    if event["type"] in ("done", "error"):
+                        self.tally.note(kind, f"ws-{event['type']}")
+                        break
+
+
+def resources(pid: int) -> dict[str, float]:
+    """The server's RSS (MiB, process and children), open file descriptors and threads (its own process)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    threads = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
+    files = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    return {"rss_mib": round((load_test.rss_bytes(pid) or 0) / load_test.MIB, 1), "open_files": files,
+            "threads": threads}
+
+
+def verdict(samples: list[dict[str, float]], tally: Tally) -> dict[str, object]:
+    half = samples[len(samples) // 2]
+    last = samples[-1]
+    first_half = samples[: len(samples) // 2 + 1]
+    rss_ok, growth, allowed = load_test.memory_verdict(half["rss_mib"] * load_test.MIB,
+                                                       last["rss_mib"] * load_test.MIB)
+    files_ok = last["open_files"] <= max(s["open_files"] for s in first_half) + FD_MARGIN
+    threads_ok = last["threads"] <= max(s["threads"] for s in first_half) + THREAD_MARGIN
+    server_errors = sum(n for status, n in tally.statuses.items() if status.startswith("5"))
+    transport = sum(n for status, n in tally.statuses.items() if status.startswith("error"))
+    return {"flat": rss_ok and files_ok and threads_ok, "rss_growth_second_half_mib": round(growth / load_test.MIB, 1),
+            "rss_allowed_mib": round(allowed / load_test.MIB, 1), "open_files_ok": files_ok,
+            "threads_ok": threads_ok, "server_errors": server_errors, "transport_errors": transport,
+            "passed": rss_ok and files_ok and threads_ok and server_errors == 0 and transport == 0}
+
+
+async def soak(url: str, pid: int, minutes: float, clients: int, seed: int) -> dict[str, object]:
+    traffic = Traffic(url, load_test.read_sentences(), seed)
+    stop = time.monotonic() + minutes * 60
+    samples = [{"minute": 0, **resources(pid)}]
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < stop:
+            try:
+                await traffic.one(client)
+            except Exception as error:  # noqa: BLE001  (a transport error is a finding, not a crash of the test)
+                traffic.tally.note("transport", f"error:{type(error).__name__}")
+
+    async def sampler() -> None:
+        minute = 0
+        while time.monotonic() < stop:
+            await asyncio.sleep(min(60.0, max(0.0, stop - time.monotonic())))
+            minute += 1
+            samples.append({"minute": minute, **resources(pid), "answers": sum(traffic.tally.statuses.values())})
+            print(f"minute {minute}: {samples[-1]}", file=sys.stderr)
+
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        await asyncio.gather(sampler(), *(client_loop(client) for _ in range(clients)))
+    return {"minutes": minutes, "clients": clients, "seed": seed, "samples": samples,
+            "statuses": dict(traffic.tally.statuses), "kinds": dict(traffic.tally.by_kind),
+            "failures": traffic.tally.failures, "verdict": verdict(samples, traffic.tally)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--json", type=Path, help="write the report here")
+    args = parser.parse_args(argv)
+    port = load_test.free_port()
+    command = [sys.executable, "-m", "qingyin.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+    with load_test.started_server(command, port) as (url, pid):
+        report = asyncio.run(soak(url, pid, args.minutes, args.clients, args.seed))
+    text = json.dumps(report, ensure_ascii=False, indent=1)
+    if args.json:
+        args.json.write_text(text, encoding="utf-8")
+    print(json.dumps({k: report[k] for k in ("statuses", "failures", "verdict")}, ensure_ascii=False, indent=1))
+    with contextlib.suppress(Exception):
+        print("\n| minute | RSS MiB | open files | threads | answers |\n|---|---|---|---|---|")
+        for s in report["samples"]:
+            print(f"| {s['minute']} | {s['rss_mib']} | {s['open_files']} | {s['threads']} | {s.get('answers', 0)} |")
+    return 0 if report["verdict"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
