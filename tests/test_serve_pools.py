@@ -58,3 +58,36 @@ def test_the_cli_reads_pools_from_pool_flags_or_replica_counts() -> None:
             _pools(cli_args(pool=bad), "baker")
     with pytest.raises(ValueError, match="either --pool"):
         _pools(cli_args(pool=["baker=1"], replicas=2), "baker")
+
+
+class CountingPool:
+    """A stand-in for a pool's DeploymentHandle: `model_version.remote(voice)` answers, and counts the calls."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.model_version = self
+
+    def remote(self, voice: str):  # noqa: ANN201  (an awaitable, as a DeploymentResponse is)
+        self.asked.append(voice)
+
+        async def answer() -> str:
+            return f"version-{len(self.asked)}"
+
+        return answer()
+
+
+def test_the_ingress_asks_a_pool_for_its_model_version_once_per_model_until_it_is_stale(monkeypatch) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from qingyin.server import ray_serve
+    from qingyin.server.config import ServerConfig
+    from qingyin.server.ray_serve import IngressService
+
+    pool = CountingPool()
+    service = IngressService(ServerConfig(cache_dir=Path("off"), voice="yunxi"), {ANY_VOICE: pool})
+    blends = ["yunxi", "xiaobei:0.6,yunxi:0.4", "xiaobei:0.61,yunxi:0.39"]  # one model: Kokoro
+    versions = [asyncio.run(service._model_version(voice)) for voice in blends]
+    assert versions == ["version-1"] * 3 and len(pool.asked) == 1 and len(service._model_versions) == 1
+    monkeypatch.setattr(ray_serve, "VERSION_TTL_S", -1.0)  # stale at once: a replica may have switched variant
+    assert asyncio.run(service._model_version("yunxi")) == "version-2"

@@ -545,7 +545,7 @@ class Synthesizer:
 
 def read_text(frontend: Frontend, text: str, lexicon: LexiconLike = None) -> FrontendResult:
     """Text -> sentences by `frontend` (no voice needed); NothingToSayError when nothing is readable."""
-    _check_text(text)
+    check_text(text)
     result = frontend(text, lexicon)
     if not any(s.phones for s in result.sentences):
         raise _nothing_to_say(result.warnings)
@@ -587,13 +587,9 @@ def _file_key(path: Path) -> object:
     return str(path), stat.st_mtime_ns, stat.st_size
 
 
-def _check_text(text: object) -> None:
-    check_text(text)  # a string of valid Unicode (InvalidTextError names a lone surrogate)
-
-
 def _budget(text: object, opts: SynthesisOptions, limits: WorkLimits | None) -> AudioBudget | None:
     """The text checked, then, with `limits`, its up-front check and the counter for its synthesis."""
-    _check_text(text)
+    check_text(text)
     if limits is None:
         return None
     limits.check(text, opts.speed)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -34,6 +35,7 @@ from qingyin.text import Frontend
 ANY_VOICE = "*"
 INGRESS_ONGOING = 1024  # requests one ingress replica holds at once (they wait on pools, not on its CPU)
 INGRESS_CPUS = 0.5  # the ingress parses, checks, caches and waits on the pools; it does not synthesize
+VERSION_TTL_S = 60.0  # how long the ingress keys its cache by a pool's model version before asking again
 REPLICA_GRACE_S = 30.0  # beyond the replica's own timeout, before the ingress gives up on it
 
 
@@ -120,7 +122,7 @@ class IngressService(TTSService):
         super().__init__(config)
         self.pools = dict(pools)
         self._frontend = Frontend()
-        self._model_versions: dict[str, str] = {}
+        self._model_versions: dict[str, tuple[float, str]] = {}  # model -> (when asked, the pool's version)
 
     def start(self) -> None:  # the pools load their voices
         return None
@@ -144,9 +146,15 @@ class IngressService(TTSService):
         checked_options(request.synthesis_options(reference=False))
 
     async def _model_version(self, voice: str) -> str:
-        if voice not in self._model_versions:
-            self._model_versions[voice] = await self.pool(voice).model_version.remote(voice)
-        return self._model_versions[voice]
+        """The pool's version of the voice's model, asked at most every VERSION_TTL_S: per model, not per selector
+        (blends are free-form, so a dict keyed by them would grow with the requests), and not for ever (a replica's
+        background gate may switch its variant, which the cache keys must then follow)."""
+        model = parse_selector(voice)[0].model.name
+        asked, version = self._model_versions.get(model, (-math.inf, ""))
+        if time.monotonic() - asked > VERSION_TTL_S:
+            version = await self.pool(voice).model_version.remote(voice)
+            self._model_versions[model] = (time.monotonic(), version)
+        return version
 
     def frontend_report(self, text: str, voice: str | None = None) -> dict[str, object]:
         self._check_voice(voice or self.config.voice)
