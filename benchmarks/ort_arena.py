@@ -1,40 +1,24 @@
 """Resident memory and speed of synthesis over random-length texts, with ONNX Runtime's CPU memory arena on or off.
 
-    .venv/bin/python -m benchmarks.ort_arena on 150     # then: off 150 (one process per setting)
+    .venv/bin/python -m benchmarks.ort_arena shrink 150   # then on, off … (one process per mode, alternated)
 
 Baker and yunxi, one thread each, 150 texts of 1-6 sentences from the default text set (seeded); RSS of this process
-after every 25 syntheses, and the real-time factor over all of them. The question it answers: is the server's RSS
-growth in the soak (BENCHMARKS.md, "Soak") the arenas growing on new input lengths?
+after every 25 syntheses, and the real-time factor over all of them, with $QINGYIN_ORT_ARENA set to the mode given
+(qingyin.families.onnx_sessions.ARENA_MODES). The question it answers: is the server's RSS growth in the soak
+(BENCHMARKS.md, "Soak") the arenas growing on new input lengths, and what does each remedy cost in speed?
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
 from pathlib import Path
 
-import onnxruntime as ort
-
 import qingyin.families.onnx_sessions as sessions
 
 TEXTS = Path(__file__).resolve().parent.parent / "qingyin" / "text" / "data" / "zh_default.txt"
-
-
-def with_arena(arena: bool) -> None:
-    """Make every family's sessions use (or not) the CPU arena, before any model is loaded."""
-    import qingyin.families.fs2_mbmelgan.onnx_runtime as baker_runtime
-    import qingyin.families.kokoro.runtime as kokoro_runtime
-
-    original = sessions.session_options
-
-    def options(threads: int) -> ort.SessionOptions:
-        chosen = original(threads)
-        chosen.enable_cpu_mem_arena = arena
-        return chosen
-
-    for module in (sessions, baker_runtime, kokoro_runtime):
-        module.session_options = options
 
 
 def rss_mib() -> float:
@@ -43,8 +27,10 @@ def rss_mib() -> float:
 
 
 def main(argv: list[str]) -> int:
-    arena, count = argv[0] == "on", int(argv[1]) if len(argv) > 1 else 150
-    with_arena(arena)
+    mode, count = argv[0], int(argv[1]) if len(argv) > 1 else 150
+    if mode not in sessions.ARENA_MODES:
+        raise SystemExit(f"mode must be one of {', '.join(sessions.ARENA_MODES)}")
+    os.environ[sessions.ARENA_ENV] = mode
     from qingyin.runtime.synthesizer import Synthesizer
 
     sentences = [line.strip() for line in TEXTS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -61,7 +47,7 @@ def main(argv: list[str]) -> int:
         audio += result.duration_seconds
         if i % 25 == 24:
             marks.append(round(rss_mib()))
-    print(f"arena {'on' if arena else 'off'}: RSS MiB every 25 syntheses {marks}; RTF {busy / audio:.4f}")
+    print(f"arena {mode}: RSS MiB every 25 syntheses {marks}; RTF {busy / audio:.4f}")
     return 0
 
 

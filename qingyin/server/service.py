@@ -26,6 +26,7 @@ from qingyin.evaluate.background_gate import start_background_gate
 from qingyin.families.base import MIX
 from qingyin.options import EMOTIONS, INTENSITY, NEUTRAL, REFERENCE_STRENGTH
 from qingyin.runtime.limits import WorkLimitError, check_text
+from qingyin.runtime.memory import MemoryTrimmer
 from qingyin.runtime.pool import ModelPool, parse_selector
 from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
 from qingyin.server import encoding
@@ -179,6 +180,7 @@ class TTSService:
         self.models = ModelPool(backend=config.backend, variant=config.variant, threads=self.threads, fetch=False,
                                 max_mb=config.models_mb)
         self._executor = ThreadPoolExecutor(config.concurrency, thread_name_prefix="qingyin-synth")
+        self._trimmer = MemoryTrimmer()  # a long-running server's memory stays flat (BENCHMARKS.md, "Soak")
         self._lock = threading.Lock()
         self._active = 0
         self._closing = False
@@ -546,6 +548,7 @@ class TTSService:
                 return work()
             finally:
                 self._finish(time.perf_counter() - began)
+                self._trimmer.after_work()
 
         return self._executor.submit(run)
 
