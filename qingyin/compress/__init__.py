@@ -1,6 +1,7 @@
 """Compression of a voice: smaller, faster students distilled from a teacher voice, exported as voice variants.
 
-The plan (issue 15), one stage feeding the next; teacher data and vocoder pruning are implemented so far:
+The plan (issue 15), one stage feeding the next; teacher data, vocoder pruning and mobile bundles are implemented
+so far:
 
     corpus.py        the texts a teacher reads: CPP's sentences (marks removed) and our everyday polyphone
                      sentences, deduplicated, with stable ids; `teacher_corpus()`
@@ -15,6 +16,9 @@ The plan (issue 15), one stage feeding the next; teacher data and vocoder prunin
     vocoder_recovery.py  recovery fine-tuning of a pruned vocoder against the teacher data, resumable
                      (checkpoints in $QINGYIN_HOME/train/prune/vocoder-<ratio>/); generator losses only so far
     checkpoint.py    atomic training checkpoints with the random states
+    bundle.py        a mobile bundle of an exported Baker variant: its graphs in ORT format, the operator list for
+                     a reduced ONNX Runtime build, symbols, configs, licence notice and a manifest, checked to
+                     synthesize like the ONNX graphs; into $QINGYIN_HOME/bundles/<voice>-<variant>/
     pruning          (planned) structured pruning of the acoustic model's decoder and postnet
     students         (planned) smaller acoustic models and vocoders distilled on the teacher data; training is
                      resumable across sessions (checkpoints in $QINGYIN_HOME/train/...) and runs on CPU with
@@ -22,6 +26,6 @@ The plan (issue 15), one stage feeding the next; teacher data and vocoder prunin
     quantization     (planned) quantization-aware training of the students
     variants         (planned) the students exported as variants of their voice, through the quality gate
 
-cli.py adds `qingyin compress teacher-data ...` and `qingyin compress prune-vocoder ...` to the command line
-(`add_compress_parser`).
+cli.py adds `qingyin compress teacher-data ...`, `qingyin compress prune-vocoder ...` and `qingyin compress bundle ...`
+to the command line (`add_compress_parser`).
 """

@@ -13,6 +13,7 @@ from pathlib import Path
 from qingyin.compress.corpus import DEFAULT_SOURCES, MAX_CHARS, SOURCES
 from qingyin.compress.teacher_data import TEACHER_VARIANT
 from qingyin.compress.vocoder_recipe import RATIOS, RecoveryError, RecoverySettings
+from qingyin.families.fs2_mbmelgan.export import VARIANT_CHOICES
 from qingyin.voices.registry import DEFAULT_VOICE
 
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "seed")  # RecoverySettings fields on the command line
@@ -24,14 +25,18 @@ EXAMPLES = """examples:
   qingyin compress prune-vocoder --ratio 0.5 --steps 20000  # prune Baker's vocoder by half, fine-tune it on the
                                                             # teacher data, into $QINGYIN_HOME/train/prune/vocoder-0.5/
   qingyin compress prune-vocoder --ratio 0.5 --steps 40000 --resume   # go on from the last checkpoint
+  qingyin compress bundle baker --variant int8-static     # a mobile bundle (ORT format) into
+                                                          # $QINGYIN_HOME/bundles/baker-int8-static/
 """
 
 
 def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `compress` (and its commands) to the `qingyin` command's subparsers; `compress_command` runs it."""
     compress = subparsers.add_parser(
-        "compress", help="make smaller voices: teacher data, vocoder pruning (students and quantization to come)",
-        description="Compression of a voice: the teacher's data, then pruned models fine-tuned on it.", epilog=EXAMPLES,
+        "compress", help="make smaller voices: teacher data, vocoder pruning, mobile bundles (students and "
+                         "quantization to come)",
+        description="Compression of a voice: the teacher's data, then pruned models fine-tuned on it; a variant "
+                    "as a mobile bundle.", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = compress.add_subparsers(dest="compress_command", required=True)
     teacher = commands.add_parser(
@@ -62,6 +67,7 @@ def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     teacher.add_argument("--threads", type=int, metavar="N", help="threads per worker (default: cores // workers)")
     teacher.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     _add_prune_vocoder(commands)
+    _add_bundle(commands)
     return compress
 
 
@@ -101,12 +107,31 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     prune.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
+def _add_bundle(commands: argparse._SubParsersAction) -> None:
+    bundle = commands.add_parser(
+        "bundle", help="a voice variant as a mobile bundle: ORT-format graphs, operator list, symbols, manifest",
+        description="Convert an exported variant's ONNX graphs to ONNX Runtime's ORT format (onnxruntime's "
+                    "convert_onnx_models_to_ort, Fixed optimization style, target arm) with the operator list for a "
+                    "reduced-operator build, add the symbol table, the configs the runtime reads and the licence "
+                    "notice, write a manifest (sizes, sha256, versions), and check that the bundle synthesizes "
+                    "like the ONNX graphs (qingyin.compress.bundle).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bundle.add_argument("voice", nargs="?", default=DEFAULT_VOICE, help=f"the voice (default: {DEFAULT_VOICE})")
+    bundle.add_argument("--variant", default="fp32",
+                        help=f"the exported variant to bundle, one of {VARIANT_CHOICES} (default: fp32)")
+    bundle.add_argument("-o", "--out", type=Path, metavar="DIR",
+                        help="the bundle's folder (default: $QINGYIN_HOME/bundles/<voice>-<variant>)")
+    bundle.add_argument("--force", action="store_true", help="replace a bundle already in the folder")
+
+
 def compress_command(args: argparse.Namespace) -> int:
     """Run the `compress` command parsed by `add_compress_parser`'s parser."""
     if args.compress_command == "teacher-data":
         return _teacher_data(args)
     if args.compress_command == "prune-vocoder":
         return _prune_vocoder(args)
+    if args.compress_command == "bundle":
+        return _bundle(args)
     raise ValueError(f"unknown compress command {args.compress_command!r}")  # argparse refuses it first
 
 
@@ -150,3 +175,11 @@ def _prune_vocoder(args: argparse.Namespace) -> int:
           f"{last} now (teacher vocoder {result.teacher_log_mel_l1:.4f}){speed}", file=sys.stderr)
     return 0
 
+
+def _bundle(args: argparse.Namespace) -> int:
+    from qingyin.compress.bundle import make_bundle, summary
+
+    print(f"qingyin: bundling {args.voice} ({args.variant}): converting its graphs to ORT format, then checking "
+          "them on one sentence", file=sys.stderr)
+    print(summary(make_bundle(args.voice, args.variant, args.out, force=args.force)))
+    return 0

@@ -40,19 +40,23 @@ DEFAULT_THREADS = 2
 
 class OnnxBackend:
     """FastSpeech2 + MB-MelGAN as ONNX Runtime sessions on the CPU; `variant` is one of fs2_mbmelgan.export.VARIANTS,
-    or None for `fs2_mbmelgan.export.default_variant` (the fastest that passed its quality gate, else fp32)."""
+    or None for `fs2_mbmelgan.export.default_variant` (the fastest that passed its quality gate, else fp32).
 
-    def __init__(self, voice_dir: str | Path, variant: str | None = None, threads: int | None = None):
+    `graphs`: a folder to load the three graphs and their geometry (manifest.json) from instead of the variant's
+    export, e.g. a mobile bundle (qingyin.compress.bundle), whose graphs are ORT-format .ort files."""
+
+    def __init__(self, voice_dir: str | Path, variant: str | None = None, threads: int | None = None,
+                 graphs: str | Path | None = None):
         voice_dir = Path(voice_dir)
         variant = default_variant(voice_dir) if variant is None else check_variant(variant)
         self.variant = variant
         check_threads(threads)
         self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
-        folder = exported_dir(voice_dir, variant)
+        folder = exported_dir(voice_dir, variant) if graphs is None else Path(graphs)
         options = session_options(self.threads)
-        self.encoder = cpu_session(folder / ENCODER_FILE, options)
-        self.decoder = cpu_session(folder / DECODER_FILE, options)
-        self.vocoder = cpu_session(folder / VOCODER_FILE, options)
+        self.encoder = cpu_session(graph_file(folder, ENCODER_FILE), options)
+        self.decoder = cpu_session(graph_file(folder, DECODER_FILE), options)
+        self.vocoder = cpu_session(graph_file(folder, VOCODER_FILE), options)
         geometry = _geometry(folder)
         self.hop_length = geometry["hop_length"]
         self.max_positions = geometry["max_positions"]
@@ -136,6 +140,13 @@ def exported_dir(voice_dir: Path, variant: str) -> Path:
             f"the {variant} ONNX graphs of {voice_dir.name!r} are missing or were made from other weights "
             f"({variant_dir(voice_dir, variant)}); run `{command}`")
     return variant_dir(voice_dir, variant)
+
+
+def graph_file(folder: Path, name: str) -> Path:
+    """The graph `name` (an .onnx file name) in `folder`, or its ORT-format twin (.ort) when only that is there."""
+    path = folder / name
+    ort_format = path.with_suffix(".ort")
+    return ort_format if not path.is_file() and ort_format.is_file() else path
 
 
 def encoder_feed(batch: list[tuple[list[int], AcousticControls]], pad_id: int = 0) -> dict[str, np.ndarray]:
