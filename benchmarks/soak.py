@@ -7,11 +7,15 @@ route: POST/GET /v1/tts (wav, mp3, emotions, two voices), streams (some read who
 first chunk: a cancellation), the OpenAI route, POST /v1/tts/reference with a recording, /v1/frontend, /v1/voices,
 voice samples, /healthz, /metrics, and WebSocket sessions (some closed mid-stream); about 10 % of requests are
 bad input (empty or lone-surrogate text, broken JSON and SSML, unknown voices, NaN and absurd values, a
-too-long text, an upload that is not audio). Every minute: the server's RSS (process and children), open file
-descriptors and threads, and the answers by status.
+too-long text, an upload that is not audio). Every 5 s the server process's RSS, its children's (the background
+quality gate, when it runs) apart; every minute: the lowest, highest and last RSS of the server in that minute,
+open file descriptors and threads, and the answers by status.
 
-Verdict ("flat"): no 5xx; over the second half of the run RSS grows by less than max(5 %, 20 MiB), and open files
-and threads end no higher than the highest count of the first half plus a small margin (pools start lazily).
+Verdict ("flat"): no 5xx; the server's RSS floor (the median of the per-minute lowest RSS over the last five
+minutes, against the five minutes up to the half) grows by less than max(5 %, 20 MiB): a leak raises the memory
+held between requests, while the peaks follow the requests in flight (the server hands freed memory back after
+requests, so RSS swings by hundreds of MiB within a minute). Open files and threads end no higher than the highest
+count of the first half plus a small margin (pools start lazily).
 """
 
 from __future__ import annotations
@@ -166,26 +170,40 @@ class Traffic:
                         break
 
 
+SAMPLE_S = 5.0  # RSS sampling period
+FLOOR_WINDOW = 5  # minutes whose RSS floors are compared
+
+
+def server_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
 def resources(pid: int) -> dict[str, float]:
-    """The server's RSS (MiB, process and children), open file descriptors and threads (its own process)."""
+    """The server's RSS (MiB, its own process; its children apart), open file descriptors and threads."""
     status = Path(f"/proc/{pid}/status").read_text()
     threads = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
     files = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-    return {"rss_mib": round((load_test.rss_bytes(pid) or 0) / load_test.MIB, 1), "open_files": files,
+    own = server_rss_mib(pid)
+    children = (load_test.rss_bytes(pid) or 0) / load_test.MIB - own
+    return {"rss_mib": round(own, 1), "children_rss_mib": round(max(children, 0.0), 1), "open_files": files,
             "threads": threads}
 
 
 def verdict(samples: list[dict[str, float]], tally: Tally) -> dict[str, object]:
-    half = samples[len(samples) // 2]
+    half = len(samples) // 2
     last = samples[-1]
-    first_half = samples[: len(samples) // 2 + 1]
-    rss_ok, growth, allowed = load_test.memory_verdict(half["rss_mib"] * load_test.MIB,
-                                                       last["rss_mib"] * load_test.MIB)
+    first_half = samples[: half + 1]
+    floors = [s.get("rss_min_mib", s["rss_mib"]) for s in samples]
+    at_half = float(np.median(floors[max(1, half - FLOOR_WINDOW + 1): half + 1]))
+    at_end = float(np.median(floors[-FLOOR_WINDOW:]))
+    rss_ok, growth, allowed = load_test.memory_verdict(at_half * load_test.MIB, at_end * load_test.MIB)
     files_ok = last["open_files"] <= max(s["open_files"] for s in first_half) + FD_MARGIN
     threads_ok = last["threads"] <= max(s["threads"] for s in first_half) + THREAD_MARGIN
     server_errors = sum(n for status, n in tally.statuses.items() if status.startswith("5"))
     transport = sum(n for status, n in tally.statuses.items() if status.startswith("error"))
-    return {"flat": rss_ok and files_ok and threads_ok, "rss_growth_second_half_mib": round(growth / load_test.MIB, 1),
+    return {"flat": rss_ok and files_ok and threads_ok, "rss_floor_at_half_mib": round(at_half, 1),
+            "rss_floor_at_end_mib": round(at_end, 1), "rss_growth_second_half_mib": round(growth / load_test.MIB, 1),
             "rss_allowed_mib": round(allowed / load_test.MIB, 1), "open_files_ok": files_ok,
             "threads_ok": threads_ok, "server_errors": server_errors, "transport_errors": transport,
             "passed": rss_ok and files_ok and threads_ok and server_errors == 0 and transport == 0}
@@ -204,12 +222,18 @@ async def soak(url: str, pid: int, minutes: float, clients: int, seed: int) -> d
                 traffic.tally.note("transport", f"error:{type(error).__name__}")
 
     async def sampler() -> None:
-        minute = 0
+        minute, began = 0, time.monotonic()
+        window: list[float] = []
         while time.monotonic() < stop:
-            await asyncio.sleep(min(60.0, max(0.0, stop - time.monotonic())))
-            minute += 1
-            samples.append({"minute": minute, **resources(pid), "answers": sum(traffic.tally.statuses.values())})
-            print(f"minute {minute}: {samples[-1]}", file=sys.stderr)
+            await asyncio.sleep(min(SAMPLE_S, max(0.0, stop - time.monotonic())))
+            window.append(server_rss_mib(pid))
+            if time.monotonic() - began >= 60.0 * (minute + 1) or time.monotonic() >= stop:
+                minute += 1
+                samples.append({"minute": minute, **resources(pid), "rss_min_mib": round(min(window), 1),
+                                "rss_max_mib": round(max(window), 1),
+                                "answers": sum(traffic.tally.statuses.values())})
+                window = []
+                print(f"minute {minute}: {samples[-1]}", file=sys.stderr)
 
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
         await asyncio.gather(sampler(), *(client_loop(client) for _ in range(clients)))
@@ -234,9 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(text, encoding="utf-8")
     print(json.dumps({k: report[k] for k in ("statuses", "failures", "verdict")}, ensure_ascii=False, indent=1))
     with contextlib.suppress(Exception):
-        print("\n| minute | RSS MiB | open files | threads | answers |\n|---|---|---|---|---|")
+        print("\n| minute | server RSS MiB: lowest / highest / last | children MiB | open files | threads | answers |"
+              "\n|---|---|---|---|---|---|")
         for s in report["samples"]:
-            print(f"| {s['minute']} | {s['rss_mib']} | {s['open_files']} | {s['threads']} | {s.get('answers', 0)} |")
+            print(f"| {s['minute']} | {s.get('rss_min_mib', '-')} / {s.get('rss_max_mib', '-')} / {s['rss_mib']} | "
+                  f"{s['children_rss_mib']} | {s['open_files']} | {s['threads']} | {s.get('answers', 0)} |")
     return 0 if report["verdict"]["passed"] else 1
 
 
