@@ -15,8 +15,9 @@ the change of CER and DNSMOS. The gates: CER within +0.02 of neutral at intensit
 at 1 than at 0.5 and at 2 than at 1.
 
 **Reference.** References rendered by our own voices at other settings (another speaker, slower or faster,
-sadder or livelier), each measured with `qingyin.style.reference.analyze_reference`; every target voice reads
-other sentences neutrally and with the reference at strength 1, measured the same way. "moved" is
+sadder or livelier; one with its loudness stepped up and down afterwards, for contrasts no setting gives), each
+measured with `qingyin.style.reference.analyze_reference`; every target voice reads five other sentences
+(TARGET_TEXT) neutrally and with the reference at strength 1, measured the same way. "moved" is
 (with reference - neutral) / (reference - neutral) per descriptor: 1 = all the way to the reference, 0 = not at
 all; the transfer's limits (qingyin.style.transfer.LIMITS) stop it short for references far from the voice, and
 a reference closer to the voice than RESOLUTION is "too close to tell".
@@ -28,8 +29,10 @@ import argparse
 import json
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from qingyin.evaluate.runner import run_eval
@@ -135,17 +138,35 @@ def format_emotions(result: dict) -> str:
 
 REFERENCE_TEXT = ("今天天气很好，我们一起去公园散步吧。请您在听到提示音后留言，我们会尽快给您回复。"
                   "他昨天晚上十点才回到家里。")
-REFERENCES = {  # name -> (voice, options)
-    "yunjian (low male), slow": ("yunjian", {"speed": 0.75}),
-    "xiaoyi (high female), fast, happy": ("xiaoyi", {"speed": 1.35, "emotion": "happy", "intensity": 1.5}),
+CONTRAST_DB, CONTRAST_S = 8.0, 0.5  # the "stronger loudness contrasts" reference: +-8 dB, switching every 0.5 s
+
+
+def louder_and_softer(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`audio` alternately CONTRAST_DB louder and softer, switching every CONTRAST_S seconds (40 ms ramps), peak
+    normalized: stronger loudness contrasts than any voice setting gives (the `dynamics` edit moves the measured
+    dynamics by well under 1 dB: benchmarks/rate_calibration.py --part dynamics). A sine of the same depth would
+    also hide syllables in its troughs and read as slower speech."""
+    seconds = np.arange(audio.size) / sample_rate
+    square = np.tanh(8.0 * np.sin(np.pi * seconds / CONTRAST_S))  # (N,) +-1
+    out = audio * 10.0 ** (CONTRAST_DB * square / 20.0)
+    return (0.9 * out / np.max(np.abs(out))).astype(np.float32)
+
+
+# name -> (voice, options, what is done to the rendering afterwards)
+REFERENCES: dict[str, tuple[str, dict[str, object], Callable[[np.ndarray, int], np.ndarray] | None]] = {
+    "yunjian (low male), slow": ("yunjian", {"speed": 0.75}, None),
+    "xiaoyi (high female), fast, happy": ("xiaoyi", {"speed": 1.35, "emotion": "happy", "intensity": 1.5}, None),
     "baker, sad, slow, long pauses": ("baker", {"emotion": "sad", "intensity": 2.0, "speed": 0.85,
-                                                "sentence_pause": 0.6}),
+                                                "sentence_pause": 0.6}, None),
+    f"xiaobei, ±{CONTRAST_DB:g} dB every {CONTRAST_S:g} s afterwards": ("xiaobei", {}, louder_and_softer),
 }
 # Smaller differences between a reference and the neutral voice than these are within the measurement's noise:
 # "moved" is not computed for them.
 RESOLUTION = {"f0_mean_st": 1.0, "f0_range_st": 1.0, "articulation_rate": 0.3, "pause_ratio": 0.03,
               "dynamics_db": 0.5}
-TARGET_TEXT = "周末的时候，我喜欢在家里看书，有时候也会去图书馆。这家店的咖啡很好喝，价格也不贵。"
+TARGET_TEXT = ("周末的时候，我喜欢在家里看书，有时候也会去图书馆。这家店的咖啡很好喝，价格也不贵。"
+               "明天早上我们八点出发，路上大概要走两个小时。如果下雨的话，比赛就改到下个星期。"
+               "她说这本小说的结尾让人很感动。")
 
 
 def reference_rows(voices: list[str]) -> list[dict]:
@@ -157,18 +178,21 @@ def reference_rows(voices: list[str]) -> list[dict]:
             engines[name] = Synthesizer(voice, backend=backend or None)
         return engines[name]
 
+    neutral = {}
+    for target in voices:
+        plain = engine(target).synthesize(TARGET_TEXT)
+        neutral[target] = analyze_reference(plain.audio, plain.sample_rate)
     rows = []
-    for label, (voice, options) in tqdm(REFERENCES.items(), desc="references", unit="reference"):
+    for label, (voice, options, after) in tqdm(REFERENCES.items(), desc="references", unit="reference"):
         result = engine(voice).synthesize(REFERENCE_TEXT, **options)
-        reference = analyze_reference(result.audio, result.sample_rate)
+        audio = result.audio if after is None else after(result.audio, result.sample_rate)
+        reference = analyze_reference(audio, result.sample_rate)
         for target in voices:
-            plain = engine(target).synthesize(TARGET_TEXT)
             moved = engine(target).synthesize(TARGET_TEXT, reference=reference, reference_strength=1.0)
-            before = analyze_reference(plain.audio, plain.sample_rate)
-            after = analyze_reference(moved.audio, moved.sample_rate)
+            before, after_ = neutral[target], analyze_reference(moved.audio, moved.sample_rate)
             row = {"reference": label, "target": target, "warnings": list(moved.warnings)}
             for key in REFERENCE_DESCRIPTORS:
-                ref, start, end = getattr(reference, key), getattr(before, key), getattr(after, key)
+                ref, start, end = getattr(reference, key), getattr(before, key), getattr(after_, key)
                 row[key] = {"reference": ref, "neutral": start, "with_reference": end,
                             "moved": (end - start) / (ref - start) if abs(ref - start) >= RESOLUTION[key]
                             else math.nan}

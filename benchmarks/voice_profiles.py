@@ -12,7 +12,9 @@ divides a reference's descriptors by these, so both sides go through one analysi
 
 The sentences are all hanzi, one syllable each, so the true syllable count is known: the table printed compares
 it with the count `syllable_nuclei` estimates without the text (pooled over the sentences, and the mean absolute
-error per sentence). Measured voices replace their entries in the output file; the others are kept.
+error per passage); "est rate" is that count over the articulation time, "true rate" the true count over it, and
+the profile's articulation_rate the calibrated rate (qingyin.style.reference.calibrated_rate). Measured voices
+replace their entries in the output file; the others are kept.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def main() -> None:
     data.setdefault("models", {})
     total_est = total_true = 0
     errors: list[float] = []
-    print(f"{'voice':9} {'model':7} {'speaker':11} {'est':>5} {'true':>5} {'ratio':>6} {'|err|/sent':>10} "
+    print(f"{'voice':9} {'model':7} {'speaker':11} {'est':>5} {'true':>5} {'ratio':>6} {'|err|/pass':>10} "
           f"{'est rate':>8} {'true rate':>9}  F0 st  range  dyn dB  pause", flush=True)
     for voice in voices:
         spec = VOICES[voice]
@@ -71,7 +73,7 @@ def main() -> None:
             result = tts.synthesize(text)
             prosody = analyze_reference(result.audio, result.sample_rate)
             articulation_s = prosody.duration_s * (1.0 - prosody.pause_ratio)
-            estimated = round(prosody.articulation_rate * articulation_s)
+            estimated = prosody.syllable_nuclei
             true = len(HANZI.findall(text))
             est_sum, true_sum = est_sum + estimated, true_sum + true
             articulation_sum += articulation_s

@@ -12,6 +12,7 @@ pytest.importorskip("pysptk")
 signal = pytest.importorskip("scipy.signal")
 
 from qingyin.evaluate.signal_metrics import (  # noqa: E402
+    FRAME_PERIOD_S,
     ClipAnalysis,
     analyze,
     compare,
@@ -20,6 +21,9 @@ from qingyin.evaluate.signal_metrics import (  # noqa: E402
     log_f0_rmse,
     mel_cepstral_distortion,
     prosody_descriptors,
+    smoothed_level_db,
+    sonorant_level_db,
+    syllable_nuclei,
     vuv_error,
 )
 
@@ -281,6 +285,25 @@ def test_system_at_another_rate_is_resampled(utterance, utterance_analysis):
     assert abs(metrics.duration_difference_s) <= 0.01
     with pytest.raises(ValueError, match="one rate"):
         compare(utterance_analysis, analyze(at_16k[: 16000 // 2], 16000))
+
+
+# --- syllable nuclei ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tempo", [0.8, 1.0, 1.25])
+def test_six_syllables_counted_at_any_tempo(tempo):
+    assert syllable_nuclei(analyze(speechlike(tempo=tempo), SR)) == 6
+
+
+def test_sonorant_level_keeps_vowels_and_drops_fricatives(utterance_analysis):
+    clip = utterance_analysis
+    seconds = clip.start_s + np.arange(clip.frames) * FRAME_PERIOD_S  # (T,) into the utterance
+    sonorant, whole = sonorant_level_db(clip), smoothed_level_db(clip)  # (T,) dB each
+    vowel = (seconds > 0.21) & (seconds < 0.25)  # the middle of the first "a" (F1 800 Hz)
+    fricative = (seconds > 0.335) & (seconds < 0.355)  # the middle of the 3-6 kHz noise before "i"
+    assert np.all(np.abs(sonorant[vowel] - whole[vowel]) < 3.0)
+    contrast = np.mean(sonorant[vowel]) - np.mean(sonorant[fricative])
+    assert contrast > np.mean(whole[vowel]) - np.mean(whole[fricative]) + 20.0
 
 
 # --- DTW ----------------------------------------------------------------------------------------------------

@@ -16,9 +16,12 @@ from qingyin.options import InvalidOptionError
 from qingyin.style.presets import NEUTRAL_PRESET, Preset
 from qingyin.style.reference import (
     MAX_SECONDS,
+    RATE_PIVOT,
+    RATE_RESPONSE,
     ReferenceError,
     ReferenceProsody,
     analyze_reference,
+    calibrated_rate,
     clipped_share,
     load_audio,
 )
@@ -76,10 +79,16 @@ def base(world) -> ReferenceProsody:
 # --- descriptors --------------------------------------------------------------------------------------------
 
 
+def nucleus_rate(prosody: ReferenceProsody) -> float:
+    """Syllable nuclei per second of articulation, before the calibration."""
+    return prosody.syllable_nuclei / (prosody.duration_s * (1.0 - prosody.pause_ratio))
+
+
 def test_base_descriptors_are_plausible(base: ReferenceProsody) -> None:
     assert base.f0_mean_st == pytest.approx(12 * math.log2(1.8), abs=0.5)  # 180 Hz
     assert 2.0 < base.f0_range_st < 5.0  # +-2 st drift: about 4 st between the 5th and 95th percentile
-    assert base.articulation_rate == pytest.approx(5.0, rel=0.1)  # five syllables per second
+    assert nucleus_rate(base) == pytest.approx(5.0, rel=0.05)  # five syllables per second
+    assert base.articulation_rate == pytest.approx(calibrated_rate(nucleus_rate(base)))
     assert 0.1 < base.pause_ratio < 0.25  # two 0.2 s pauses in about 2.8 s
     assert base.dynamics_db > 3.0
     assert base.duration_s == pytest.approx(2.8, abs=0.1)
@@ -94,9 +103,25 @@ def test_higher_f0_gives_higher_mean(world, base: ReferenceProsody) -> None:
 def test_faster_syllables_give_higher_rate(world) -> None:
     slow = analyze_reference(speechlike(syllable_hz=4.0), SR)
     fast = analyze_reference(speechlike(syllable_hz=6.0), SR)
-    assert fast.articulation_rate > slow.articulation_rate * 1.3
-    assert slow.articulation_rate == pytest.approx(4.0, rel=0.1)
-    assert fast.articulation_rate == pytest.approx(6.0, rel=0.1)
+    assert (slow.syllable_nuclei, fast.syllable_nuclei) == (12, 12)  # three phrases of four swells each
+    assert nucleus_rate(slow) == pytest.approx(4.0, rel=0.05)
+    assert nucleus_rate(fast) == pytest.approx(6.0, rel=0.05)
+    # The synthetic swells never split or merge, so the calibration (fitted on voices, whose counts do)
+    # spreads them further apart than they are: 1.5 ** (1 / RATE_RESPONSE).
+    assert slow.articulation_rate == pytest.approx(calibrated_rate(nucleus_rate(slow)))
+    assert fast.articulation_rate / slow.articulation_rate == pytest.approx(
+        (nucleus_rate(fast) / nucleus_rate(slow)) ** (1 / RATE_RESPONSE))
+
+
+def test_calibrated_rate_inverts_the_measured_power_law() -> None:
+    assert calibrated_rate(RATE_PIVOT) == pytest.approx(RATE_PIVOT)
+    assert calibrated_rate(0.0) == 0.0
+    assert 0.5 < RATE_RESPONSE < 1.0  # the nucleus count moves less than the true one
+    for true_ratio in (0.7, 1.4):
+        counted = RATE_PIVOT * true_ratio ** RATE_RESPONSE  # what the nucleus count reports (rate_calibration)
+        assert calibrated_rate(counted) == pytest.approx(RATE_PIVOT * true_ratio)
+    rates = [calibrated_rate(r) for r in (2.0, 4.0, 5.0, 6.0, 9.0)]
+    assert rates == sorted(rates)
 
 
 def test_longer_gaps_give_higher_pause_ratio(world, base: ReferenceProsody) -> None:

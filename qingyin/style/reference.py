@@ -16,8 +16,14 @@ measures the voices with `analyze_reference`, so the ratios compare like with li
    A clip with no voiced speech (noise, music without a voice, a pure tone) is refused.
 4. **Descriptors.** F0 mean and range (95th - 5th percentile) in semitones re 100 Hz over voiced speech frames
    (`prosody_descriptors`); the standard deviation of the smoothed level (dB) over speech frames; syllables per
-   second of articulation time (speech minus pauses), the syllables counted without the text as intensity peaks
-   in voiced speech (`syllable_nuclei`); the share of the speech time spent in pauses.
+   second of articulation time (speech minus pauses), the syllables counted without the text as peaks of the
+   level below 1 kHz in voiced speech (`syllable_nuclei`); the share of the speech time spent in pauses.
+5. **Rate calibration.** The nucleus count moves less than the true syllable count when the rate changes (slow
+   speech splits long vowels into several peaks, fast speech runs syllables together): on our voices the nucleus
+   rate follows the true rate as (true ratio) ** RATE_RESPONSE. `calibrated_rate` inverts that power law around
+   RATE_PIVOT, so a reference spoken 20 % slower measures about 20 % slower (on average over the voices measured:
+   Baker's count follows a rate change more closely than Kokoro's, so its changes come out larger); the raw count
+   is kept as `syllable_nuclei`.
 
 The WORLD packages (pyworld, pysptk, scipy) and soundfile are imported on first use, never on import.
 """
@@ -41,6 +47,7 @@ __all__ = [
     "ReferenceError",
     "ReferenceProsody",
     "analyze_reference",
+    "calibrated_rate",
     "load_audio",
 ]
 
@@ -59,6 +66,11 @@ LOW_SNR_DB = 30.0  # loud frames less than this far above the quiet ones: noisy 
 SNR_FRAME_S = 0.025  # frames for the signal-to-noise estimate
 NOISE_PERCENTILE, SIGNAL_PERCENTILE = 5.0, 95.0
 MAX_FLOAT_PEAK = 1000.0  # float samples beyond this are not audio scaled to full scale 1.0
+# The nucleus rate moves as (true rate ratio) ** RATE_RESPONSE and equals the true rate at RATE_PIVOT
+# (syllables/s; our voices' normal 5 syllables/s count about 8 % low): fitted on four voices at speeds 0.7-1.4 by
+# `.venv/bin/python -m benchmarks.rate_calibration --sentences 12` (BENCHMARKS.md, "Prosody from a reference").
+RATE_RESPONSE = 0.68
+RATE_PIVOT = 3.8
 
 
 class ReferenceError(ValueError):
@@ -72,9 +84,11 @@ class ReferenceProsody:
     f0_mean_st: float  # mean log-F0 over voiced speech frames, semitones re 100 Hz
     f0_range_st: float  # 95th minus 5th percentile of log-F0, semitones
     dynamics_db: float  # standard deviation of the smoothed frame level over speech frames, dB
-    articulation_rate: float  # estimated syllables per second of articulation time (speech minus pauses >= 100 ms)
+    articulation_rate: float  # estimated syllables per second of articulation time (speech minus pauses >= 100 ms),
+    #                           calibrated (`calibrated_rate`)
     pause_ratio: float  # pause time (internal silences >= 100 ms) / speech duration (first to last speech frame)
     duration_s: float  # speech duration, first to last speech frame, seconds
+    syllable_nuclei: int = 0  # syllables counted (intensity peaks), before the rate calibration
     warnings: tuple[str, ...] = ()  # what makes these numbers less trustworthy (clipping, noise, few syllables)
 
 
@@ -214,6 +228,14 @@ def snr_estimate_db(wav: np.ndarray, sample_rate: int) -> float:
 # --- analysis -----------------------------------------------------------------------------------------------
 
 
+def calibrated_rate(nucleus_rate: float) -> float:
+    """Syllable nuclei per second of articulation -> the articulation rate they stand for (module docstring, 5):
+    RATE_PIVOT * (nucleus_rate / RATE_PIVOT) ** (1 / RATE_RESPONSE); 0 stays 0."""
+    if nucleus_rate <= 0:
+        return 0.0
+    return RATE_PIVOT * (nucleus_rate / RATE_PIVOT) ** (1.0 / RATE_RESPONSE)
+
+
 def analyze_reference(source: str | os.PathLike[str] | bytes | bytearray | memoryview | np.ndarray,
                       sample_rate: int | None = None) -> ReferenceProsody:
     """A recording -> its prosody (see the module docstring). `source`: a file path, the file's bytes, or an array
@@ -270,7 +292,7 @@ def analyze_reference(source: str | os.PathLike[str] | bytes | bytearray | memor
     level = sm.smoothed_level_db(clip)[clip.speech]  # (S,) dB
     syllables = sm.syllable_nuclei(clip)
     articulation_s = clip.duration_s - clip.pause_time_s
-    rate_sps = syllables / articulation_s if articulation_s > 0 else 0.0
+    rate_sps = calibrated_rate(syllables / articulation_s) if articulation_s > 0 else 0.0
     if syllables < MIN_SYLLABLES:
         warnings.append(f"only {syllables} syllable(s) found in the reference recording: its speaking rate is a "
                         "guess; send a sentence or more of speech")
@@ -281,5 +303,6 @@ def analyze_reference(source: str | os.PathLike[str] | bytes | bytearray | memor
         articulation_rate=float(rate_sps),
         pause_ratio=float(clip.pause_time_s / clip.duration_s) if clip.duration_s > 0 else 0.0,
         duration_s=float(clip.duration_s),
+        syllable_nuclei=syllables,
         warnings=tuple(warnings),
     )
