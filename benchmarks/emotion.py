@@ -143,8 +143,7 @@ CONTRAST_DB, CONTRAST_S = 8.0, 0.5  # the "stronger loudness contrasts" referenc
 
 def louder_and_softer(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """`audio` alternately CONTRAST_DB louder and softer, switching every CONTRAST_S seconds (40 ms ramps), peak
-    normalized: stronger loudness contrasts than any voice setting gives (the `dynamics` edit moves the measured
-    dynamics by well under 1 dB: benchmarks/rate_calibration.py --part dynamics). A sine of the same depth would
+    normalized: stronger loudness contrasts between syllables than the voice's own. A sine of the same depth would
     also hide syllables in its troughs and read as slower speech."""
     seconds = np.arange(audio.size) / sample_rate
     square = np.tanh(8.0 * np.sin(np.pi * seconds / CONTRAST_S))  # (N,) +-1
@@ -172,10 +171,11 @@ TARGET_TEXT = ("周末的时候，我喜欢在家里看书，有时候也会去�
 def reference_rows(voices: list[str]) -> list[dict]:
     engines: dict[str, Synthesizer] = {}
 
-    def engine(name: str) -> Synthesizer:
-        voice, _, backend = name.partition(":")
+    def engine(name: str) -> Synthesizer:  # voice[:backend[:variant]]
+        voice, _, rest = name.partition(":")
+        backend, _, variant = rest.partition(":")
         if name not in engines:
-            engines[name] = Synthesizer(voice, backend=backend or None)
+            engines[name] = Synthesizer(voice, backend=backend or None, variant=variant or None)
         return engines[name]
 
     neutral = {}

@@ -18,10 +18,11 @@ P * (estimated / P) ** (1 / k) best matches the true rate over all renderings (l
 qingyin/style/reference.py carries k and P (RATE_RESPONSE, RATE_PIVOT); the table also shows how far its
 calibrated rate is from the true one.
 
-**Dynamics.** Baker and yunxi (`--dynamics-voices`) read the same passages with the style preset's `dynamics` (energy
-excursions) at 0.5, 0.7, 1.4 and 2.0 (set through a reference that matches the voice's profile in everything
-else), and dynamics_db (the standard deviation of the smoothed level over speech) is measured: how much of the
-requested change the voices realize.
+**Dynamics.** Baker and yunxi (`--dynamics-voices`) read the same passages with the style preset's `dynamics`
+(loudness contrasts: each syllable's level difference from the sentence's, times the factor, on the audio) at 0.5,
+0.7, 1.4 and 2.0 (set through a reference that matches the voice's profile in everything else), and dynamics_db
+(the standard deviation of the smoothed level at the syllable nuclei) is measured: how much of the requested
+change the voices realize.
 """
 
 from __future__ import annotations

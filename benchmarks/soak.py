@@ -1,6 +1,6 @@
 """Soak test: mixed traffic against a real `qingyin serve` for many minutes, the server's resources every minute.
 
-    .venv/bin/python -m benchmarks.soak --minutes 30 --clients 6 --json soak.json
+    .venv/bin/python -m benchmarks.soak --minutes 30 --clients 6 [--idle-every 5] --json soak.json
 
 Starts `qingyin serve` (defaults: cache on, no UI) and keeps `--clients` clients busy with a random mix of every
 route: POST/GET /v1/tts (wav, mp3, emotions, two voices), streams (some read whole, some dropped after the
@@ -11,11 +11,16 @@ too-long text, an upload that is not audio). Every 5 s the server process's RSS,
 quality gate, when it runs) apart; every minute: the lowest, highest and last RSS of the server in that minute,
 open file descriptors and threads, and the answers by status.
 
-Verdict ("flat"): no 5xx; the server's RSS floor (the median of the per-minute lowest RSS over the last five
-minutes, against the five minutes up to the half) grows by less than max(5 %, 20 MiB): a leak raises the memory
-held between requests, while the peaks follow the requests in flight (the server hands freed memory back after
-requests, so RSS swings by hundreds of MiB within a minute). Open files and threads end no higher than the highest
-count of the first half plus a small margin (pools start lazily).
+Idle checkpoints: every `--idle-every` minutes (5), and once more at the end, the clients finish what they are
+doing and wait; once the server has nothing in progress (/metrics: qingyin_queue_depth 0) and IDLE_SETTLE_S more
+seconds have passed, its RSS is read ("idle RSS", what it holds between requests: the server hands freed memory
+back when it goes idle) with the bytes its audio cache holds in memory (qingyin_cache_memory_bytes: at most 256
+entries and 64 MiB); then the traffic resumes. A loaded server's lowest RSS in a minute depends on how often it was
+idle, so such samples say more about the traffic than about a leak.
+
+Verdict ("flat"): no 5xx and no transport error; the idle RSS less the cache's bytes grows from the checkpoint at
+the half to the one at the end by less than max(5 %, 20 MiB); open files and threads end no higher than the
+highest count of the first half plus a small margin (pools start lazily).
 """
 
 from __future__ import annotations
@@ -171,7 +176,8 @@ class Traffic:
 
 
 SAMPLE_S = 5.0  # RSS sampling period
-FLOOR_WINDOW = 5  # minutes whose RSS floors are compared
+IDLE_EVERY_MIN = 5.0  # minutes between idle checkpoints (--idle-every)
+IDLE_SETTLE_S = 3.0  # seconds the server is left idle before its RSS is read
 
 
 def server_rss_mib(pid: int) -> float:
@@ -190,43 +196,88 @@ def resources(pid: int) -> dict[str, float]:
             "threads": threads}
 
 
-def verdict(samples: list[dict[str, float]], tally: Tally) -> dict[str, object]:
+def verdict(samples: list[dict[str, float]], checkpoints: list[dict[str, float]], tally: Tally) -> dict[str, object]:
     half = len(samples) // 2
     last = samples[-1]
     first_half = samples[: half + 1]
-    floors = [s.get("rss_min_mib", s["rss_mib"]) for s in samples]
-    at_half = float(np.median(floors[max(1, half - FLOOR_WINDOW + 1): half + 1]))
-    at_end = float(np.median(floors[-FLOOR_WINDOW:]))
-    rss_ok, growth, allowed = load_test.memory_verdict(at_half * load_test.MIB, at_end * load_test.MIB)
+    middle = max(c["minute"] for c in checkpoints) / 2
+    at_half = min(checkpoints, key=lambda c: abs(c["minute"] - middle))
+    at_end = checkpoints[-1]
+    held_at_half, held_at_end = (c["idle_rss_mib"] - c["cache_mib"] for c in (at_half, at_end))
+    rss_ok, growth, allowed = load_test.memory_verdict(held_at_half * load_test.MIB, held_at_end * load_test.MIB)
     files_ok = last["open_files"] <= max(s["open_files"] for s in first_half) + FD_MARGIN
     threads_ok = last["threads"] <= max(s["threads"] for s in first_half) + THREAD_MARGIN
     server_errors = sum(n for status, n in tally.statuses.items() if status.startswith("5"))
     transport = sum(n for status, n in tally.statuses.items() if status.startswith("error"))
-    return {"flat": rss_ok and files_ok and threads_ok, "rss_floor_at_half_mib": round(at_half, 1),
-            "rss_floor_at_end_mib": round(at_end, 1), "rss_growth_second_half_mib": round(growth / load_test.MIB, 1),
+    return {"flat": rss_ok and files_ok and threads_ok,
+            "idle_rss_at_half_mib": at_half["idle_rss_mib"], "idle_rss_at_end_mib": at_end["idle_rss_mib"],
+            "cache_at_half_mib": at_half["cache_mib"], "cache_at_end_mib": at_end["cache_mib"],
+            "held_growth_second_half_mib": round(growth / load_test.MIB, 1),
             "rss_allowed_mib": round(allowed / load_test.MIB, 1), "open_files_ok": files_ok,
             "threads_ok": threads_ok, "server_errors": server_errors, "transport_errors": transport,
             "passed": rss_ok and files_ok and threads_ok and server_errors == 0 and transport == 0}
 
 
-async def soak(url: str, pid: int, minutes: float, clients: int, seed: int) -> dict[str, object]:
+def _metric(text: str, name: str) -> float:
+    line = next(line for line in text.splitlines() if line.startswith(f"{name} "))
+    return float(line.split()[1])
+
+
+async def idle_checkpoint(client: httpx.AsyncClient, pid: int, minute: float) -> dict[str, float]:
+    """The server's RSS and cache bytes once it has had nothing to do for IDLE_SETTLE_S (clients already waiting)."""
+    for _ in range(600):  # a cancelled stream may still be finishing its sentence
+        metrics = (await client.get("/metrics")).text
+        if _metric(metrics, "qingyin_queue_depth") == 0:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(IDLE_SETTLE_S)
+    metrics = (await client.get("/metrics")).text
+    point = {"minute": round(minute, 1), "idle_rss_mib": round(server_rss_mib(pid), 1),
+             "cache_mib": round(_metric(metrics, "qingyin_cache_memory_bytes") / load_test.MIB, 1),
+             "queue_depth": _metric(metrics, "qingyin_queue_depth")}
+    print(f"idle at minute {point['minute']}: {point}", file=sys.stderr)
+    return point
+
+
+async def soak(url: str, pid: int, minutes: float, clients: int, seed: int,
+               idle_every: float = IDLE_EVERY_MIN) -> dict[str, object]:
     traffic = Traffic(url, load_test.read_sentences(), seed)
-    stop = time.monotonic() + minutes * 60
+    began = time.monotonic()
+    stop = began + minutes * 60
     samples = [{"minute": 0, **resources(pid)}]
+    checkpoints: list[dict[str, float]] = []
+    running = asyncio.Event()
+    running.set()
+    busy = [0]  # clients with a request out
 
     async def client_loop(client: httpx.AsyncClient) -> None:
         while time.monotonic() < stop:
+            await running.wait()
+            busy[0] += 1
             try:
                 await traffic.one(client)
             except Exception as error:  # noqa: BLE001  (a transport error is a finding, not a crash of the test)
                 traffic.tally.note("transport", f"error:{type(error).__name__}")
+            finally:
+                busy[0] -= 1
 
-    async def sampler() -> None:
-        minute, began = 0, time.monotonic()
+    async def pause_and_measure(client: httpx.AsyncClient) -> None:
+        running.clear()
+        while busy[0]:
+            await asyncio.sleep(0.1)
+        checkpoints.append(await idle_checkpoint(client, pid, (time.monotonic() - began) / 60))
+        running.set()
+
+    async def sampler(client: httpx.AsyncClient) -> None:
+        minute = 0
         window: list[float] = []
+        next_idle = began + idle_every * 60
         while time.monotonic() < stop:
             await asyncio.sleep(min(SAMPLE_S, max(0.0, stop - time.monotonic())))
             window.append(server_rss_mib(pid))
+            if time.monotonic() >= next_idle and time.monotonic() < stop - min(60.0, idle_every * 30):
+                await pause_and_measure(client)
+                next_idle += idle_every * 60
             if time.monotonic() - began >= 60.0 * (minute + 1) or time.monotonic() >= stop:
                 minute += 1
                 samples.append({"minute": minute, **resources(pid), "rss_min_mib": round(min(window), 1),
@@ -236,10 +287,11 @@ async def soak(url: str, pid: int, minutes: float, clients: int, seed: int) -> d
                 print(f"minute {minute}: {samples[-1]}", file=sys.stderr)
 
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-        await asyncio.gather(sampler(), *(client_loop(client) for _ in range(clients)))
-    return {"minutes": minutes, "clients": clients, "seed": seed, "samples": samples,
+        await asyncio.gather(sampler(client), *(client_loop(client) for _ in range(clients)))
+        await pause_and_measure(client)  # at the end
+    return {"minutes": minutes, "clients": clients, "seed": seed, "samples": samples, "idle": checkpoints,
             "statuses": dict(traffic.tally.statuses), "kinds": dict(traffic.tally.by_kind),
-            "failures": traffic.tally.failures, "verdict": verdict(samples, traffic.tally)}
+            "failures": traffic.tally.failures, "verdict": verdict(samples, checkpoints, traffic.tally)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,12 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--idle-every", type=float, default=IDLE_EVERY_MIN, help="minutes between idle checkpoints")
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
     port = load_test.free_port()
     command = [sys.executable, "-m", "qingyin.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
     with load_test.started_server(command, port) as (url, pid):
-        report = asyncio.run(soak(url, pid, args.minutes, args.clients, args.seed))
+        report = asyncio.run(soak(url, pid, args.minutes, args.clients, args.seed, args.idle_every))
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if args.json:
         args.json.write_text(text, encoding="utf-8")
@@ -263,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in report["samples"]:
             print(f"| {s['minute']} | {s.get('rss_min_mib', '-')} / {s.get('rss_max_mib', '-')} / {s['rss_mib']} | "
                   f"{s['children_rss_mib']} | {s['open_files']} | {s['threads']} | {s.get('answers', 0)} |")
+        print("\n| idle at minute | server RSS MiB | of which audio cache MiB |\n|---|---|---|")
+        for c in report["idle"]:
+            print(f"| {c['minute']} | {c['idle_rss_mib']} | {c['cache_mib']} |")
     return 0 if report["verdict"]["passed"] else 1
 
 

@@ -1,12 +1,16 @@
 """The Baker voice's constants for style edits (qingyin/families/fs2_mbmelgan/voice.py), measured.
 
-    .venv/bin/python -m benchmarks.style_calibration [--sentences 20]
+    .venv/bin/python -m benchmarks.style_calibration [--sentences 20] [--part all|level]
 
 1. F0_MEAN_HZ, F0_STD_HZ: the model predicts pitch as a z-score per token; each token's median Harvest F0 (tokens
    of 3+ frames, 80 % voiced) is regressed on its predicted z over the first sentences of the default text.
 2. The semitone shift and the mel tilt as realized: each edit alone through the engine's style path, against the
    unedited voice on the same sentences (mean log-F0 and its spread, semitones; the level of 3-8 kHz against
    0.1-1 kHz, dB).
+3. LEVEL_DB_PER_ENERGY of Baker and of Kokoro (qingyin/families/kokoro/voice.py), which turn the energy a token is
+   decoded with into the loudness the `dynamics` edit works on (`Acoustics.level_db`): each spoken token's RMS level
+   in the audio (tokens of 2+ frames within 30 dB of the loudest) regressed on its `level_db`, over the first 6
+   sentences; the constant to use is the current one times the slope.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import warnings
 import numpy as np
 
 from qingyin.evaluate.signal_metrics import analyze
+from qingyin.families.fs2_mbmelgan.voice import LEVEL_DB_PER_ENERGY as BAKER_LEVEL
+from qingyin.families.kokoro.voice import LEVEL_DB_PER_ENERGY as KOKORO_LEVEL
 from qingyin.runtime.synthesizer import Synthesizer
 from qingyin.style import Style
 from qingyin.style.presets import Preset
@@ -70,22 +76,48 @@ def realized(engine: Synthesizer, texts: list[str], preset: Preset) -> np.ndarra
     return np.mean(rows, axis=0)
 
 
+def level_regression(engine: Synthesizer, texts: list[str]) -> tuple[float, float, int]:
+    """(slope, correlation, tokens) of each spoken token's RMS level (dB) on its estimated `level_db`."""
+    estimated, heard = [], []
+    for text in texts:
+        for sentence in engine.synthesize(text).sentences:
+            features = sentence.features
+            hop = int(round(features.frame_seconds * engine.sample_rate))
+            ends = np.cumsum(features.durations) - features.trim_frames
+            for token, (start, end) in enumerate(zip(ends - features.durations, ends, strict=True)):
+                if start < 0 or end - start < 2:
+                    continue
+                audio = sentence.audio[start * hop: end * hop].astype(np.float64)
+                estimated.append(features.level_db[token])
+                heard.append(10 * np.log10(np.mean(audio * audio) + 1e-10))
+    x, y = np.array(estimated), np.array(heard)
+    spoken = np.isfinite(x) & (y > y.max() - 30)
+    slope, _ = np.polyfit(x[spoken], y[spoken], 1)
+    return float(slope), float(np.corrcoef(x[spoken], y[spoken])[0, 1]), int(spoken.sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=int, default=20)
+    parser.add_argument("--part", choices=("all", "level"), default="all", help="level: only the loudness constants")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
     engine = Synthesizer("baker", backend="onnx")
     texts = read_texts()[: args.sentences]
-    mean, std, r = pitch_regression(engine, texts)
-    print(f"token F0 = {mean:.1f} Hz + {std:.1f} Hz * z  (r = {r:.2f}, {len(texts)} sentences)")
-    base = realized(engine, texts[:4], Preset())
-    print("edit (requested)        mean F0 st   F0 spread st   3-8k vs 0.1-1k dB   (change from unedited)")
-    for label, preset in [("level_st +2.5", Preset(level_st=2.5)), ("level_st -2", Preset(level_st=-2.0)),
-                          ("range 1.4", Preset(range=1.4)), ("range 0.7", Preset(range=0.7)),
-                          ("tilt_db +3", Preset(tilt_db=3.0)), ("tilt_db -3", Preset(tilt_db=-3.0))]:
-        change = realized(engine, texts[:4], preset) - base
-        print(f"{label:<22}  {change[0]:+10.2f}   {change[1]:+12.2f}   {change[2]:+17.2f}")
+    if args.part == "all":
+        mean, std, r = pitch_regression(engine, texts)
+        print(f"token F0 = {mean:.1f} Hz + {std:.1f} Hz * z  (r = {r:.2f}, {len(texts)} sentences)")
+        base = realized(engine, texts[:4], Preset())
+        print("edit (requested)        mean F0 st   F0 spread st   3-8k vs 0.1-1k dB   (change from unedited)")
+        for label, preset in [("level_st +2.5", Preset(level_st=2.5)), ("level_st -2", Preset(level_st=-2.0)),
+                              ("range 1.4", Preset(range=1.4)), ("range 0.7", Preset(range=0.7)),
+                              ("tilt_db +3", Preset(tilt_db=3.0)), ("tilt_db -3", Preset(tilt_db=-3.0))]:
+            change = realized(engine, texts[:4], preset) - base
+            print(f"{label:<22}  {change[0]:+10.2f}   {change[1]:+12.2f}   {change[2]:+17.2f}")
+    for voice, current in (("baker", BAKER_LEVEL), ("xiaobei", KOKORO_LEVEL), ("yunxi", KOKORO_LEVEL)):
+        slope, r, count = level_regression(engine if voice == "baker" else Synthesizer(voice), texts[:6])
+        print(f"{voice}: token level = {slope:.2f} x level_db (r = {r:.2f}, {count} tokens): "
+              f"LEVEL_DB_PER_ENERGY {current:g} -> {current * slope:.2f}")
 
 
 if __name__ == "__main__":

@@ -41,3 +41,15 @@ def test_the_trimmer_trims_at_most_once_per_interval(monkeypatch):
     for _ in range(4):
         trimmer.after_work()
     assert len(calls) == 2  # at 100.0 and at 101.2
+
+
+def test_the_trimmer_trims_whenever_the_server_goes_idle(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1) or True)
+    clock = iter([100.0, 100.2, 100.4])
+    monkeypatch.setattr(memory.time, "monotonic", lambda: next(clock))
+    trimmer = memory.MemoryTrimmer(min_interval_s=1.0)
+    trimmer.after_work()
+    trimmer.after_work(idle=False)  # within the interval, others still at work: skipped
+    trimmer.after_work(idle=True)  # the last request done: trimmed at once
+    assert len(calls) == 2

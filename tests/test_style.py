@@ -154,7 +154,7 @@ def test_neutral_leaves_the_prosody_untouched():
     p = prosody()
     apply_style(p, tokens(), NEUTRAL_PRESET, ALL)
     assert all(getattr(p, name) is None for name in ("duration_scale", "pitch_scale", "energy_scale", "pitch_shift",
-                                                     "pitch_slope", "gain_db", "tilt_db"))
+                                                     "pitch_slope", "gain_db", "contrast", "tilt_db"))
 
 
 @pytest.mark.parametrize("emotion", EMOTIONS[1:])
@@ -168,7 +168,7 @@ def test_each_emotion_edits_in_its_direction(emotion):
     assert np.sign(np.mean(p.gain_db)) == np.sign(preset.level_db)
     assert np.median(p.duration_scale) == pytest.approx(1 / preset.rate)
     assert np.median(p.pitch_scale) == pytest.approx(preset.range)
-    assert np.all(p.energy_scale == np.float32(preset.dynamics))
+    assert np.all(p.contrast == np.float32(preset.dynamics)) and p.energy_scale is None
     assert np.all(p.tilt_db == np.float32(preset.tilt_db))
 
 
@@ -234,3 +234,60 @@ def test_loudness_edits_bend_peaks_instead_of_clipping():
     assert limited[np.searchsorted(audio, 0.9)] < 0.9  # bent above the knee
     quiet = np.abs(audio) <= KNEE
     assert np.array_equal(limited[quiet], audio[quiet])
+
+
+def test_contrast_scales_level_differences_around_the_mean_of_the_spoken_tokens():
+    from qingyin.style.gain import MAX_CONTRAST_BOOST_DB, MAX_CONTRAST_DB, contrast_gain_db
+
+    level = np.array([-60.0, 2.5, -2.0, 1.0, -3.0, -80.0])
+    frames = np.array([5, 2, 2, 4, 2, 5])
+    spoken = np.array([False, True, True, True, True, False])
+    gain = contrast_gain_db(level, frames, np.full(6, 2.0), spoken)
+    assert gain[0] == 0 and gain[-1] == 0  # pauses keep their level
+    mean = np.average(level[spoken], weights=frames[spoken])
+    assert np.allclose(gain[spoken], level[spoken] - mean)  # x2: each distance from the mean doubled
+    assert np.average(gain[spoken], weights=frames[spoken]) == pytest.approx(0, abs=1e-5)  # the mean level stays
+    assert np.allclose(contrast_gain_db(level, frames, np.full(6, 0.5), spoken)[spoken], -(level[spoken] - mean) / 2)
+    assert not contrast_gain_db(level, frames, np.ones(6), spoken).any()
+    huge = contrast_gain_db(np.array([0.0, 20.0, -20.0]), np.ones(3), np.full(3, 4.0))
+    assert huge.min() == -MAX_CONTRAST_DB and huge.max() == MAX_CONTRAST_BOOST_DB  # raising is capped lower
+
+
+def test_contrast_leaves_tokens_it_cannot_judge():
+    from qingyin.style.gain import SPEECH_RANGE_DB, contrast_gain_db
+
+    level = np.array([0.0, np.nan, 2.0, -SPEECH_RANGE_DB - 5, -2.0])
+    frames = np.array([3, 3, 0, 3, 3])  # the third token has no frames
+    gain = contrast_gain_db(level, frames, np.full(5, 2.0))
+    assert gain[1] == 0 and gain[2] == 0 and gain[3] == 0  # no level, no frames, far below the rest
+    assert gain[0] == pytest.approx(1.0) and gain[4] == pytest.approx(-1.0)
+    assert not contrast_gain_db(np.full(3, np.nan), np.ones(3), np.full(3, 2.0)).any()
+
+
+def test_loudness_edits_add_the_contrast_to_the_gain():
+    from qingyin.families.base import Acoustics
+    from qingyin.style.gain import loudness_edits_db
+
+    t = tokens()
+    count = len(t.ids)
+    p = prosody()
+    acoustics = Acoustics(np.full(count, 4), np.zeros(count), np.zeros(count), 0.0125,
+                          level_db=np.linspace(-6, 6, count).astype(np.float32))
+    assert loudness_edits_db(p, acoustics, t) is None
+    p.gain_db = np.full(count, -3.0, np.float32)
+    assert loudness_edits_db(p, acoustics, t) is p.gain_db  # no contrast asked for
+    p.contrast = np.full(count, 1.5, np.float32)
+    edits = loudness_edits_db(p, acoustics, t)
+    spoken = np.asarray(t.syllables) >= 0
+    assert np.all(np.diff(edits[spoken]) > 0) and np.all(edits[~spoken] == -3.0)
+    acoustics.level_db = None  # a family that estimates no levels: the contrast is not rendered
+    assert loudness_edits_db(p, acoustics, t) is p.gain_db
+
+
+def test_kokoro_token_levels_average_each_tokens_energy_values():
+    from qingyin.families.kokoro.voice import LEVEL_DB_PER_ENERGY, token_levels_db
+
+    energy = np.array([1, 1, 2, 4, 3, 3, 3, 3], np.float32)  # two values per frame
+    levels = token_levels_db(energy, np.array([1, 1, 0, 2]))
+    assert np.allclose(levels[[0, 1, 3]], LEVEL_DB_PER_ENERGY * np.array([1.0, 3.0, 3.0]))
+    assert np.isnan(levels[2])

@@ -96,6 +96,21 @@ def _level_shift(audio: np.ndarray, reference: np.ndarray) -> float:
     return float((level - base)[loud].mean())
 
 
+def test_dynamics_widen_the_measured_loudness_contrasts(voice, neutral, monkeypatch):
+    from qingyin.style import Style
+    from qingyin.style.presets import Preset
+
+    def spread(dynamics: float) -> float:
+        monkeypatch.setattr("qingyin.runtime.synthesizer.style_for",
+                            lambda *args, **kwargs: Style(reference=Preset(dynamics=dynamics)))
+        result = voice.synthesize(TEXT)
+        return analyze_reference(result.audio, result.sample_rate).dynamics_db
+
+    base = analyze_reference(neutral[0].audio, neutral[0].sample_rate).dynamics_db
+    low, high = spread(0.5), spread(2.0)
+    assert low < base * 0.9 and high > base * 1.1
+
+
 def test_an_ssml_emotion_span_edits_only_its_words(voice):
     plain = voice.synthesize("<speak>今天天气很好。<s>我们走吧。</s></speak>")
     spanned = voice.synthesize('<speak>今天天气很好。<emotion category="sad" intensity="2"><s>我们走吧。</s>'

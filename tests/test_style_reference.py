@@ -41,10 +41,10 @@ SR = 16000
 
 
 def speechlike(f0_hz: float = 180.0, syllable_hz: float = 5.0, phrases: int = 3, syllables: int = 4,
-               gap_s: float = 0.2, seed: int = 0, peak: float = 0.5) -> np.ndarray:
+               gap_s: float = 0.2, seed: int = 0, peak: float = 0.5, contrast_db: float = 0.0) -> np.ndarray:
     """(N,) a harmonic complex (F0 drifting +-2 st around `f0_hz`) in `phrases` stretches of `syllables`
-    syllable-like swells at `syllable_hz` (20 dB dips between them), the stretches separated by `gap_s` of near
-    silence (pauses), with 0.2 s of it before and after."""
+    syllable-like swells at `syllable_hz` (20 dB dips between them; every other one `contrast_db` louder than the
+    others), the stretches separated by `gap_s` of near silence (pauses), with 0.2 s of it before and after."""
     rng = np.random.default_rng(seed)
     pieces = [np.zeros(int(0.2 * SR))]
     for k in range(phrases):
@@ -56,6 +56,7 @@ def speechlike(f0_hz: float = 180.0, syllable_hz: float = 5.0, phrases: int = 3,
         for h in range(1, int(0.45 * SR / f0.max()) + 1):
             wav += np.sin(h * phase) / (1.0 + (h * f0 / 600.0) ** 2)
         envelope = 0.1 + 0.9 * np.sin(np.pi * syllable_hz * t) ** 2  # (n,) a peak per syllable
+        envelope *= 10.0 ** (contrast_db / 20.0 * (np.floor(syllable_hz * t) % 2))
         fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
         pieces.append(wav * envelope * fade)
         pieces.append(np.zeros(int((gap_s if k < phrases - 1 else 0.2) * SR)))
@@ -90,9 +91,17 @@ def test_base_descriptors_are_plausible(base: ReferenceProsody) -> None:
     assert nucleus_rate(base) == pytest.approx(5.0, rel=0.05)  # five syllables per second
     assert base.articulation_rate == pytest.approx(calibrated_rate(nucleus_rate(base)))
     assert 0.1 < base.pause_ratio < 0.25  # two 0.2 s pauses in about 2.8 s
-    assert base.dynamics_db > 3.0
+    assert base.dynamics_db < 1.0  # every syllable as loud as the others
     assert base.duration_s == pytest.approx(2.8, abs=0.1)
     assert base.warnings == ()
+
+
+def test_loudness_contrast_is_read_between_syllables(world, base: ReferenceProsody) -> None:
+    """Every other syllable 6 dB louder: the nuclei's levels spread by about 3 dB (half of 6, their std), however
+    deep the dips between them."""
+    contrasted = analyze_reference(speechlike(contrast_db=6.0), SR)
+    assert contrasted.dynamics_db == pytest.approx(3.0, abs=0.7)
+    assert contrasted.syllable_nuclei == base.syllable_nuclei
 
 
 def test_higher_f0_gives_higher_mean(world, base: ReferenceProsody) -> None:

@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,7 @@ from qingyin.families.fs2_mbmelgan.export import (
 from qingyin.families.fs2_mbmelgan.features import AcousticControls, AcousticFeatures
 from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend, exported_dir
 from qingyin.voices import registry
+from qingyin.voices.staging import staging_folder
 from qingyin.voices.wheels import sha256_file
 
 BUNDLE_FORMAT = 1  # of the bundle's layout and manifest
@@ -145,8 +145,7 @@ def make_bundle(voice: str, variant: str = "fp32", out: str | Path | None = None
     converter = _converter()
     target = Path(out) if out is not None else default_out(voice, variant)
     _check_target(target, force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging = staging_folder(target)
     try:
         folder = staging / "bundle"
         _convert(converter, source, staging / "onnx", folder)

@@ -49,7 +49,9 @@ class Prosody:
     the voice's level, `energy_scale` the energy excursions: the same meaning on every family. The style layer
     (qingyin.style) also moves the pitch register (`pitch_shift`, semitones; `pitch_slope`, a rise across the token
     where the family has frame-level pitch, else half of it added to the token), the loudness (`gain_db`, applied
-    to the audio by the engine) and the spectral tilt (`tilt_db`, families with the TILT capability).
+    to the audio by the engine), the loudness contrasts between tokens (`contrast`: each token's level deviation from
+    the sentence's, as the family estimates it before rendering in `Acoustics.level_db`, times the factor; also applied
+    to the audio) and the spectral tilt (`tilt_db`, families with the TILT capability).
     """
 
     durations: np.ndarray  # (tokens,) float32 frames as predicted, at speed 1
@@ -62,6 +64,7 @@ class Prosody:
     pitch_shift: np.ndarray | None = None  # (tokens,) semitones; None = 0
     pitch_slope: np.ndarray | None = None  # (tokens,) semitones from the token's start to its end; None = 0
     gain_db: np.ndarray | None = None  # (tokens,) loudness change, dB; None = 0
+    contrast: np.ndarray | None = None  # (tokens,) loudness contrast: each token's level deviation times this; None = 1
     tilt_db: np.ndarray | None = None  # (tokens,) high- against low-frequency level, dB; None = 0
     forced: np.ndarray | None = None  # (tokens,) int frames replacing durations × duration_scale
     state: object = None  # family-private (encoder states, style vector, ...)
@@ -99,6 +102,7 @@ class Acoustics:
     state: object = None
     trim_frames: int = 0  # leading frames rendered but cut from the audio (Kokoro's long predicted silence)
     gain_db: np.ndarray | None = None  # (tokens,) loudness edits the engine applies to the audio (qingyin.style)
+    level_db: np.ndarray | None = None  # (tokens,) each token's loudness as the family expects it to sound, dB
 
     @property
     def seconds(self) -> float:

@@ -3,7 +3,8 @@
 With ONNX Runtime's arena off (qingyin.families.onnx_sessions), each synthesis allocates and frees its tensors
 through glibc's malloc, which keeps freed memory in its per-thread arenas: measured after one synthesis, 55 MiB
 (Baker) and 83 MiB (yunxi) of a 0.6-0.75 GiB process came back with `malloc_trim(0)`, which took about 10 ms on a
-loaded machine. A server therefore trims after a request, at most once per `min_interval_s`.
+loaded machine. A server therefore trims after a request, at most once per `min_interval_s`, and always when the
+request was the last one in progress: what an idle server holds is then what it needs.
 Elsewhere than on glibc (macOS, musl, Windows) this does nothing.
 """
 
@@ -38,17 +39,18 @@ def release_free_memory() -> bool:
 
 
 class MemoryTrimmer:
-    """Calls release_free_memory() when asked, but not more often than once per `min_interval_s`."""
+    """Calls release_free_memory() when asked, but not more often than once per `min_interval_s` unless the work
+    done was the last in progress (`idle`)."""
 
     def __init__(self, min_interval_s: float = 1.0) -> None:
         self.min_interval_s = min_interval_s
         self._last = -float("inf")
         self._lock = threading.Lock()
 
-    def after_work(self) -> None:
+    def after_work(self, idle: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._last < self.min_interval_s:
+            if now - self._last < self.min_interval_s and not idle:
                 return
             self._last = now
         release_free_memory()

@@ -23,7 +23,7 @@ from qingyin.runtime.audio import write_wav
 from qingyin.runtime.limits import AudioBudget, WorkLimits, check_text
 from qingyin.runtime.pool import ModelPool, Selection
 from qingyin.style import Style, style_for
-from qingyin.style.gain import apply_gain, gain_envelope
+from qingyin.style.gain import apply_gain, gain_envelope, loudness_edits_db
 from qingyin.style.presets import EmotionLike, check_intensity, emotion_weights
 from qingyin.text import Frontend, FrontendResult, Sentence
 from qingyin.text.frontend import LexiconLike
@@ -326,8 +326,8 @@ class Synthesizer:
                 except SequenceTooLongError:
                     continue
                 share = (time.perf_counter() - began) / len(group)
-                for features, prosody in zip(acoustics, prosodies, strict=True):
-                    features.gain_db = prosody.gain_db
+                for features, prosody, (_, _, tokens) in zip(acoustics, prosodies, group, strict=True):
+                    features.gain_db = loudness_edits_db(prosody, features, tokens)
                 for (sentence, _, tokens), features in zip(group, acoustics, strict=True):
                     done[id(sentence)] = _Acoustic(sentence.text, tokens.symbols, features, share, selection)
         return done
@@ -528,7 +528,7 @@ class Synthesizer:
         prosody = self._predicted(selection, tokens, opts)
         prosody.forced = forced
         features = selection.voice.acoustic(tokens, prosody, selection.speaker)
-        features.gain_db = prosody.gain_db
+        features.gain_db = loudness_edits_db(prosody, features, tokens)
         return _Acoustic(tokens.text, tokens.symbols, features, time.perf_counter() - start, selection)
 
     def _result(self, sentences: list[SentenceAudio], opts: SynthesisOptions, warnings: list[str]) -> SynthesisResult:

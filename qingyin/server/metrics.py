@@ -30,6 +30,8 @@ class Metrics:
                                   registry=self.registry)
         self.cache_misses = Counter("qingyin_cache_misses", "Cacheable responses that had to be synthesized",
                                     registry=self.registry)
+        self.cache_memory_bytes = Gauge("qingyin_cache_memory_bytes", "Encoded audio the cache holds in memory",
+                                        registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -190,6 +190,7 @@ class TTSService:
         self._warnings: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # cache key -> its reference warnings
         self.cache = AudioCache(max_items=config.cache_items, max_bytes=config.cache_mb * 2**20,
                                 directory=config.disk_cache, max_disk_bytes=config.cache_disk_mb * 2**20)
+        self.metrics.cache_memory_bytes.set_function(lambda: self.cache.memory_bytes)
 
     # --- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -547,8 +548,8 @@ class TTSService:
             try:
                 return work()
             finally:
-                self._finish(time.perf_counter() - began)
-                self._trimmer.after_work()
+                remaining = self._finish(time.perf_counter() - began)
+                self._trimmer.after_work(idle=remaining == 0)
 
         return self._executor.submit(run)
 
@@ -569,11 +570,13 @@ class TTSService:
         return QueueFull(f"the server is busy ({self._active} requests in progress or waiting); retry in {wait} s",
                          headers={"Retry-After": str(wait)})
 
-    def _finish(self, seconds: float) -> None:
+    def _finish(self, seconds: float) -> int:
+        """Count a request out; the number still in progress or waiting."""
         with self._lock:
             self._active -= 1
             self.metrics.queue_depth.set(self._active)
             self._seconds_per_request = 0.8 * self._seconds_per_request + 0.2 * seconds
+            return self._active
 
     def _release_if_never_started(self, job) -> None:  # noqa: ANN001
         """A job cancelled while still queued never runs `run`, so its slot is given back here."""

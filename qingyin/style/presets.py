@@ -55,7 +55,7 @@ class Preset:
     focus_db: float = 0.0  # loudness of the focus word
     focus_lengthening: float = 1.0  # duration of the focus word
     level_db: float = 0.0  # loudness
-    dynamics: float = 1.0  # energy excursions (loudness contrasts between syllables)
+    dynamics: float = 1.0  # loudness contrasts: the level differences between syllables times this, on the audio
     rate: float = 1.0  # articulation rate, > 1 faster
     final_lengthening: float = 1.0  # duration of the last syllable of each phrase
     pause: float = 1.0  # length of pauses inside the sentence

@@ -1,9 +1,9 @@
 """Apply a style (emotion presets, reference prosody: `Preset`s) to one sentence's predicted prosody.
 
-Pure numpy on the Prosody's edit fields (qingyin.families.base.Prosody): duration, pitch and energy scales
-multiply, `pitch_shift`/`pitch_slope` add semitones, `gain_db` and `tilt_db` add decibels. Each token may carry its
-own preset (SSML <emotion> spans); shapes that belong to the sentence (declination, the final contour) read the
-preset of the tokens they touch. A sentence whose presets are all neutral is left exactly as it was.
+Pure numpy on the Prosody's edit fields (qingyin.families.base.Prosody): duration and pitch scales and the
+loudness `contrast` multiply, `pitch_shift`/`pitch_slope` add semitones, `gain_db` and `tilt_db` add decibels. Each
+token may carry its own preset (SSML <emotion> spans); shapes that belong to the sentence (declination, the final
+contour) read the preset of the tokens they touch. A sentence whose presets are all neutral is left exactly as it was.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def apply_style(prosody: Prosody, tokens: Tokens, presets: Preset | Sequence[Pre
 
     prosody.duration_scale = _times(prosody.duration_scale, duration)
     prosody.pitch_scale = _times(prosody.pitch_scale, pitch_range)
-    prosody.energy_scale = _times(prosody.energy_scale, value["dynamics"])
+    prosody.contrast = _times(prosody.contrast, value["dynamics"])
     prosody.pitch_shift = _plus(prosody.pitch_shift, shift)
     prosody.pitch_slope = _plus(prosody.pitch_slope, slope)
     prosody.gain_db = _plus(prosody.gain_db, gain)

@@ -8,17 +8,16 @@ voice that will speak:
     level_st  = s * (reference F0 mean - voice F0 mean)           semitones
     range     = (reference F0 range / voice F0 range) ** s
     rate      = (reference articulation rate / voice rate) ** s
-    dynamics  = (reference level std / voice level std) ** s
+    dynamics  = (reference syllable-level spread / voice spread) ** s
     pause     = (reference pause share / voice pause share) ** s
 
 with s the strength (0: exactly the neutral preset; 1: the whole difference). Articulation rates are calibrated
 on both sides (`qingyin.style.reference.calibrated_rate`), so their ratio is the ratio of true rates. The
-loudness-contrast ratio is passed on as it is, though the voices realize little of it: doubling `dynamics` (the
-energy excursions) raises the measured level spread by about 5 % on Baker and yunxi
-(`.venv/bin/python -m benchmarks.rate_calibration --part dynamics`), so inverting that response would only push
-every request to the limit. Each is then kept within a range
-that leaves the voice recognizable and its models inside what they render well (`LIMITS`), with a warning for
-every limit reached. A reference without pauses says nothing about how long its pauses would be: the voice's
+loudness-contrast ratio (the spread of the syllables' levels) is passed on as it is: `dynamics` scales each
+syllable's level difference from the sentence's on the audio (qingyin.style.gain), and the measured spread follows
+it about one for one (`.venv/bin/python -m benchmarks.rate_calibration --part dynamics`). Each is then kept within a
+range that leaves the voice recognizable and its models inside what they render well (`LIMITS`), with a warning
+for every limit reached. A reference without pauses says nothing about how long its pauses would be: the voice's
 own pauses are kept.
 """
 

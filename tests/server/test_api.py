@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import wave
 
@@ -98,9 +99,12 @@ def test_identical_requests_come_from_the_cache(make_client):
     first, second = client.post("/v1/tts", json=body), client.post("/v1/tts", json=body)
     assert first.headers["x-cache"] == "miss" and second.headers["x-cache"] == "hit"
     assert first.content == second.content
-    assert client.post("/v1/tts", json=body | {"speed": 1.2}).headers["x-cache"] == "miss"
+    faster = client.post("/v1/tts", json=body | {"speed": 1.2})
+    assert faster.headers["x-cache"] == "miss"
     metrics = client.get("/metrics").text
     assert "qingyin_cache_hits_total 1.0" in metrics
+    held = re.search(r"^qingyin_cache_memory_bytes (\S+)$", metrics, re.M)
+    assert held and float(held.group(1)) == len(first.content) + len(faster.content)  # the two entries it keeps
 
 
 def test_disk_cache_survives_a_restart(make_client, tmp_path):

@@ -32,6 +32,9 @@ MAX_FRAMES = 40 * 120  # forced durations: two minutes of frames at most
 LEADING_SILENCE_FRAMES = 4  # at most 100 ms of silence before a sentence
 STREAM_CONTEXT_FRAMES = 12  # streaming: frames of the sentence decoded on each side of a span (300 ms)
 CROSSFADE_SAMPLES = 240  # streaming: 10 ms crossfade from one span's overhang into the next span
+# A token's loudness follows its energy curve: about 3.2 dB per unit (token RMS level of the audio regressed on the
+# token's mean energy over the spoken tokens of 6 sentences, xiaobei, r = 0.93; benchmarks/style_calibration.py).
+LEVEL_DB_PER_ENERGY = 3.2
 
 
 class KokoroVoice:
@@ -122,7 +125,7 @@ class KokoroVoice:
         # xiaoni's CER 0.48 -> 0.57 on 12 sentences) and cut from the audio.
         trim = max(0, int(frames[0]) - LEADING_SILENCE_FRAMES) if prosody.forced is None else 0
         return Acoustics(frames, f0, energy, self.frame_seconds, state=(predicted, style, tokens.breaks),
-                         trim_frames=trim)
+                         trim_frames=trim, level_db=token_levels_db(energy, frames))
 
     def acoustic_batch(self, items: Sequence[tuple[Tokens, Prosody, Speaker]]) -> list[Acoustics]:
         return [self.acoustic(*item) for item in items]
@@ -233,6 +236,17 @@ def _semitones_per_value(prosody: Prosody, frames: np.ndarray) -> np.ndarray | N
             ramp = np.linspace(0.0, prosody.pitch_slope[token], n, dtype=np.float32)
             values[starts[token]: starts[token] + n] += ramp
     return values
+
+
+def token_levels_db(energy: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """(tokens,) each token's expected loudness: its mean energy value times LEVEL_DB_PER_ENERGY (NaN for a token
+    without frames)."""
+    counts = 2 * np.asarray(frames, np.int64)
+    running = np.concatenate([[0.0], np.cumsum(energy, dtype=np.float64)])
+    bounds = np.minimum(np.concatenate([[0], np.cumsum(counts)]), len(energy))
+    sums = running[bounds[1:]] - running[bounds[:-1]]
+    mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return (LEVEL_DB_PER_ENERGY * mean).astype(np.float32)
 
 
 def scale_energy(energy: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

@@ -67,6 +67,7 @@ from qingyin.families.fs2_mbmelgan.export.conv2d_layout import to_conv2d_layout
 from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, sequence_mask
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.voices import registry
+from qingyin.voices.staging import staging_folder
 
 __all__ = ["VARIANTS", "export_voice", "export_voice_dir"]
 
@@ -134,9 +135,7 @@ def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool =
     duration = "a minute" if variant == "int8-static" else "half a minute"  # static: + calibration
     print(f"qingyin: exporting {voice_dir.name} to ONNX ({variant}), once; this takes about {duration}",
           file=sys.stderr)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the voice's other folders are readable
+    staging = staging_folder(target)
     try:
         _export_into(voice_dir, variant, staging)
         _replace_folder(staging, target)
