@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from dataclasses import replace
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.voice_profiles import HANZI, passages
 from qingyin.runtime.pool import ModelPool
 from qingyin.runtime.synthesizer import Synthesizer
 from qingyin.style.reference import RATE_PIVOT, RATE_RESPONSE, ReferenceProsody, analyze_reference
@@ -45,15 +45,7 @@ from qingyin.style.transfer import profile_for
 from qingyin.text.corpus import read_texts
 from qingyin.voices.registry import VOICES
 
-HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-PASSAGE = 3  # sentences per passage, as in benchmarks/voice_profiles.py
 DYNAMICS = (0.5, 0.7, 1.0, 1.4, 2.0)
-
-
-def passages(count: int) -> list[str]:
-    sentences = read_texts()[:count]
-    ended = [t if t[-1] in "。！？!?…" else t + "。" for t in sentences]
-    return ["".join(ended[i: i + PASSAGE]) for i in range(0, len(ended), PASSAGE)]
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -191,7 +183,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args()
     speeds = sorted({float(s) for s in args.speeds.split(",")} | {1.0})
-    texts = passages(args.sentences)
+    texts = passages(read_texts()[: args.sentences])
     models = ModelPool(threads=args.threads, fetch=False)
     out: dict[str, object] = {}
     if args.part in ("rate", "all"):

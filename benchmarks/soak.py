@@ -180,20 +180,23 @@ IDLE_EVERY_MIN = 5.0  # minutes between idle checkpoints (--idle-every)
 IDLE_SETTLE_S = 3.0  # seconds the server is left idle before its RSS is read
 
 
-def server_rss_mib(pid: int) -> float:
+def _status(pid: int, field: str) -> int:
+    """A number from /proc/PID/status (kB for the memory fields)."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(f"{field}:"))
+
+
+def server_rss_mib(pid: int) -> float:
+    return _status(pid, "VmRSS") / 1024
 
 
 def resources(pid: int) -> dict[str, float]:
     """The server's RSS (MiB, its own process; its children apart), open file descriptors and threads."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    threads = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
     files = len(list(Path(f"/proc/{pid}/fd").iterdir()))
     own = server_rss_mib(pid)
     children = (load_test.rss_bytes(pid) or 0) / load_test.MIB - own
     return {"rss_mib": round(own, 1), "children_rss_mib": round(max(children, 0.0), 1), "open_files": files,
-            "threads": threads}
+            "threads": _status(pid, "Threads")}
 
 
 def verdict(samples: list[dict[str, float]], checkpoints: list[dict[str, float]], tally: Tally) -> dict[str, object]:

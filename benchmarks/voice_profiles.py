@@ -43,6 +43,12 @@ DESCRIPTORS = [name for name in VoiceProfile.__dataclass_fields__]
 PASSAGE = 3  # sentences per measured passage
 
 
+def passages(sentences: list[str]) -> list[str]:
+    """`sentences`, each ended with a full stop, joined PASSAGE at a time."""
+    ended = [t if t[-1] in "。！？!?…" else t + "。" for t in sentences]
+    return ["".join(ended[i: i + PASSAGE]) for i in range(0, len(ended), PASSAGE)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=12, help="sentences per voice (default 12)")
@@ -52,8 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     voices = [v.strip() for v in args.voices.split(",") if v.strip()]
     sentences = read_texts()[: args.limit]
-    ended = [t if t[-1] in "。！？!?…" else t + "。" for t in sentences]
-    texts = ["".join(ended[i: i + PASSAGE]) for i in range(0, len(ended), PASSAGE)]
+    texts = passages(sentences)
     models = ModelPool(threads=args.threads, fetch=False)
     data = json.loads(args.output.read_text(encoding="utf-8")) if args.output.is_file() else {}
     data.setdefault("models", {})

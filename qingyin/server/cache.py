@@ -277,12 +277,6 @@ class AudioCache:
         while len(self._memory) > self.max_items or self._bytes > self.max_bytes:
             self._bytes -= len(self._memory.popitem(last=False)[1])
 
-    @property
-    def memory_bytes(self) -> int:
-        """Bytes of audio held in memory now (at most max_bytes)."""
-        with self._lock:
-            return self._bytes
-
     def stats(self) -> dict[str, int]:
         disk_items, disk_bytes = self._disk.stats() if self._disk is not None else (0, 0)
         with self._lock:

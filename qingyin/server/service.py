@@ -190,7 +190,7 @@ class TTSService:
         self._warnings: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # cache key -> its reference warnings
         self.cache = AudioCache(max_items=config.cache_items, max_bytes=config.cache_mb * 2**20,
                                 directory=config.disk_cache, max_disk_bytes=config.cache_disk_mb * 2**20)
-        self.metrics.cache_memory_bytes.set_function(lambda: self.cache.memory_bytes)
+        self.metrics.cache_memory_bytes.set_function(lambda: self.cache.stats()["bytes"])
 
     # --- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -46,7 +46,7 @@ def contrast_gain_db(level_db: np.ndarray, durations: np.ndarray, contrast: np.n
         return np.zeros(len(level), np.float32)
     moved &= level > level[moved].max() - SPEECH_RANGE_DB
     mean = np.average(level[moved], weights=frames[moved])
-    gain = np.where(moved, (np.asarray(contrast, np.float64) - 1.0) * (np.where(moved, level, mean) - mean), 0.0)
+    gain = (np.asarray(contrast, np.float64) - 1.0) * np.where(moved, level - mean, 0.0)
     return np.clip(gain, -MAX_CONTRAST_DB, MAX_CONTRAST_BOOST_DB).astype(np.float32)
 
 

@@ -110,7 +110,7 @@ class Fs2Voice:
         for n, (_, prosody, _) in enumerate(items):
             if prosody.tilt_db is not None and prosody.tilt_db.any():
                 done[n].mel = tilted(done[n].mel, np.repeat(prosody.tilt_db, done[n].durations))
-            done[n].level_db = (LEVEL_DB_PER_ENERGY * np.asarray(done[n].energy, np.float32)).astype(np.float32)
+            done[n].level_db = np.float32(LEVEL_DB_PER_ENERGY) * np.asarray(done[n].energy, np.float32)
         return [done[n] for n in range(len(items))]
 
     def render(self, acoustics: Acoustics) -> np.ndarray:
