@@ -2,7 +2,7 @@
 recording's prosody carries over.
 
     .venv/bin/python -m benchmarks.emotion [--voices baker:onnx,yunxi] [--texts 8] [--part emotions|reference|all]
-                                           [--json FILE]
+                                           [--intensities 0.5,1,2] [--emotions happy,sad,...] [--json FILE]
 
 **Emotions.** For every voice, each emotion at intensity 0.5, 1 and 2 against the same voice's neutral reading of
 the first `--texts` sentences of the default text set (`qingyin eval`'s runner: Whisper CER, DNSMOS, resemblyzer
@@ -63,18 +63,19 @@ CUES = {
 REFERENCE_DESCRIPTORS = ("f0_mean_st", "f0_range_st", "articulation_rate", "pause_ratio", "dynamics_db")
 
 
-def emotion_rows(voice: str, texts: list[str]) -> dict[str, object]:
+def emotion_rows(voice: str, texts: list[str], intensities: tuple[float, ...] = INTENSITIES,
+                 emotions: tuple[str, ...] = EMOTIONS[1:]) -> dict[str, object]:
     """The emotion table of one voice (and the runner's report)."""
-    variants = [voice] + [f"{voice}:emotion={e},intensity={i:g}" for e in EMOTIONS[1:] for i in INTENSITIES]
+    variants = [voice] + [f"{voice}:emotion={e},intensity={i:g}" for e in emotions for i in intensities]
     with tqdm(total=len(texts) * len(variants), desc=f"emotions on {voice}", unit="clip") as bar:
         report = run_eval(texts, variants, reference_spec=voice, metrics=("cer", "dnsmos", "prosody", "speaker"),
                           progress=bar.update)
     summary = report["summary"]
     base = summary[report["reference_variant"]]["mean"]
     rows = []
-    for emotion in EMOTIONS[1:]:
+    for emotion in emotions:
         levels = []
-        for intensity in INTENSITIES:
+        for intensity in intensities:
             name = next(n for n in summary if f"emotion={emotion}," in n and f"intensity={intensity:g}" in n)
             mean = summary[name]["mean"]
             levels.append(mean)
@@ -93,7 +94,7 @@ def emotion_rows(voice: str, texts: list[str]) -> dict[str, object]:
                 "speaker_similarity": mean["speaker_similarity"],
             })
         rows[-1]["monotonic"] = all(_monotonic(base, levels, key, sign) for key, sign in CUES[emotion])
-        for row in rows[-3:]:
+        for row in rows[-len(intensities):]:
             row["monotonic"] = rows[-1]["monotonic"]
     return {"voice": voice, "neutral": base, "rows": rows, "report": report}
 
@@ -215,6 +216,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", default="baker:onnx,yunxi", help="comma-separated variants (qingyin eval's)")
     parser.add_argument("--texts", type=int, default=8, help="sentences of the default text set")
+    parser.add_argument("--intensities", default=",".join(f"{i:g}" for i in INTENSITIES),
+                        help="comma-separated intensities of the emotion table (monotonic: over these)")
+    parser.add_argument("--emotions", default=",".join(EMOTIONS[1:]), help="comma-separated emotions of the table")
     parser.add_argument("--part", choices=("emotions", "reference", "all"), default="all")
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args()
@@ -223,7 +227,12 @@ def main() -> None:
     out: dict[str, object] = {}
     if args.part in ("emotions", "all"):
         texts = read_texts()[: args.texts]
-        out["emotions"] = [emotion_rows(voice, texts) for voice in voices]
+        intensities = tuple(float(i) for i in args.intensities.split(","))
+        emotions = tuple(e.strip() for e in args.emotions.split(",") if e.strip())
+        unknown = [e for e in emotions if e not in EMOTIONS[1:]]
+        if unknown:
+            raise SystemExit(f"--emotions: unknown {unknown}; known: {', '.join(EMOTIONS[1:])}")
+        out["emotions"] = [emotion_rows(voice, texts, intensities, emotions) for voice in voices]
         for result in out["emotions"]:
             print(format_emotions(result), "\n", flush=True)
     if args.part in ("reference", "all"):

@@ -2,11 +2,14 @@
 with each group of its edits removed in turn, and with edits overridden, against the neutral reading.
 
     .venv/bin/python -m benchmarks.emotion_ablation --emotion sad [--parts all] [--set rate=0.9 --set level_st=-1.5]
-                                                    [--limit N] [--voice baker:onnx:fp32] [--noise-floor] [--json F]
+                                                    [--only rate,tilt] [--intensity 1] [--limit N]
+                                                    [--voice baker:onnx:fp32] [--noise-floor] [--json F]
 
-Rows: neutral, the preset, the preset without each part (`PARTS`), and, when `--set` is given, the preset with those
-fields changed (and that candidate without each part, with `--parts all`). CER pools errors over the characters of
-the texts (qingyin.evaluate.cer); about 4 minutes a row on 2 cores for the 103 sentences.
+Rows: neutral, the preset, the preset without each part (`PARTS`), the preset with nothing but each part of
+`--only`, and, when `--set` is given, the preset with those fields changed (and that candidate without each part,
+with `--parts all`). Every row but the noise floor's is rendered at `--intensity`. CER pools errors over the
+characters of the texts (qingyin.evaluate.cer); about 1.5 minutes a row on a quiet 2-core machine for the 103
+sentences (4 under load).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def without(preset: presets.Preset, part: str) -> presets.Preset:
     return dataclasses.replace(preset, **{name: getattr(neutral, name) for name in PARTS[part]})
 
 
+def only(preset: presets.Preset, part: str) -> presets.Preset:
+    return dataclasses.replace(presets.NEUTRAL_PRESET, **{name: getattr(preset, name) for name in PARTS[part]})
+
+
 def overridden(preset: presets.Preset, settings: list[str]) -> presets.Preset:
     values = {}
     for setting in settings:
@@ -56,7 +63,7 @@ def overridden(preset: presets.Preset, settings: list[str]) -> presets.Preset:
 
 
 def corpus_cer(tts: Synthesizer, asr: WhisperTranscriber, texts: list[str], emotion: str | None,
-               preset: presets.Preset | None, label: str) -> tuple[float, list[dict]]:
+               preset: presets.Preset | None, label: str, intensity: float = 1.0) -> tuple[float, list[dict]]:
     """(pooled CER, per sentence: errors, characters, transcript)."""
     rows = []
     original = presets.PRESETS.get(emotion) if emotion else None
@@ -64,7 +71,7 @@ def corpus_cer(tts: Synthesizer, asr: WhisperTranscriber, texts: list[str], emot
         if emotion:
             presets.PRESETS[emotion] = preset  # what blend() reads for this emotion
         for text in tqdm(texts, desc=label, unit="text", leave=False):
-            result = tts.synthesize(text, emotion=emotion, intensity=1.0) if emotion else tts.synthesize(text)
+            result = tts.synthesize(text, emotion=emotion, intensity=intensity) if emotion else tts.synthesize(text)
             heard = asr.transcribe(result.audio, result.sample_rate)
             errors, chars = character_errors(text, heard, normalize=True)
             rows.append({"text": text, "heard": heard, "errors": errors, "chars": chars})
@@ -88,6 +95,8 @@ def main() -> None:
                         help="a candidate: the preset with these fields changed (repeatable)")
     parser.add_argument("--parts", default="all", help=f"comma-separated of {', '.join(PARTS)}; all (the groups "
                         f"{', '.join(GROUPS)}) or none")
+    parser.add_argument("--only", default="", help="comma-separated parts: a row with nothing but each")
+    parser.add_argument("--intensity", type=float, default=1.0, help="the intensity every row is rendered at")
     parser.add_argument("--limit", type=int, help="only the first N sentences")
     parser.add_argument("--voice", default="baker:onnx:fp32", help="voice[:backend[:variant]]")
     parser.add_argument("--noise-floor", action="store_true",
@@ -95,9 +104,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every row's per-sentence errors and transcripts here")
     args = parser.parse_args()
     parts = list(GROUPS) if args.parts == "all" else [] if args.parts == "none" else args.parts.split(",")
-    unknown = [p for p in parts if p not in PARTS]
+    kept = [p for p in args.only.split(",") if p]
+    unknown = [p for p in parts + kept if p not in PARTS]
     if unknown:
-        raise SystemExit(f"--parts: unknown {unknown}; known: {', '.join(PARTS)}, all, none")
+        raise SystemExit(f"--parts/--only: unknown {unknown}; known: {', '.join(PARTS)}, all, none")
     texts = read_texts()[: args.limit]
     selector, backend, *variant = args.voice.split(":")
     tts = Synthesizer(selector, backend=backend or None,
@@ -106,6 +116,7 @@ def main() -> None:
     base = presets.PRESETS[args.emotion]
     rows = {"neutral": (None, None), "preset": (args.emotion, base)}
     rows |= {f"preset without {p}": (args.emotion, without(base, p)) for p in parts}
+    rows |= {f"only {p}": (args.emotion, only(base, p)) for p in kept}
     if args.set:
         candidate = overridden(base, args.set)
         rows[f"candidate ({', '.join(args.set)})"] = (args.emotion, candidate)
@@ -114,10 +125,13 @@ def main() -> None:
         rows |= {f"neutral at rate {rate:g}": (args.emotion, presets.Preset(rate=rate)) for rate in (0.98, 1.02)}
     neutral: tuple[float, list[dict]] | None = None
     report = []
-    print(f"| {args.voice}, {args.emotion}, {len(texts)} sentences | CER | change | the most changed |\n"
+    print(f"| {args.voice}, {args.emotion} at {args.intensity:g}, {len(texts)} sentences | CER | change | "
+          "the most changed |\n"
           "|---|---|---|---|")
     for label, (emotion, preset) in rows.items():
-        value, sentences = corpus_cer(tts, asr, texts, emotion, preset, label)
+        # the noise-floor rows are exact rates: rendered at intensity 1, where a preset is taken as it is
+        intensity = 1.0 if label.startswith("neutral at rate") else args.intensity
+        value, sentences = corpus_cer(tts, asr, texts, emotion, preset, label, intensity)
         neutral = neutral or (value, sentences)
         print(f"| {label} | {value:.4f} | {value - neutral[0]:+.4f} | {concentration(sentences, neutral[1])} |",
               flush=True)

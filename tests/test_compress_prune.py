@@ -25,10 +25,11 @@ from qingyin.compress.prune import (  # noqa: E402
     save_pruned_vocoder,
     vocoder_widths,
 )
+from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE  # noqa: E402
 from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
 from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings  # noqa: E402
-from qingyin.compress.vocoder_recovery import CHECKPOINT, LOG, RECIPE, recover_vocoder  # noqa: E402
+from qingyin.compress.vocoder_recovery import recover_vocoder  # noqa: E402
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator  # noqa: E402
 
 # Baker's layout, narrower and shallower: hop 4 * 2 * 2 = 16 samples; the sub-band quantization of the Baker graph

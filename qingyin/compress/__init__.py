@@ -1,7 +1,7 @@
 """Compression of a voice: smaller, faster students distilled from a teacher voice, exported as voice variants.
 
-The plan (issue 15), one stage feeding the next; teacher data, vocoder pruning and mobile bundles are implemented
-so far:
+The plan (issue 15), one stage feeding the next; teacher data, vocoder pruning, the student acoustic model's
+training and mobile bundles are implemented so far:
 
     corpus.py        the texts a teacher reads: CPP's sentences (marks removed) and our everyday polyphone
                      sentences, deduplicated, with stable ids; `teacher_corpus()`
@@ -15,17 +15,24 @@ so far:
     vocoder_losses.py  multi-resolution STFT (full band, sub-band via PQMF analysis), log-mel L1 for validation
     vocoder_recovery.py  recovery fine-tuning of a pruned vocoder against the teacher data, resumable
                      (checkpoints in $QINGYIN_HOME/train/prune/vocoder-<ratio>/); generator losses only so far
+    student_recipe.py  a student's shape (decoder and postnet widths) and training settings (torch-free)
+    student.py       a student acoustic model: the teacher's FastSpeech2 front (encoder, variance predictors)
+                     with a smaller decoder and postnet cut from the teacher's; saved as a voice's acoustic files
+    student_training.py  trains the student's decoder and postnet on the teacher data's mels, the front frozen
+                     (checkpoints in $QINGYIN_HOME/train/student/<voice>-<hidden>x<layers>/)
+    runs.py          what the training runs share: their folder (recipe, log), resuming, the loop of steps,
+                     validations and checkpoints with a progress bar
     checkpoint.py    atomic training checkpoints with the random states
     bundle.py        a mobile bundle of an exported Baker variant: its graphs in ORT format, the operator list for
                      a reduced ONNX Runtime build, symbols, configs, licence notice and a manifest, checked to
                      synthesize like the ONNX graphs; into $QINGYIN_HOME/bundles/<voice>-<variant>/
     pruning          (planned) structured pruning of the acoustic model's decoder and postnet
-    students         (planned) smaller acoustic models and vocoders distilled on the teacher data; training is
-                     resumable across sessions (checkpoints in $QINGYIN_HOME/train/...) and runs on CPU with
-                     torch.set_flush_denormal(True); each recipe has a smoke test on a tiny corpus in `make test`
+    students         (planned) a trained student (the recipe above has not been run to the end yet), the seeds'
+                     4+4 x 256 student, smaller vocoders; each recipe has a smoke test on a tiny corpus in
+                     `make test`
     quantization     (planned) quantization-aware training of the students
     variants         (planned) the students exported as variants of their voice, through the quality gate
 
-cli.py adds `qingyin compress teacher-data ...`, `qingyin compress prune-vocoder ...` and `qingyin compress bundle ...`
-to the command line (`add_compress_parser`).
+cli.py adds `qingyin compress teacher-data ...`, `prune-vocoder ...`, `student ...` and `bundle ...` to the command
+line (`add_compress_parser`).
 """

@@ -11,12 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from qingyin.compress.corpus import DEFAULT_SOURCES, MAX_CHARS, SOURCES
+from qingyin.compress.student_recipe import StudentError, StudentSettings, StudentShape
 from qingyin.compress.teacher_data import TEACHER_VARIANT
 from qingyin.compress.vocoder_recipe import RATIOS, RecoveryError, RecoverySettings
 from qingyin.families.fs2_mbmelgan.export import VARIANT_CHOICES
 from qingyin.voices.registry import DEFAULT_VOICE
 
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "seed")  # RecoverySettings fields on the command line
+SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
+STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
 EXAMPLES = """examples:
   qingyin compress teacher-data --limit 200 --workers 2     # the first 200 CPP sentences, into
                                                             # $QINGYIN_HOME/train/teacher/baker/
@@ -25,6 +28,8 @@ EXAMPLES = """examples:
   qingyin compress prune-vocoder --ratio 0.5 --steps 20000  # prune Baker's vocoder by half, fine-tune it on the
                                                             # teacher data, into $QINGYIN_HOME/train/prune/vocoder-0.5/
   qingyin compress prune-vocoder --ratio 0.5 --steps 40000 --resume   # go on from the last checkpoint
+  qingyin compress student --steps 20000                  # a 2 x 192 decoder, 3 x 256 postnet trained on the
+                                                          # teacher's mels, in $QINGYIN_HOME/train/student/baker-192x2/
   qingyin compress bundle baker --variant int8-static     # a mobile bundle (ORT format) into
                                                           # $QINGYIN_HOME/bundles/baker-int8-static/
 """
@@ -33,10 +38,10 @@ EXAMPLES = """examples:
 def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `compress` (and its commands) to the `qingyin` command's subparsers; `compress_command` runs it."""
     compress = subparsers.add_parser(
-        "compress", help="make smaller voices: teacher data, vocoder pruning, mobile bundles (students and "
-                         "quantization to come)",
-        description="Compression of a voice: the teacher's data, then pruned models fine-tuned on it; a variant "
-                    "as a mobile bundle.", epilog=EXAMPLES,
+        "compress", help="make smaller voices: teacher data, vocoder pruning, student acoustic models, mobile "
+                         "bundles (student variants and their quantization to come)",
+        description="Compression of a voice: the teacher's data, then pruned and student models trained on it; a "
+                    "variant as a mobile bundle.", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = compress.add_subparsers(dest="compress_command", required=True)
     teacher = commands.add_parser(
@@ -67,6 +72,7 @@ def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     teacher.add_argument("--threads", type=int, metavar="N", help="threads per worker (default: cores // workers)")
     teacher.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     _add_prune_vocoder(commands)
+    _add_student(commands)
     _add_bundle(commands)
     return compress
 
@@ -107,6 +113,46 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     prune.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
+def _add_student(commands: argparse._SubParsersAction) -> None:
+    defaults = StudentSettings()
+    student = commands.add_parser(
+        "student", help="train a smaller decoder and postnet on the teacher's mels",
+        description="A student acoustic model: the teacher's encoder and variance predictors (frozen, so durations "
+                    "and pitch stay the teacher's) with a smaller decoder and postnet cut from the teacher's and "
+                    "trained on the teacher data's mels, mel L1 before and after the postnet "
+                    "(qingyin.compress.student_training). Checkpoints every --checkpoint-every steps, at the end "
+                    "and on Ctrl-C; --resume goes on from the last. The teacher data comes first: "
+                    "`qingyin compress teacher-data`.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    student.add_argument("--steps", type=int, required=True, metavar="N",
+                         help="train until step N (counted from the start of the run, so a resumed run does the "
+                              "rest)")
+    student.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
+    student.add_argument("--teacher", type=Path, metavar="DIR",
+                         help=f"teacher data (default: $QINGYIN_HOME/train/teacher/{DEFAULT_VOICE})")
+    student.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: $QINGYIN_HOME/train/student/"
+                                                               "<voice>-<decoder hidden>x<decoder layers>)")
+    recipe = student.add_argument_group("recipe", "fixed when a run starts (recipe.json); --resume takes none of "
+                                                  "them")
+    for name in SHAPE_FLAGS:
+        recipe.add_argument("--" + name.replace("_", "-"), type=int, metavar="N",
+                            help=f"the student's {name.replace('_', ' ')} (default: {getattr(defaults.shape, name)})")
+    recipe.add_argument("--batch-size", type=int, metavar="N",
+                        help=f"utterances per step (default: {defaults.batch_size})")
+    recipe.add_argument("--learning-rate", type=float, metavar="LR",
+                        help=f"Adam's learning rate after the warm-up (default: {defaults.learning_rate:g})")
+    recipe.add_argument("--validation-utterances", type=int, metavar="N",
+                        help=f"the teacher data's last N utterances, held out (default: "
+                             f"{defaults.validation_utterances})")
+    recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
+    student.add_argument("--validate-every", type=int, default=500, metavar="N",
+                         help="steps between validations on held-out teacher utterances (default: 500)")
+    student.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                         help="steps between checkpoints (default: 200)")
+    student.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's, all cores)")
+    student.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
 def _add_bundle(commands: argparse._SubParsersAction) -> None:
     bundle = commands.add_parser(
         "bundle", help="a voice variant as a mobile bundle: ORT-format graphs, operator list, symbols, manifest",
@@ -130,6 +176,8 @@ def compress_command(args: argparse.Namespace) -> int:
         return _teacher_data(args)
     if args.compress_command == "prune-vocoder":
         return _prune_vocoder(args)
+    if args.compress_command == "student":
+        return _student(args)
     if args.compress_command == "bundle":
         return _bundle(args)
     raise ValueError(f"unknown compress command {args.compress_command!r}")  # argparse refuses it first
@@ -173,6 +221,28 @@ def _prune_vocoder(args: argparse.Namespace) -> int:
     print(f"qingyin: pruned vocoder in {result.out} at step {result.step}: {result.parameters:,} parameters "
           f"(teacher {result.teacher_parameters:,}); validation log-mel L1 {result.start_log_mel_l1:.4f} pruned, "
           f"{last} now (teacher vocoder {result.teacher_log_mel_l1:.4f}){speed}", file=sys.stderr)
+    return 0
+
+
+def _student(args: argparse.Namespace) -> int:
+    from qingyin.compress import student_training, teacher_data
+
+    shape = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in STUDENT_FLAGS if getattr(args, name) is not None}
+    if args.resume and (shape or given):
+        flags = ", ".join("--" + name.replace("_", "-") for name in [*shape, *given])
+        raise StudentError(f"--resume keeps the run's recipe (recipe.json): leave out {flags}")
+    settings = None if args.resume else replace(StudentSettings(), shape=replace(StudentShape(), **shape), **given)
+    result = student_training.train_student(
+        args.teacher or teacher_data.default_out(DEFAULT_VOICE), args.steps, settings, args.out, resume=args.resume,
+        validate_every=args.validate_every, checkpoint_every=args.checkpoint_every, threads=args.threads,
+        progress=args.progress)
+    last = "none after the start" if result.last_mel_l1 is None else f"{result.last_mel_l1:.4f}"
+    speed = "" if result.seconds_per_step is None else f", {result.seconds_per_step:.3f} s/step"
+    print(f"qingyin: student in {result.out} at step {result.step}: decoder and postnet "
+          f"{result.parameters['decoder_and_postnet']:,} parameters (teacher "
+          f"{result.teacher_parameters['decoder_and_postnet']:,}); validation mel L1 {result.start_mel_l1:.4f} "
+          f"as cut, {last} now (teacher {result.teacher_mel_l1:.4f}){speed}", file=sys.stderr)
     return 0
 
 

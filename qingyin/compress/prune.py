@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from torch import nn
 
 from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator, UpsampleConv
+from qingyin.runtime.files import replace_file
 from qingyin.voices import registry
 
 ROUND_TO = 8  # channel counts stay multiples of 8 (SIMD-friendly)
@@ -181,9 +181,9 @@ def save_pruned_vocoder(folder: str | Path, model: MBMelGANGenerator, **about: o
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(pruned_architecture(model, **about), indent=1) + "\n"
-    _replace(folder / PRUNED_CONFIG, lambda path: path.write_text(text))
+    replace_file(folder / PRUNED_CONFIG, lambda path: path.write_text(text))
     weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-    _replace(folder / PRUNED_WEIGHTS, lambda path: save_file(weights, str(path)))
+    replace_file(folder / PRUNED_WEIGHTS, lambda path: save_file(weights, str(path)))
 
 
 def load_pruned_vocoder(folder: str | Path) -> MBMelGANGenerator:
@@ -195,9 +195,3 @@ def load_pruned_vocoder(folder: str | Path) -> MBMelGANGenerator:
     model = build_vocoder(config, widths, device="meta")
     model.load_state_dict(load_file(str(folder / PRUNED_WEIGHTS)), strict=True, assign=True)
     return model.eval()
-
-
-def _replace(path: Path, write) -> None:  # noqa: ANN001 - write(temporary path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(temporary)
-    os.replace(temporary, path)

@@ -40,15 +40,13 @@ Ctrl-C, which may land between drawing a batch and finishing its step).
 from __future__ import annotations
 
 import json
-import sys
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from qingyin.compress.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from qingyin.compress.checkpoint import capture_rng, restore_rng, save_checkpoint
 from qingyin.compress.prune import (
     PRUNED_CONFIG,
     architecture_from,
@@ -59,15 +57,23 @@ from qingyin.compress.prune import (
     save_pruned_vocoder,
     vocoder_widths,
 )
-from qingyin.compress.teacher_data import INFO, PCM_SCALE, TeacherData
+from qingyin.compress.runs import (
+    CHECKPOINT,
+    open_run,
+    open_teacher_data,
+    prepare_training,
+    read_log,
+    resumed_recipe,
+    start_run,
+    train_loop,
+    truncate_log,
+)
+from qingyin.compress.teacher_data import PCM_SCALE, TeacherData
 from qingyin.compress.vocoder_losses import LogMel, MultiResolutionSTFTLoss, log_mel_l1, subband_analysis
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.voices import registry
 
-RECIPE = "recipe.json"
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.jsonl"
 FAMILY = "fs2_mbmelgan"
 
 
@@ -107,22 +113,10 @@ def recover_vocoder(
     `settings`: default RecoverySettings() for a fresh run, the saved recipe when resuming (given ones must match
     it). `teacher`: the vocoder to prune (default: the installed vocoder of the model that rendered the data).
     """
-    torch.set_flush_denormal(True)  # denormals in the backward pass otherwise slow steps down 40-170 times
-    if threads is not None:
-        torch.set_num_threads(threads)
-    for name, value in (("steps", steps), ("validate_every", validate_every), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or value < (0 if name == "steps" else 1):
-            raise RecoveryError(f"{name} must be a whole number >= {0 if name == 'steps' else 1}, got {value!r}")
-    data = _teacher_data(teacher_data)
-    recipe_path = Path(out or default_out((settings or RecoverySettings()).ratio)) / RECIPE
-    out = recipe_path.parent
-    checkpoint = load_checkpoint(out / CHECKPOINT)
-    if checkpoint is not None and not resume:
-        raise RecoveryError(f"{out} holds a run at step {checkpoint['step']}: resume it (--resume), or give "
-                            "another --out")
-    if checkpoint is None and resume:
-        raise RecoveryError(f"nothing to resume in {out} (no {CHECKPOINT}): start the run without --resume")
-
+    prepare_training(steps, validate_every, checkpoint_every, threads, RecoveryError)
+    data = open_teacher_data(teacher_data, FAMILY, "vocoder recovery", RecoveryError)
+    out = Path(out or default_out((settings or RecoverySettings()).ratio))
+    checkpoint = open_run(out, resume, RecoveryError)
     if checkpoint is None:
         settings = settings or RecoverySettings()
         settings.check()
@@ -132,16 +126,8 @@ def recover_vocoder(
         recipe = {"settings": settings.to_dict(), "teacher_data": str(data.path), "teacher": data.info["teacher"],
                   "teacher_parameters": parameter_count(teacher), "parameters": parameter_count(student)}
     else:
-        recipe = json.loads(recipe_path.read_text())
-        saved = RecoverySettings.from_dict(recipe["settings"])
-        if settings is not None and settings.to_dict() != saved.to_dict():
-            changed = sorted(k for k, v in settings.to_dict().items() if recipe["settings"][k] != v)
-            raise RecoveryError(f"{out} was started with other settings ({', '.join(changed)}); resume with the "
-                                "same, or give another --out")
-        settings = saved
-        if data.info["teacher"] != recipe["teacher"]:
-            raise RecoveryError(f"{out} was trained on teacher data of {recipe['teacher']}, {data.path} holds "
-                                f"{data.info['teacher']}")
+        recipe = resumed_recipe(out, settings and settings.to_dict(), data, RecoveryError)
+        settings = RecoverySettings.from_dict(recipe["settings"])
         config, widths = architecture_from(json.loads((out / PRUNED_CONFIG).read_text()))
         student = build_vocoder(config, widths)
         student.load_state_dict(checkpoint["model"])
@@ -151,61 +137,28 @@ def recover_vocoder(
         floor = trainer.validate(teacher)
         start = trainer.validate(student)
         recipe.update(teacher_log_mel_l1=floor, start_log_mel_l1=start)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / LOG).unlink(missing_ok=True)
-        _write_json(recipe_path, recipe)
-        _append_log(out, {"step": 0, "val_log_mel_l1": start})
+        start_run(out, recipe, "val_log_mel_l1", start)
     else:
         trainer.optimizer.load_state_dict(checkpoint["optimizer"])
         restore_rng(checkpoint["rng"], trainer.rng)
         step = int(checkpoint["step"])
-        _truncate_log(out, step)  # validations after the checkpoint are run again
+        truncate_log(out, step)  # validations after the checkpoint are run again
 
-    def save() -> None:
+    def save(step: int) -> None:
         save_checkpoint(out / CHECKPOINT, {"step": step, "model": trainer.model.state_dict(),
                                            "optimizer": trainer.optimizer.state_dict(),
                                            "rng": capture_rng(trainer.rng)})
         save_pruned_vocoder(out, trainer.evaluation_model(), ratio=settings.ratio, step=step,
                             teacher=recipe["teacher"])
 
-    bar = _progress_bar(step, steps, progress, f"recover vocoder-{settings.ratio:g}")
-    sums: dict[str, float] = {}
-    counted, begun, spent, last = 0, step, 0.0, None
-    try:
-        while step < steps:
-            clock = time.perf_counter()
-            losses = trainer.step()
-            spent += time.perf_counter() - clock
-            step += 1
-            counted += 1
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value
-            if bar is not None:
-                bar.set_postfix_str(f"loss {losses['loss']:.3f}", refresh=False)
-                bar.update(1)
-            if step % validate_every == 0 or step == steps:
-                last = trainer.validate(trainer.evaluation_model())
-                line = {"step": step, **{k: round(v / counted, 5) for k, v in sums.items()},
-                        "seconds_per_step": round(spent / (step - begun), 4), "val_log_mel_l1": round(last, 5)}
-                _append_log(out, line)
-                if bar is not None:
-                    bar.write(f"step {step}: loss {line['loss']:.4f}, validation log-mel L1 {last:.4f}",
-                              file=sys.stderr)
-                sums, counted = {}, 0
-            if step % checkpoint_every == 0 or step == steps:
-                save()
-    except KeyboardInterrupt:
-        save()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    if step == begun and checkpoint is None:
-        save()  # steps=0: the pruned student, before any training
-    history = [json.loads(line) for line in (out / LOG).read_text().splitlines() if line.strip()]
-    return RecoveryResult(out, step, recipe["parameters"], recipe["teacher_parameters"],
-                          recipe["teacher_log_mel_l1"], recipe["start_log_mel_l1"], last,
-                          spent / (step - begun) if step > begun else None, history)
+    loop = train_loop(trainer.step, lambda: trainer.validate(trainer.evaluation_model()), save, out, step, steps,
+                      validate_every=validate_every, checkpoint_every=checkpoint_every, metric="val_log_mel_l1",
+                      description=f"recover vocoder-{settings.ratio:g}", progress=progress)
+    if loop.step == step and checkpoint is None:
+        save(step)  # steps=0: the pruned student, before any training
+    return RecoveryResult(out, loop.step, recipe["parameters"], recipe["teacher_parameters"],
+                          recipe["teacher_log_mel_l1"], recipe["start_log_mel_l1"], loop.last, loop.seconds_per_step,
+                          read_log(out))
 
 
 class _Trainer:
@@ -289,21 +242,6 @@ class _Trainer:
         return float(np.mean(distances))
 
 
-def _teacher_data(path: str | Path) -> TeacherData:
-    path = Path(path)
-    if not (path / INFO).is_file():
-        raise RecoveryError(f"no teacher data in {path}: render it first with `qingyin compress teacher-data` "
-                            f"(e.g. --limit 300 --workers 2; --out {path} for this folder)")
-    data = TeacherData(path)
-    teacher = data.info["teacher"]
-    if teacher.get("family") != FAMILY:
-        raise RecoveryError(f"{data.path} holds teacher data of {teacher['voice']} ({teacher.get('family')}); "
-                            f"vocoder recovery needs an MB-MelGAN voice ({FAMILY}), e.g. baker")
-    if len(data) == 0:
-        raise RecoveryError(f"{data.path} holds no utterances yet: run `qingyin compress teacher-data` again")
-    return data
-
-
 def _check_fit(data: TeacherData, teacher: MBMelGANGenerator, settings: RecoverySettings) -> None:
     config = teacher.config
     if settings.segment_samples % config.hop_length:
@@ -319,29 +257,3 @@ def _check_fit(data: TeacherData, teacher: MBMelGANGenerator, settings: Recovery
             config.hop_length:
         raise RecoveryError(f"{data.path}'s mels and audio do not fit the vocoder ({config.num_mels} mels, hop "
                             f"{config.hop_length})")
-
-
-def _append_log(out: Path, line: dict) -> None:
-    with open(out / LOG, "a", encoding="utf-8") as file:
-        file.write(json.dumps(line) + "\n")
-
-
-def _truncate_log(out: Path, step: int) -> None:
-    lines = (out / LOG).read_text(encoding="utf-8").splitlines() if (out / LOG).is_file() else []
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-    (out / LOG).write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=1) + "\n")
-    temporary.replace(path)
-
-
-def _progress_bar(done: int, total: int, enabled: bool, description: str):  # noqa: ANN202 - tqdm or None
-    if not enabled or total <= done:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="step", desc=description, file=sys.stderr, dynamic_ncols=True)
-

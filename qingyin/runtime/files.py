@@ -1,8 +1,9 @@
-"""Output folders: made when missing, and proved writable before any work is spent on them."""
+"""Output folders: made when missing, and proved writable before any work is spent on them; files replaced whole."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -12,3 +13,10 @@ def writable_folder(directory: Path) -> None:
     probe = directory / f".qingyin-write-test-{os.getpid()}"
     probe.write_bytes(b"")
     probe.unlink()
+
+
+def replace_file(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary)` next to `path`, then rename it over `path`: readers see the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(temporary)
+    os.replace(temporary, path)

@@ -1,0 +1,86 @@
+"""The recipe of a student acoustic model: its shape and its training settings, plain data without torch (the
+command line reads it). qingyin.compress.student builds the student, qingyin.compress.student_training trains it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+class StudentError(ValueError):
+    """A student shape that does not fit the teacher, or a folder without a student."""
+
+
+@dataclass(frozen=True)
+class StudentShape:
+    """The student's decoder and postnet (issue 15's 2 x 192 decoder with a 3 x 256 postnet by default)."""
+
+    decoder_hidden: int = 192
+    decoder_layers: int = 2
+    ffn_channels: int = 768
+    postnet_layers: int = 3
+    postnet_channels: int = 256
+
+    def check(self, *teacher: int) -> None:
+        """Each width and count at least 1 (the postnet: 2 layers) and at most the teacher's, given in the order
+        of the fields."""
+        for name, limit in zip(self.__dataclass_fields__, teacher, strict=True):
+            value = getattr(self, name)
+            lowest = 2 if name == "postnet_layers" else 1
+            if not isinstance(value, int) or not lowest <= value <= limit:
+                raise StudentError(f"{name} must be a whole number from {lowest} to the teacher's {limit}, got "
+                                   f"{value!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> StudentShape:
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise StudentError(f"unknown student shape keys {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """How a student is trained (saved in recipe.json; a resumed run must give the same).
+
+    The loss is the L1 distance of the student's mel to the teacher's, before the postnet and after it
+    (FastSpeech2's two mel losses), on whole utterances decoded with the teacher's durations, pitch and energy.
+    """
+
+    shape: StudentShape = field(default_factory=StudentShape)
+    batch_size: int = 16  # utterances a step
+    max_frames: int = 800  # utterances longer than this are not trained on (memory); Baker: 10 s
+    learning_rate: float = 5e-4  # Adam, after a linear warm-up
+    warmup_steps: int = 500
+    betas: tuple[float, float] = (0.9, 0.98)
+    gradient_clip: float = 1.0
+    validation_utterances: int = 16  # the last ones of the teacher data, never trained on
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["betas"] = list(self.betas)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> StudentSettings:
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise StudentError(f"unknown student settings {unknown}")
+        values = dict(values)
+        if "shape" in values:
+            values["shape"] = StudentShape.from_dict(values["shape"])
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+    def check(self) -> None:
+        for name in ("batch_size", "max_frames", "validation_utterances"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise StudentError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        if not self.learning_rate > 0 or self.warmup_steps < 0 or not self.gradient_clip > 0:
+            raise StudentError("learning_rate and gradient_clip must be > 0 and warmup_steps >= 0")
