@@ -32,6 +32,7 @@ from torch import nn
 
 from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator, UpsampleConv
+from qingyin.families.fs2_mbmelgan.torch_runtime import load_module
 from qingyin.runtime.files import replace_file
 from qingyin.voices import registry
 
@@ -156,11 +157,7 @@ def load_teacher_vocoder(model: str = "baker") -> MBMelGANGenerator:
     config_path, weights_path = folder / registry.VOCODER_CONFIG, folder / registry.VOCODER_WEIGHTS
     if not (config_path.is_file() and weights_path.is_file()):
         raise PruningError(f"no vocoder of {model!r} in {folder}: install it with `qingyin models fetch {model}`")
-    config = config_from_dict(MBMelGANConfig, json.loads(config_path.read_text()))
-    with torch.device("meta"):
-        vocoder = MBMelGANGenerator(config)
-    vocoder.load_state_dict(load_file(str(weights_path)), strict=True, assign=True)
-    return vocoder.eval()
+    return load_module(folder, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS, MBMelGANConfig, MBMelGANGenerator)
 
 
 def pruned_architecture(model: MBMelGANGenerator, **about: object) -> dict:

@@ -20,7 +20,7 @@ import torch
 
 from qingyin.compress.checkpoint import load_checkpoint
 from qingyin.compress.teacher_data import INFO, TeacherData
-from qingyin.runtime.files import replace_file
+from qingyin.runtime.files import write_json
 
 RECIPE = "recipe.json"
 CHECKPOINT = "checkpoint.pt"
@@ -154,10 +154,6 @@ def truncate_log(out: Path, step: int) -> None:
 
 def read_log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / LOG).read_text().splitlines() if line.strip()]
-
-
-def write_json(path: Path, data: dict) -> None:
-    replace_file(path, lambda temporary: temporary.write_text(json.dumps(data, indent=1) + "\n"))
 
 
 def progress_bar(done: int, total: int, enabled: bool, description: str):  # noqa: ANN201 - tqdm or None

@@ -34,12 +34,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from qingyin.compress.student_recipe import StudentError, StudentShape
-from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
+from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
 from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config, TransformerLayer
+from qingyin.families.fs2_mbmelgan.torch_runtime import load_module
 from qingyin.runtime.files import replace_file
 from qingyin.voices import registry
 
@@ -179,8 +180,4 @@ def load_acoustic(folder: str | Path, missing: str = "save a student there first
     if not (config_path.is_file() and weights_path.is_file()):
         raise StudentError(f"no acoustic model in {folder} ({registry.ACOUSTIC_CONFIG} and "
                            f"{registry.ACOUSTIC_WEIGHTS}): {missing}")
-    config = config_from_dict(FastSpeech2Config, json.loads(config_path.read_text()))
-    with torch.device("meta"):
-        model = FastSpeech2(config)
-    model.load_state_dict(load_file(str(weights_path)), strict=True, assign=True)
-    return model.eval()
+    return load_module(folder, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, FastSpeech2Config, FastSpeech2)

@@ -55,7 +55,7 @@ import numpy as np
 
 import qingyin
 from qingyin.compress.corpus import CorpusText, teacher_corpus
-from qingyin.runtime.files import writable_folder
+from qingyin.runtime.files import replace_file, writable_folder, write_json
 from qingyin.voices import registry
 
 FORMAT = 1
@@ -228,7 +228,7 @@ def render_teacher_data(
             for entry in results:
                 if info is None:
                     info = {**header, "teacher": entry["teacher"]}
-                    _write_json(out / INFO, info)
+                    write_json(out / INFO, info)
                 elif entry["teacher"] != info["teacher"]:
                     raise TeacherDataError(f"shard {entry['index']} was rendered by {_teacher(entry['teacher'])}, "
                                            f"the folder's teacher is {_teacher(info['teacher'])}")
@@ -494,14 +494,8 @@ def _write_shard(out: Path, index: int, arrays: dict[str, np.ndarray]) -> tuple[
     return len(data), hashlib.sha256(data).hexdigest()
 
 
-def _write_json(path: Path, data: dict) -> None:
-    _write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-
-
 def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    replace_file(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def _item_key(text_id: str, text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,3 +21,9 @@ def replace_file(path: Path, write: Callable[[Path], object]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(temporary)
     os.replace(temporary, path)
+
+
+def write_json(path: Path, data: object) -> None:
+    """`data` as indented UTF-8 JSON, replacing `path` whole (`replace_file`)."""
+    text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+    replace_file(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))

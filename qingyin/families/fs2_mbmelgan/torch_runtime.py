@@ -26,9 +26,9 @@ class TorchBackend:
         check_threads(threads)
         if threads is not None:
             torch.set_num_threads(threads)
-        self.acoustic_model = _load(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS,
+        self.acoustic_model = load_module(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS,
                                     FastSpeech2Config, FastSpeech2)
-        self.vocoder = _load(voice_dir, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS,
+        self.vocoder = load_module(voice_dir, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS,
                              MBMelGANConfig, MBMelGANGenerator)
         self.hop_length = self.vocoder.config.hop_length
         self.max_positions = self.acoustic_model.config.max_positions
@@ -112,7 +112,10 @@ def _batch_scale(scales: list[float | np.ndarray], steps: int) -> torch.Tensor:
     return rows
 
 
-def _load(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type) -> torch.nn.Module:
+def load_module(voice_dir: Path, config_name: str, weights_name: str, config_cls: type, model_cls: type
+                ) -> torch.nn.Module:
+    """`model_cls` built from the JSON config `config_name` in `voice_dir` and loaded with the weights
+    `weights_name` (safetensors), in eval mode."""
     config = config_from_dict(config_cls, json.loads((voice_dir / config_name).read_text()))
     with torch.device("meta"):  # no random initialization: every tensor comes from the file
         model = model_cls(config)
