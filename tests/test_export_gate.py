@@ -12,11 +12,19 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
 
-from qingyin.evaluate.gate import THRESHOLDS, GateResult, check_metrics  # noqa: E402
+from qingyin.evaluate.gate import (  # noqa: E402
+    STUDENT_REQUIRED,
+    STUDENT_THRESHOLDS,
+    THRESHOLDS,
+    GateResult,
+    check_metrics,
+    gate_thresholds,
+)
 from qingyin.families.fs2_mbmelgan.export import (  # noqa: E402
     FORMAT,
     GATE_FILE,
@@ -51,7 +59,7 @@ def fake_voice(tmp_path) -> Path:
         folder.mkdir(parents=True)
         for name in MODEL_FILES:
             (folder / name).write_bytes(f"{variant} {name}".encode())
-        manifest = {"format": FORMAT, "variant": variant, "source": source_hashes(voice),
+        manifest = {"format": FORMAT, "variant": variant, "source": source_hashes(voice, variant),
                     "files": {name: sha256_file(folder / name) for name in MODEL_FILES}}
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
     return voice
@@ -254,3 +262,91 @@ def test_cli_export_rejects_gate_options_that_make_no_sense(arguments, message, 
 
     assert main(["export", "baker", "--variant", "fp32", *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- student variants ---------------------------------------------------------------------------------------------
+
+
+def test_students_are_gated_by_how_they_sound_and_need_the_cer():
+    assert gate_thresholds("student-int8") is STUDENT_THRESHOLDS and gate_thresholds("int8") is THRESHOLDS
+    heard = {"durations_identical": 1.0, "mel_l1": 0.2, "mcd_db": 6.0, "speaker_similarity": 0.95,
+             "dnsmos_delta": -0.05}
+    assert check_metrics(heard, STUDENT_THRESHOLDS, STUDENT_REQUIRED) == [
+        "cer_delta not measured (gate with the CER: --cer)"]  # mel_l1 and mcd_db are not a student's bounds
+    assert check_metrics({**heard, "cer_delta": 0.004}, STUDENT_THRESHOLDS, STUDENT_REQUIRED) == []
+    failures = check_metrics({**heard, "cer_delta": 0.03, "speaker_similarity": 0.8}, STUDENT_THRESHOLDS,
+                             STUDENT_REQUIRED)
+    assert failures == ["cer_delta 0.03 > 0.01 (by 0.02)", "speaker_similarity 0.8 < 0.9 (by 0.1)"]
+
+
+@pytest.fixture(scope="module")
+def student_voice(exported, tmp_path_factory):
+    """A home with the Baker voice linked in and a student cut from it (untrained) shipped in a temporary folder."""
+    pytest.importorskip("onnxscript", reason="exporting to ONNX needs onnx and onnxscript")
+    import torch
+
+    from qingyin.compress.ship import write_student
+    from qingyin.compress.student import build_student, load_teacher_acoustic
+    from qingyin.compress.student_recipe import StudentShape
+
+    home = tmp_path_factory.mktemp("student-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("QINGYIN_HOME", str(home))
+    voice = link_voice(exported, home / "voices" / "baker")
+    import qingyin.families.fs2_mbmelgan.students as students
+
+    patch.setattr(students, "STUDENTS_DIR", home / "students")
+    torch.manual_seed(0)
+    student = build_student(load_teacher_acoustic("baker"), StudentShape(decoder_hidden=64, ffn_channels=128,
+                                                                         postnet_channels=64))
+    write_student(student, students.student_dir("baker"), "baker", {"step": 0})
+    yield voice, student
+    patch.undo()
+
+
+def test_a_student_variant_exports_the_students_decoder(student_voice):
+    import torch
+
+    from qingyin.families.fs2_mbmelgan.export import is_exported
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice_dir
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.students import load_student
+    from qingyin.families.fs2_mbmelgan.voice import sentence_ids
+
+    voice, _ = student_voice
+    assert not is_exported(voice, "student")
+    export_voice_dir(voice, "student")
+    assert is_exported(voice, "student")
+    manifest = json.loads((variant_dir(voice, "student") / MANIFEST_FILE).read_text())
+    assert manifest["source"]["student.safetensors"] == source_hashes(voice, "student")["student.safetensors"]
+    ids = sentence_ids(voice, [SHORT_TEXTS[0]])[0]
+    features = OnnxBackend(voice, "student", threads=1).acoustic(ids, AcousticControls())
+    with torch.no_grad():
+        expected = load_student(voice)(torch.tensor([ids]))  # the shipped student: its fp16 tensors in fp32
+    assert np.array_equal(features.durations, expected.durations[0].numpy())  # the teacher's front
+    assert np.abs(features.mel - expected.mel[0].numpy()).max() < 1e-3
+    fp32 = OnnxBackend(voice, "fp32", threads=1).acoustic(ids, AcousticControls())
+    assert np.abs(fp32.mel - features.mel).mean() > 0.05  # not the teacher's (an untrained cut)
+
+    export_voice_dir(voice, "student-int8")  # static INT8 decoder, every other large weight stored in INT8
+    small = OnnxBackend(voice, "student-int8", threads=1).acoustic(ids, AcousticControls())
+    assert np.mean(small.durations == features.durations) > 0.9 and np.isfinite(small.mel).all()
+    for name in MODEL_FILES:
+        assert (variant_dir(voice, "student-int8") / name).stat().st_size < 0.6 * (
+            variant_dir(voice, "student") / name).stat().st_size, name
+
+
+def test_a_student_is_gated_on_speaker_and_dnsmos_and_fails_without_the_cer(student_voice):
+    pytest.importorskip("pyworld", reason="the gate's MCD needs the eval extra")
+    pytest.importorskip("resemblyzer", reason="a student's gate needs the eval extra")
+    from qingyin.evaluate.gate import run_gate
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice_dir
+
+    voice, _ = student_voice
+    export_voice_dir(voice, "student")
+    result = run_gate(voice, "student", sentences=SHORT_TEXTS[:1], repeats=1)
+    assert not result.passed and "cer_delta not measured (gate with the CER: --cer)" in result.failures
+    assert result.thresholds == STUDENT_THRESHOLDS
+    assert result.metrics["durations_identical"] == 1.0
+    assert 0 < result.metrics["speaker_similarity"] <= 1 and math.isfinite(result.metrics["dnsmos_delta"])

@@ -6,6 +6,7 @@ Light to import: the voice and the engine are loaded only when a command runs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,8 @@ EXAMPLES = """examples:
   qingyin compress prune-vocoder --ratio 0.5 --steps 40000 --resume   # go on from the last checkpoint
   qingyin compress student --steps 20000                  # a 2 x 192 decoder, 3 x 256 postnet trained on the
                                                           # teacher's mels, in $QINGYIN_HOME/train/student/baker-192x2/
+  qingyin compress ship-student                           # that student's own tensors (fp16) + manifest into the
+                                                          # package, for `qingyin export baker --variant student`
   qingyin compress bundle baker --variant int8-static     # a mobile bundle (ORT format) into
                                                           # $QINGYIN_HOME/bundles/baker-int8-static/
 """
@@ -38,8 +41,8 @@ EXAMPLES = """examples:
 def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `compress` (and its commands) to the `qingyin` command's subparsers; `compress_command` runs it."""
     compress = subparsers.add_parser(
-        "compress", help="make smaller voices: teacher data, vocoder pruning, student acoustic models, mobile "
-                         "bundles (student variants and their quantization to come)",
+        "compress", help="make smaller voices: teacher data, vocoder pruning, student acoustic models and their "
+                         "shipping, mobile bundles",
         description="Compression of a voice: the teacher's data, then pruned and student models trained on it; a "
                     "variant as a mobile bundle.", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,6 +76,7 @@ def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     teacher.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     _add_prune_vocoder(commands)
     _add_student(commands)
+    _add_ship_student(commands)
     _add_bundle(commands)
     return compress
 
@@ -153,6 +157,21 @@ def _add_student(commands: argparse._SubParsersAction) -> None:
     student.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
+def _add_ship_student(commands: argparse._SubParsersAction) -> None:
+    ship = commands.add_parser(
+        "ship-student", help="put a trained student into the package (fp16, with a manifest)",
+        description="Write a student training run's own tensors (everything outside the teacher's front) in fp16, "
+                    "its config and a manifest (sha256, the teacher's weights' sha256 and licence, the recipe and "
+                    "log) into the package's folder for its teacher (qingyin/families/fs2_mbmelgan/students/"
+                    "<model>/), from where `qingyin export <voice> --variant student` exports it. The run's front "
+                    "must be the installed teacher's (qingyin.compress.ship).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ship.add_argument("run", nargs="?", type=Path, metavar="RUN",
+                      help=f"the training run's folder (default: $QINGYIN_HOME/train/student/{DEFAULT_VOICE}-192x2)")
+    ship.add_argument("-o", "--out", type=Path, metavar="DIR",
+                      help="where to write it (default: the package's folder for the teacher model)")
+
+
 def _add_bundle(commands: argparse._SubParsersAction) -> None:
     bundle = commands.add_parser(
         "bundle", help="a voice variant as a mobile bundle: ORT-format graphs, operator list, symbols, manifest",
@@ -178,6 +197,8 @@ def compress_command(args: argparse.Namespace) -> int:
         return _prune_vocoder(args)
     if args.compress_command == "student":
         return _student(args)
+    if args.compress_command == "ship-student":
+        return _ship_student(args)
     if args.compress_command == "bundle":
         return _bundle(args)
     raise ValueError(f"unknown compress command {args.compress_command!r}")  # argparse refuses it first
@@ -243,6 +264,19 @@ def _student(args: argparse.Namespace) -> int:
           f"{result.parameters['decoder_and_postnet']:,} parameters (teacher "
           f"{result.teacher_parameters['decoder_and_postnet']:,}); validation mel L1 {result.start_mel_l1:.4f} "
           f"as cut, {last} now (teacher {result.teacher_mel_l1:.4f}){speed}", file=sys.stderr)
+    return 0
+
+
+def _ship_student(args: argparse.Namespace) -> int:
+    from qingyin.compress import student_training
+    from qingyin.compress.ship import ship_student
+
+    folder = ship_student(args.run or student_training.default_out(DEFAULT_VOICE, StudentSettings()), args.out)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    print(f"qingyin: student at step {manifest['step']} shipped into {folder} (validation mel L1 "
+          f"{manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
+          f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant student`",
+          file=sys.stderr)
     return 0
 
 

@@ -40,13 +40,10 @@ from torch import nn
 from qingyin.compress.student_recipe import StudentError, StudentShape
 from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
 from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config, TransformerLayer
+from qingyin.families.fs2_mbmelgan.students import FRONT  # copied from the teacher, frozen while a student trains
 from qingyin.families.fs2_mbmelgan.torch_runtime import load_module
 from qingyin.runtime.files import replace_file
 from qingyin.voices import registry
-
-# The modules of the front: copied from the teacher, frozen while the student trains.
-FRONT = ("symbol_embedding", "speaker_embedding", "emotion_embedding", "encoder", "duration_predictor",
-         "pitch_predictor", "energy_predictor", "pitch_embedding", "energy_embedding")
 
 
 def student_config(teacher: FastSpeech2Config, shape: StudentShape) -> FastSpeech2Config:

@@ -182,6 +182,7 @@ class _Trainer:
         if not self.training:
             raise StudentError(f"no teacher utterance outside the {s.validation_utterances} held out has at most "
                                f"{s.max_frames} frames")
+        self.by_length = np.argsort([len(u.mel) for u in self.training], kind="stable")
 
     def train_mode(self) -> None:
         self.model.train()
@@ -194,8 +195,15 @@ class _Trainer:
             norm.eval()
 
     def batch(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The model's inputs for `batch_size` random utterances, padded, and their mels (B, frames, mels)."""
-        chosen = [self.training[i] for i in self.rng.choice(len(self.training), size=self.settings.batch_size)]
+        """The model's inputs for `batch_size` utterances (neighbours in length, or drawn independently), padded, and
+        their mels (B, frames, mels)."""
+        size, count = self.settings.batch_size, len(self.training)
+        if self.settings.batch_by_length:
+            centre = int(self.rng.integers(count))
+            start = min(max(centre - size // 2, 0), max(count - size, 0))
+            chosen = [self.training[i] for i in self.by_length[start:start + size]]
+        else:
+            chosen = [self.training[i] for i in self.rng.choice(count, size=size)]
         tokens = max(len(u.ids) for u in chosen)
         frames = max(len(u.mel) for u in chosen)
 

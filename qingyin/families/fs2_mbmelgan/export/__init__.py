@@ -18,12 +18,19 @@ import json
 import math
 from pathlib import Path
 
+from qingyin.families.fs2_mbmelgan.students import WEIGHTS_FILE, StudentUnavailableError, recorded_hash, student_hash
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
-VARIANTS = ("fp32", "int8-dynamic", "int8-static")
+VARIANTS = ("fp32", "int8-dynamic", "int8-static", "student", "student-int8")
+# The variants whose acoustic decoder is the shipped student's (qingyin.families.fs2_mbmelgan.students) rather than
+# the teacher's: they are judged by how they sound, not by how closely they compute the teacher's mel.
+STUDENT_VARIANTS = ("student", "student-int8")
+STATIC_INT8_VARIANTS = ("int8-static", "student-int8")  # decoder convolutions in static INT8 (export.static_quant)
+WEIGHT_STORAGE_VARIANTS = ("student-int8",)  # the weights static INT8 leaves float, stored in INT8 (weight_storage)
 VARIANT_ALIASES = {"int8": "int8-static"}  # the INT8 variant that holds the quality bar
-VARIANT_CHOICES = f"{', '.join(VARIANTS)} (int8 = int8-static)"
+VARIANT_CHOICES = ", ".join(f"{name} (int8 = {name})" if name in VARIANT_ALIASES.values() else name
+                            for name in VARIANTS)
 ONNX_FOLDER = "onnx"
 ENCODER_FILE = "acoustic_encoder.onnx"
 DECODER_FILE = "acoustic_decoder.onnx"
@@ -57,12 +64,16 @@ def variant_dir(voice_dir: str | Path, variant: str) -> Path:
     return Path(voice_dir) / ONNX_FOLDER / check_variant(variant)
 
 
-def source_hashes(voice_dir: str | Path) -> dict[str, str]:
-    """sha256 of the converted voice's config and weight files, as its own manifest records them (or hashed now)."""
-    voice_dir = Path(voice_dir)
-    manifest = voice_dir / registry.MANIFEST
-    recorded = json.loads(manifest.read_text())["files"] if manifest.is_file() else {}
-    return {name: recorded.get(name) or sha256_file(voice_dir / name) for name in SOURCE_FILES}
+def source_hashes(voice_dir: str | Path, variant: str = "fp32") -> dict[str, str]:
+    """sha256 of the converted voice's config and weight files, as its own manifest records them (or hashed now);
+    for a student variant also of the shipped student's weights (None when no student is shipped)."""
+    hashes = {name: recorded_hash(voice_dir, name) for name in SOURCE_FILES}
+    if check_variant(variant) in STUDENT_VARIANTS:
+        try:
+            hashes[WEIGHTS_FILE] = student_hash(voice_dir)
+        except StudentUnavailableError:
+            hashes[WEIGHTS_FILE] = None
+    return hashes
 
 
 def is_exported(voice_dir: str | Path, variant: str) -> bool:
@@ -79,7 +90,7 @@ def is_exported(voice_dir: str | Path, variant: str) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     files_present = all((manifest_path.parent / name).is_file() for name in MODEL_FILES)
-    current = manifest.get("format") == FORMAT and manifest.get("source") == source_hashes(voice_dir)
+    current = manifest.get("format") == FORMAT and manifest.get("source") == source_hashes(voice_dir, variant)
     return files_present and current
 
 

@@ -22,6 +22,10 @@ Variants (see qingyin.families.fs2_mbmelgan.export.VARIANTS):
                   quantized on the fly. Convolutions stay float: ConvInteger is slower than float Conv on CPU.
     int8-static   the decoder's convolutions quantized to int8 with activation ranges calibrated on sentences
                   (QDQ, run as QLinearConv); see qingyin.families.fs2_mbmelgan.export.static_quant for what and why.
+    student       the acoustic decoder is the shipped student's (qingyin.families.fs2_mbmelgan.students: the
+                  teacher's front, a smaller decoder and postnet distilled from it), fp32
+    student-int8  the student's decoder in static INT8, like int8-static; every other large weight stored in INT8
+                  and dequantized before float arithmetic (export.weight_storage): a smaller file
 Every variant computes Mish in closed form (`replace_mish`), which ONNX Runtime runs faster than its Softplus.
 Check a variant against torch with `qingyin export --gate` (qingyin.evaluate.gate).
 fp16 is not offered: ONNX Runtime's CPU provider has few fp16 kernels, so it only adds Cast nodes (measured in
@@ -55,8 +59,11 @@ from qingyin.families.fs2_mbmelgan.export import (
     FORMAT,
     MANIFEST_FILE,
     MODEL_FILES,
+    STATIC_INT8_VARIANTS,
+    STUDENT_VARIANTS,
     VARIANTS,
     VOCODER_FILE,
+    WEIGHT_STORAGE_VARIANTS,
     check_variant,
     is_exported,
     sha256_file,
@@ -132,7 +139,7 @@ def export_voice_dir(voice_dir: str | Path, variant: str = "fp32", force: bool =
     target = variant_dir(voice_dir, check_variant(variant))
     if is_exported(voice_dir, variant) and not force:
         return target
-    duration = "a minute" if variant == "int8-static" else "half a minute"  # static: + calibration
+    duration = "a minute" if variant in STATIC_INT8_VARIANTS else "half a minute"  # static: + calibration
     print(f"qingyin: exporting {voice_dir.name} to ONNX ({variant}), once; this takes about {duration}",
           file=sys.stderr)
     staging = staging_folder(target)
@@ -149,22 +156,32 @@ def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
     from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
 
     backend = TorchBackend(voice_dir)
+    acoustic = backend.acoustic_model
+    if variant in STUDENT_VARIANTS:
+        from qingyin.families.fs2_mbmelgan.students import load_student
+
+        acoustic = load_student(voice_dir, acoustic)
     raw = folder / "raw"
     raw.mkdir()
-    _export_acoustic(backend.acoustic_model, raw)
+    _export_acoustic(acoustic, raw)
     _export_vocoder(backend.vocoder, raw)
-    if variant == "int8-static":
-        _quantize_static_and_optimize(voice_dir, raw, folder)
+    if variant in STATIC_INT8_VARIANTS:
+        _quantize_static_and_optimize(voice_dir, raw, folder, acoustic.config.decoder.layers)
     else:
-        finish: Callable[[Path, Path], None] = _optimize if variant == "fp32" else _quantize_and_optimize
+        finish: Callable[[Path, Path], None] = _quantize_and_optimize if variant == "int8-dynamic" else _optimize
         for name in MODEL_FILES:
             finish(raw / name, folder / name)
+    if variant in WEIGHT_STORAGE_VARIANTS:
+        from qingyin.families.fs2_mbmelgan.export.weight_storage import store_weights_int8
+
+        for name in MODEL_FILES:  # what static INT8 left float, weights only
+            store_weights_int8(folder / name, folder / name)
     shutil.rmtree(raw)
     manifest = {
         "format": FORMAT,
         "variant": variant,
         "files": {name: sha256_file(folder / name) for name in MODEL_FILES},
-        "source": source_hashes(voice_dir),
+        "source": source_hashes(voice_dir, variant),
         "onnxruntime": ort.__version__,
         "torch": torch.__version__,
         "opset": OPSET,
@@ -288,13 +305,14 @@ def _quantize_and_optimize(source: Path, target: Path) -> None:
     quantized.unlink()
 
 
-def _quantize_static_and_optimize(voice_dir: Path, raw: Path, folder: Path) -> None:
+def _quantize_static_and_optimize(voice_dir: Path, raw: Path, folder: Path, decoder_layers: int) -> None:
     """int8-static: calibrate on sentences run through the float graphs, quantize, then optimize like fp32."""
     from qingyin.families.fs2_mbmelgan.export import static_quant
 
     feeds = static_quant.graph_feeds(raw, static_quant.calibration_ids(voice_dir))
+    quantized_weights = static_quant.quantized_weights(decoder_layers)
     for name in MODEL_FILES:
-        prefixes = static_quant.QUANTIZED_WEIGHTS.get(name)
+        prefixes = quantized_weights.get(name)
         if prefixes is None:
             _optimize(raw / name, folder / name)
             continue

@@ -50,13 +50,19 @@ from qingyin.families.fs2_mbmelgan.features import AcousticControls
 from qingyin.families.fs2_mbmelgan.onnx_runtime import encoder_feed
 
 CALIBRATION_TEXTS = 24  # the last lines of the default texts; ~3 min of speech, ~6,600 mel frames
-# Prefixes of the torch parameter names (kept by the exporter as the weights' initializer names) of the
-# convolutions to quantize; graphs not listed stay float.
-QUANTIZED_WEIGHTS = {
-    DECODER_FILE: ("model.decoder.layers.0.", "model.decoder.layers.1.", "model.decoder.layers.2.ffn_out.",
-                   "model.postnet.convs."),
-}
 QUANTIZED_OPS = ("Conv",)
+
+
+def quantized_weights(decoder_layers: int) -> dict[str, tuple[str, ...]]:
+    """Per graph, prefixes of the torch parameter names (kept by the exporter as the weights' initializer names)
+    of the convolutions to quantize, for a decoder of `decoder_layers` layers (the teacher's 3, a student's
+    fewer): every layer's but the last one's first feed-forward convolution, and the postnet's. Graphs not
+    listed stay float."""
+    last = decoder_layers - 1
+    decoder = tuple(f"model.decoder.layers.{index}." for index in range(last)) + (
+        f"model.decoder.layers.{last}.ffn_out.", "model.postnet.convs.")
+    return {DECODER_FILE: decoder}
+
 
 Feeds = list[dict[str, np.ndarray]]
 

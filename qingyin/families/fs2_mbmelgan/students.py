@@ -1,0 +1,140 @@
+"""Student acoustic models shipped with qingyin: a smaller decoder and postnet that run on the teacher's front.
+
+A student (qingyin.compress.student, trained by qingyin.compress.student_training) keeps its teacher's front
+(FRONT: embeddings, encoder, duration, pitch and energy predictors) unchanged, so only what it trained is
+shipped, in the package, per model:
+
+    qingyin/families/fs2_mbmelgan/students/<model>/acoustic.json          the student's FastSpeech2 config
+    qingyin/families/fs2_mbmelgan/students/<model>/student.safetensors    every tensor outside the front, fp16
+    qingyin/families/fs2_mbmelgan/students/<model>/manifest.json          sha256 of both, the teacher's weights'
+                                                                          sha256, licence, recipe and measurements
+
+`load_student(voice_dir)` puts the two together: the installed teacher's front (checked to be the weights the
+student was trained on) and the shipped tensors, in float32. The "student" ONNX variants
+(qingyin.families.fs2_mbmelgan.export) are exported from it. Needs torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qingyin.voices import registry
+from qingyin.voices.wheels import sha256_file
+
+if TYPE_CHECKING:
+    from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2
+
+STUDENTS_DIR = Path(__file__).parent / "students"
+CONFIG_FILE = registry.ACOUSTIC_CONFIG
+WEIGHTS_FILE = "student.safetensors"
+MANIFEST_FILE = "manifest.json"
+# The modules in front of the length regulator: the teacher's, unchanged, in every student.
+FRONT = ("symbol_embedding", "speaker_embedding", "emotion_embedding", "encoder", "duration_predictor",
+         "pitch_predictor", "energy_predictor", "pitch_embedding", "energy_embedding")
+
+
+class StudentUnavailableError(ValueError):
+    """No student is shipped for this model, or it was trained on other teacher weights, or its files are damaged."""
+
+
+def student_dir(model: str) -> Path:
+    """Where the student of catalog model `model` is shipped."""
+    return STUDENTS_DIR / model
+
+
+def voice_model(voice_dir: str | Path) -> str:
+    """The catalog model an installed voice folder holds, as its manifest names it."""
+    manifest = Path(voice_dir) / registry.MANIFEST
+    try:
+        return json.loads(manifest.read_text())["voice"]
+    except (OSError, ValueError, KeyError) as error:
+        raise StudentUnavailableError(f"{voice_dir} is not an installed voice ({manifest}: {error}); install it "
+                                      "with `qingyin models fetch baker`") from None
+
+
+def student_manifest(voice_dir: str | Path, folder: Path | None = None) -> dict:
+    """The manifest of the student shipped for the voice in `voice_dir` (or of the one in `folder`), or
+    StudentUnavailableError."""
+    model = voice_model(voice_dir)
+    folder = Path(folder) if folder is not None else student_dir(model)
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    except FileNotFoundError:
+        raise StudentUnavailableError(f"no student acoustic model is shipped for {model!r} (looked in {folder}); "
+                                      "use another variant, or train one with `qingyin compress student`") from None
+    except (OSError, ValueError) as error:
+        raise StudentUnavailableError(f"{folder / MANIFEST_FILE} is unreadable ({error}); reinstall qingyin") from None
+    return manifest
+
+
+def student_hash(voice_dir: str | Path) -> str:
+    """sha256 of the shipped student's weights, as its manifest records it: what an export of it depends on."""
+    return student_manifest(voice_dir)["files"][WEIGHTS_FILE]
+
+
+def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
+                 folder: str | Path | None = None) -> FastSpeech2:
+    """The shipped student of the voice in `voice_dir` (or the one in `folder`) on the installed teacher's front,
+    float32, in eval mode.
+
+    `teacher`: the voice's acoustic model if already loaded (default: loaded from `voice_dir`). Checks the
+    student's files against its manifest and the teacher's weights against those it was trained on.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from qingyin.families.fs2_mbmelgan.model.config import config_from_dict
+    from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config
+    from qingyin.families.fs2_mbmelgan.torch_runtime import load_module
+
+    voice_dir = Path(voice_dir)
+    folder = Path(folder) if folder is not None else student_dir(voice_model(voice_dir))
+    manifest = student_manifest(voice_dir, folder)
+    for name, expected in manifest["files"].items():
+        if not (folder / name).is_file() or sha256_file(folder / name) != expected:
+            raise StudentUnavailableError(f"{folder / name} is missing or differs from its manifest; reinstall "
+                                          "qingyin")
+    trained_on = manifest["teacher"]["acoustic_sha256"]
+    installed = recorded_hash(voice_dir, registry.ACOUSTIC_WEIGHTS)
+    if installed != trained_on:
+        raise StudentUnavailableError(
+            f"the shipped student was trained on other {registry.ACOUSTIC_WEIGHTS} (sha256 {trained_on[:12]}…) than "
+            f"the installed ones ({installed[:12]}…); reinstall the voice with `qingyin models fetch "
+            f"{voice_model(voice_dir)} --force`, or use another variant")
+    if teacher is None:
+        teacher = load_module(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, FastSpeech2Config,
+                              FastSpeech2)
+    config = config_from_dict(FastSpeech2Config, json.loads((folder / CONFIG_FILE).read_text()))
+    student = FastSpeech2(config).eval()
+    for name in FRONT:
+        setattr(student, name, copy.deepcopy(getattr(teacher, name)))
+    shipped = load_file(str(folder / WEIGHTS_FILE))
+    state = student.state_dict()
+    outside_front = {key for key in state if key.split(".")[0] not in FRONT and not key.endswith("num_batches_tracked")}
+    if set(shipped) != outside_front:
+        raise StudentUnavailableError(f"{folder / WEIGHTS_FILE} does not hold the tensors {CONFIG_FILE} describes; "
+                                      "reinstall qingyin")
+    with torch.no_grad():
+        for key, tensor in shipped.items():
+            state[key].copy_(tensor.to(state[key].dtype))
+    return student
+
+
+def student_tensors(student: FastSpeech2) -> dict:
+    """What a student ships: every state tensor outside the front, float ones as fp16 (batch counters left out)."""
+    import torch
+
+    return {key: (tensor.detach().to(torch.float16) if tensor.is_floating_point() else tensor.detach()).contiguous()
+            for key, tensor in student.state_dict().items()
+            if key.split(".")[0] not in FRONT and not key.endswith("num_batches_tracked")}
+
+
+def recorded_hash(voice_dir: str | Path, name: str) -> str:
+    """sha256 of an installed voice's file `name`, as the voice's manifest records it (hashed now when it does
+    not)."""
+    manifest = Path(voice_dir) / registry.MANIFEST
+    recorded = json.loads(manifest.read_text()).get("files", {}) if manifest.is_file() else {}
+    return recorded.get(name) or sha256_file(Path(voice_dir) / name)

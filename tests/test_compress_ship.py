@@ -1,0 +1,126 @@
+"""Shipping a student (qingyin.compress.ship) and loading it on the installed teacher
+(qingyin.families.fs2_mbmelgan.students), on a tiny random FastSpeech2 installed as "baker" in a temporary home."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from qingyin.compress.runs import CHECKPOINT
+from qingyin.compress.ship import ship_student
+from qingyin.compress.student import save_student
+from qingyin.compress.student_recipe import StudentError, StudentSettings
+from qingyin.compress.student_training import _Trainer
+from qingyin.compress.teacher_data import TeacherData
+from qingyin.families.fs2_mbmelgan.students import (
+    FRONT,
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    StudentUnavailableError,
+    load_student,
+    student_hash,
+    student_manifest,
+)
+from qingyin.voices import registry
+from qingyin.voices.wheels import sha256_file
+from tests.test_compress_student import SETTINGS, SYMBOLS, _denormals_back, _train, teacher_dir, teacher_model
+
+__all__ = ["_denormals_back", "teacher_dir"]  # fixtures, used by name
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A QINGYIN_HOME with the tiny teacher installed as the "baker" model."""
+    monkeypatch.setenv("QINGYIN_HOME", str(tmp_path / "home"))
+    voice = registry.model_dir("baker")
+    save_student(voice, teacher_model())  # acoustic.json + acoustic.safetensors, as a voice folder holds them
+    install(voice)
+    return voice
+
+
+def install(voice):
+    files = {name: sha256_file(voice / name) for name in (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS)}
+    (voice / registry.MANIFEST).write_text(json.dumps({"voice": "baker", "files": files}))
+
+
+@pytest.fixture
+def run(teacher_dir, tmp_path):
+    return _train(teacher_dir, tmp_path / "run", 3).out
+
+
+@torch.no_grad()
+def test_a_shipped_student_loads_on_the_installed_teacher_as_it_was_trained(home, run, tmp_path):
+    folder = ship_student(run, tmp_path / "ship" / "baker")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["step"] == 3 and manifest["teacher"]["model"] == "baker"
+    assert manifest["teacher"]["acoustic_sha256"] == sha256_file(home / registry.ACOUSTIC_WEIGHTS)
+    assert "MIT" in manifest["license"] and manifest["recipe"]["settings"] == SETTINGS.to_dict()
+    shipped = load_file(str(folder / WEIGHTS_FILE))
+    assert not any(key.split(".")[0] in FRONT for key in shipped)  # the front comes from the installed teacher
+    assert all(tensor.dtype == torch.float16 for tensor in shipped.values() if tensor.is_floating_point())
+
+    trained = torch.load(run / CHECKPOINT, weights_only=False)["model"]
+    student = load_student(home, folder=folder)
+    for key, tensor in student.state_dict().items():
+        if key.split(".")[0] in FRONT:
+            assert torch.equal(tensor, trained[key]), key
+        elif tensor.is_floating_point():  # rounded to fp16 and back
+            torch.testing.assert_close(tensor, trained[key], atol=2e-3, rtol=1e-3)
+    from qingyin.compress.student import load_acoustic
+
+    reference = load_acoustic(run)
+    reference.load_state_dict(trained)
+    difference = (student(SYMBOLS).mel - reference(SYMBOLS).mel).abs().max()
+    assert difference <= max(manifest["fp16_max_mel_change"] * 4, 1e-2)
+
+
+def test_the_student_refuses_another_teacher_and_damaged_files(home, run, tmp_path):
+    folder = ship_student(run, tmp_path / "ship" / "baker")
+    other = teacher_model()
+    with torch.no_grad():
+        other.encoder.layers[0].ffn_in.weight.mul_(1.5)
+    save_student(home, other)
+    install(home)  # the teacher's hash is read from the voice's manifest, as the exports read theirs
+    with pytest.raises(StudentUnavailableError, match="trained on other acoustic.safetensors"):
+        load_student(home, folder=folder)
+    with pytest.raises(StudentError, match="differs from the installed baker teacher's"):
+        ship_student(run, tmp_path / "again" / "baker")  # the run's front is not this teacher's
+    save_student(home, teacher_model())
+    install(home)
+    load_student(home, folder=folder)
+    (folder / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(StudentUnavailableError, match="differs from its manifest"):
+        load_student(home, folder=folder)
+
+
+def test_a_voice_without_a_shipped_student_says_so(home, tmp_path, monkeypatch):
+    import qingyin.families.fs2_mbmelgan.students as students
+
+    monkeypatch.setattr(students, "STUDENTS_DIR", tmp_path / "none")
+    with pytest.raises(StudentUnavailableError, match="no student acoustic model is shipped for 'baker'"):
+        student_manifest(home)
+    with pytest.raises(StudentUnavailableError, match="no student acoustic model is shipped"):
+        student_hash(home)
+    with pytest.raises(StudentUnavailableError, match="not an installed voice"):
+        load_student(tmp_path / "nowhere")
+
+
+def test_shipping_needs_a_checkpoint(home, tmp_path):
+    with pytest.raises(StudentError, match="not a student training run"):
+        ship_student(tmp_path / "nothing")
+
+
+def test_batches_hold_utterances_of_neighbouring_lengths(teacher_dir):
+    settings = StudentSettings.from_dict({**SETTINGS.to_dict(), "batch_size": 3})
+    assert settings.batch_by_length
+    trainer = _Trainer(teacher_model(), TeacherData(teacher_dir), settings)
+    frames = sorted(len(u.mel) for u in trainer.training)
+    windows = {tuple(frames[start:start + 3]) for start in range(len(frames) - 2)}
+    for _ in range(10):
+        inputs, _ = trainer.batch()
+        assert tuple(sorted(inputs["durations"].sum(dim=1).tolist())) in windows  # a window of the length order
+    old = {key: value for key, value in SETTINGS.to_dict().items() if key != "batch_by_length"}
+    assert StudentSettings.from_dict(old).batch_by_length is False  # recipes saved before it: uniform batches
