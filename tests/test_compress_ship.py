@@ -94,6 +94,9 @@ def test_the_student_refuses_another_teacher_and_damaged_files(home, run, tmp_pa
     (folder / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(StudentUnavailableError, match="differs from its manifest"):
         load_student(home, folder=folder)
+    (folder / MANIFEST_FILE).write_text('{"files": {}}')
+    with pytest.raises(StudentUnavailableError, match="lacks the files' or the teacher's hashes"):
+        load_student(home, folder=folder)
 
 
 def test_a_voice_without_a_shipped_student_says_so(home, tmp_path, monkeypatch):

@@ -67,6 +67,12 @@ def student_manifest(voice_dir: str | Path, folder: Path | None = None) -> dict:
                                       "use another variant, or train one with `qingyin compress student`") from None
     except (OSError, ValueError) as error:
         raise StudentUnavailableError(f"{folder / MANIFEST_FILE} is unreadable ({error}); reinstall qingyin") from None
+    complete = isinstance(manifest, dict) and isinstance(manifest.get("files"), dict) and \
+        WEIGHTS_FILE in manifest["files"] and isinstance(manifest.get("teacher"), dict) and \
+        "acoustic_sha256" in manifest["teacher"]
+    if not complete:
+        raise StudentUnavailableError(f"{folder / MANIFEST_FILE} lacks the files' or the teacher's hashes; reinstall "
+                                      "qingyin")
     return manifest
 
 
@@ -114,7 +120,7 @@ def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
     shipped = load_file(str(folder / WEIGHTS_FILE))
     state = student.state_dict()
     outside_front = {key for key in state if key.split(".")[0] not in FRONT and not key.endswith("num_batches_tracked")}
-    if set(shipped) != outside_front:
+    if set(shipped) != outside_front or any(shipped[key].shape != state[key].shape for key in shipped):
         raise StudentUnavailableError(f"{folder / WEIGHTS_FILE} does not hold the tensors {CONFIG_FILE} describes; "
                                       "reinstall qingyin")
     with torch.no_grad():
