@@ -3,9 +3,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 QINGYIN_HOME ?= $(HOME)/.cache/qingyin
-# The quality gate's verdict on static INT8 (qingyin export --gate): when it passed and was faster than fp32,
-# the server loads it by default; otherwise fp32. `make serve` does not wait for it: the server gates it in the
-# background and switches when it passes (qingyin/evaluate/background_gate.py); `make gate` runs it now.
+# The quality gate's verdicts on static INT8 and on the student (qingyin export --gate): the server loads by
+# default the fastest variant that passed; otherwise fp32. `make serve` does not wait for them: the server gates
+# both in the background and switches when one passes (qingyin/evaluate/background_gate.py); `make gate` runs
+# them now.
 GATE_INT8 := $(VENV)/bin/qingyin export baker --variant int8-static --gate
 # The shipped student with INT8 (issue 15) is gated by how it sounds: Whisper's CER on the 79 texts that static INT8
 # does not calibrate on, speaker similarity and DNSMOS against the teacher (about 6 min on 2 cores).

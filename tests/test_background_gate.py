@@ -48,6 +48,7 @@ def state(tmp_path, monkeypatch) -> dict:
     monkeypatch.setattr(background_gate, "current_gate", lambda directory, variant: state["gate"])
     monkeypatch.setattr(background_gate, "default_variant", lambda directory: state["default"])
     monkeypatch.setattr(background_gate, "NEEDS", ())
+    monkeypatch.setattr(background_gate, "STUDENT_NEEDS", ())
     state["family"] = family
     return state
 
@@ -136,3 +137,42 @@ def test_the_switch_applies_to_a_model_loaded_later(state):
     gate.thread.join(10)
     assert gate.switched is None and pool.loaded() == []
     assert pool.model(registry.get_model("baker")).variant == "int8-static"
+
+
+def test_the_student_is_gated_after_int8_with_the_cer_and_switched_to_when_it_passes(state, monkeypatch, caplog):
+    gates: dict[str, dict] = {}
+    monkeypatch.setattr(background_gate, "current_gate", lambda directory, variant: gates.get(variant))
+    commands = []
+
+    def run(command):
+        commands.append(command)
+        variant = command[command.index("--variant") + 1]
+        gates[variant] = {"passed": True, "rtf": {"int8-static": 0.03, "student-int8": 0.02}[variant],
+                          "fp32_rtf": 0.04}
+        state["default"] = variant  # each is faster than the one before
+        return 0
+
+    pool = ModelPool(backend="onnx", fetch=False)
+    pool.model(registry.get_model("baker"))
+    switches = []
+    gate = background_gate.BackgroundGate(pool, lambda: switches.append(pool.loaded()), run=run)
+    assert gate.pending() == ["int8-static", "student-int8"]
+    with caplog.at_level(logging.INFO, logger="qingyin.gate"):
+        assert gate.start()
+        gate.thread.join(10)
+    assert [c[c.index("--variant") + 1:] for c in commands] == [
+        ["int8-static", "--gate"], ["student-int8", "--gate", "--cer", "--texts", "79"]]
+    assert len(switches) == 2 and gate.switched == ("int8-static", "student-int8")
+    assert pool.model(registry.get_model("baker")).variant == "student-int8"
+    assert gate.pending() == [] and "gate is current" in gate.reason_not_to_run()
+
+
+def test_a_student_gate_without_its_packages_is_skipped(state, monkeypatch):
+    monkeypatch.setattr(background_gate, "STUDENT_NEEDS", ("no_such_whisper_qingyin",))
+    gates: dict[str, dict] = {}
+    monkeypatch.setattr(background_gate, "current_gate", lambda directory, variant: gates.get(variant))
+    gate = background_gate.BackgroundGate(ModelPool(backend="onnx", fetch=False), run=passing_gate(state))
+    assert gate.pending() == ["int8-static"]
+    gates["int8-static"] = {"passed": True}  # int8-static gated: only the student is left, and it cannot run
+    reason = gate.reason_not_to_run()
+    assert "the student-int8 gate needs no_such_whisper_qingyin" in reason and not gate.start()
