@@ -24,6 +24,7 @@ from qingyin.families.fs2_mbmelgan.export import (
     ENCODER_FILE,
     MANIFEST_FILE,
     VOCODER_FILE,
+    WEIGHT_STORAGE_VARIANTS,
     check_variant,
     default_variant,
     is_exported,
@@ -54,9 +55,17 @@ class OnnxBackend:
         self.threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
         folder = exported_dir(voice_dir, variant) if graphs is None else Path(graphs)
         options = session_options(self.threads)
-        self.encoder = cpu_session(graph_file(folder, ENCODER_FILE), options)
+        float_options = session_options(self.threads)
+        if variant in WEIGHT_STORAGE_VARIANTS:
+            # Their encoder and vocoder hold INT8-stored weights before float arithmetic (export.weight_storage).
+            # With ONNX Runtime's QDQ handling on, DequantizeLinear is not constant-folded, so they were dequantized
+            # on every call; without it they are folded into float weights once, at load: the same output, the
+            # vocoder 0.78-0.81x the time (BENCHMARKS.md, "Student acoustic model"). The decoder keeps it for its
+            # static INT8 convolutions.
+            float_options.add_session_config_entry("session.disable_quant_qdq", "1")
+        self.encoder = cpu_session(graph_file(folder, ENCODER_FILE), float_options)
         self.decoder = cpu_session(graph_file(folder, DECODER_FILE), options)
-        self.vocoder = cpu_session(graph_file(folder, VOCODER_FILE), options)
+        self.vocoder = cpu_session(graph_file(folder, VOCODER_FILE), float_options)
         geometry = _geometry(folder)
         self.hop_length = geometry["hop_length"]
         self.max_positions = geometry["max_positions"]
