@@ -58,16 +58,9 @@ def graph_sizes(variant: str) -> dict[str, float]:
     parameters = 0
     for name in MODEL_FILES:
         graph = onnx.load(str(folder / name))
-        parameters += sum(int(_elements(tensor)) for tensor in graph.graph.initializer)
+        parameters += sum(math.prod(tensor.dims) for tensor in graph.graph.initializer)
     megabytes = sum((folder / name).stat().st_size for name in MODEL_FILES) / 1e6
     return {"parameters": parameters, "megabytes": megabytes}
-
-
-def _elements(tensor: onnx.TensorProto) -> int:
-    count = 1
-    for dim in tensor.dims:
-        count *= dim
-    return count
 
 
 def measure_speed(variants: list[str], texts: list[str], threads: int, rounds: int) -> dict[str, dict]:

@@ -270,9 +270,10 @@ def _student(args: argparse.Namespace) -> int:
 def _ship_student(args: argparse.Namespace) -> int:
     from qingyin.compress import student_training
     from qingyin.compress.ship import ship_student
+    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
 
     folder = ship_student(args.run or student_training.default_out(DEFAULT_VOICE, StudentSettings()), args.out)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
     print(f"qingyin: student at step {manifest['step']} shipped into {folder} (validation mel L1 "
           f"{manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
           f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant student`",

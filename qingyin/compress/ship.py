@@ -35,7 +35,8 @@ from qingyin.families.fs2_mbmelgan.students import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     load_student,
-    recorded_hash,
+    put_tensors,
+    recorded_hashes,
     student_dir,
     student_tensors,
 )
@@ -96,7 +97,8 @@ def write_student(student: FastSpeech2, folder: Path, model: str, record: dict) 
     manifest = {
         "files": {name: sha256_file(folder / name) for name in (CONFIG_FILE, WEIGHTS_FILE)},
         "teacher": {"model": model, "license": spec.license,
-                    "acoustic_sha256": recorded_hash(teacher_dir, registry.ACOUSTIC_WEIGHTS)},
+                    "acoustic_sha256": recorded_hashes(teacher_dir, [registry.ACOUSTIC_WEIGHTS])[
+                        registry.ACOUSTIC_WEIGHTS]},
         "license": f"as the teacher's: {spec.license}",
         **record,
         "fp16_max_mel_change": _fp16_change(student, tensors),
@@ -125,8 +127,6 @@ def _fp16_change(student, tensors: dict[str, torch.Tensor]) -> float:
     """The largest |mel difference| that rounding the student's tensors to fp16 makes, on a sentence of ids spread
     over the symbol table, with the durations and pitch its front predicts."""
     rounded = copy.deepcopy(student)
-    state = rounded.state_dict()
-    for key, tensor in tensors.items():
-        state[key].copy_(tensor.to(state[key].dtype))
+    put_tensors(rounded, tensors)
     ids = torch.arange(1, student.config.num_symbols, 3)[None]
     return float((rounded(ids).mel - student(ids).mel).abs().max())

@@ -152,7 +152,8 @@ def run_gate(voice_dir: str | Path, variant: str, sentences: Sequence[str] | Non
     metrics = {**_duration_agreement(reference, candidate), **_forced_fidelity(onnx_backend, sequences, reference),
                **_signal_metrics(reference, candidate, sample_rate)}
     student = variant in STUDENT_VARIANTS
-    reference_texts, candidate_texts = _text_clips(per_text, reference), _text_clips(per_text, candidate)
+    if student or cer:  # both judge each text's audio whole
+        reference_texts, candidate_texts = _text_clips(per_text, reference), _text_clips(per_text, candidate)
     if student:
         metrics.update(_perceptual_metrics(reference_texts, candidate_texts, sample_rate))
     if cer:

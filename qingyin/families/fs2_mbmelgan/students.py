@@ -89,7 +89,6 @@ def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
     `teacher`: the voice's acoustic model if already loaded (default: loaded from `voice_dir`). Checks the
     student's files against its manifest and the teacher's weights against those it was trained on.
     """
-    import torch
     from safetensors.torch import load_file
 
     from qingyin.families.fs2_mbmelgan.model.config import config_from_dict
@@ -104,7 +103,7 @@ def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
             raise StudentUnavailableError(f"{folder / name} is missing or differs from its manifest; reinstall "
                                           "qingyin")
     trained_on = manifest["teacher"]["acoustic_sha256"]
-    installed = recorded_hash(voice_dir, registry.ACOUSTIC_WEIGHTS)
+    installed = recorded_hashes(voice_dir, [registry.ACOUSTIC_WEIGHTS])[registry.ACOUSTIC_WEIGHTS]
     if installed != trained_on:
         raise StudentUnavailableError(
             f"the shipped student was trained on other {registry.ACOUSTIC_WEIGHTS} (sha256 {trained_on[:12]}…) than "
@@ -123,10 +122,18 @@ def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
     if set(shipped) != outside_front or any(shipped[key].shape != state[key].shape for key in shipped):
         raise StudentUnavailableError(f"{folder / WEIGHTS_FILE} does not hold the tensors {CONFIG_FILE} describes; "
                                       "reinstall qingyin")
-    with torch.no_grad():
-        for key, tensor in shipped.items():
-            state[key].copy_(tensor.to(state[key].dtype))
+    put_tensors(student, shipped)
     return student
+
+
+def put_tensors(student: FastSpeech2, tensors: dict) -> None:
+    """Copy `tensors` (a shipped student's, fp16) into `student`'s state, each in the dtype the state holds."""
+    import torch
+
+    state = student.state_dict()
+    with torch.no_grad():
+        for key, tensor in tensors.items():
+            state[key].copy_(tensor.to(state[key].dtype))
 
 
 def student_tensors(student: FastSpeech2) -> dict:
@@ -138,9 +145,10 @@ def student_tensors(student: FastSpeech2) -> dict:
             if key.split(".")[0] not in FRONT and not key.endswith("num_batches_tracked")}
 
 
-def recorded_hash(voice_dir: str | Path, name: str) -> str:
-    """sha256 of an installed voice's file `name`, as the voice's manifest records it (hashed now when it does
-    not)."""
-    manifest = Path(voice_dir) / registry.MANIFEST
+def recorded_hashes(voice_dir: str | Path, names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """sha256 of an installed voice's files `names`, as the voice's manifest records them (hashed now where it does
+    not), read from the manifest once."""
+    voice_dir = Path(voice_dir)
+    manifest = voice_dir / registry.MANIFEST
     recorded = json.loads(manifest.read_text()).get("files", {}) if manifest.is_file() else {}
-    return recorded.get(name) or sha256_file(Path(voice_dir) / name)
+    return {name: recorded.get(name) or sha256_file(voice_dir / name) for name in names}

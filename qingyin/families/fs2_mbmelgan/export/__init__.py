@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from qingyin.families.fs2_mbmelgan.students import WEIGHTS_FILE, StudentUnavailableError, recorded_hash, student_hash
+from qingyin.families.fs2_mbmelgan.students import WEIGHTS_FILE, StudentUnavailableError, recorded_hashes, student_hash
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
@@ -67,7 +67,7 @@ def variant_dir(voice_dir: str | Path, variant: str) -> Path:
 def source_hashes(voice_dir: str | Path, variant: str = "fp32") -> dict[str, str]:
     """sha256 of the converted voice's config and weight files, as its own manifest records them (or hashed now);
     for a student variant also of the shipped student's weights (None when no student is shipped)."""
-    hashes = {name: recorded_hash(voice_dir, name) for name in SOURCE_FILES}
+    hashes = recorded_hashes(voice_dir, SOURCE_FILES)
     if check_variant(variant) in STUDENT_VARIANTS:
         try:
             hashes[WEIGHTS_FILE] = student_hash(voice_dir)

@@ -1,11 +1,13 @@
 """INT8 weight storage: a graph's large float weights kept as int8 with a float scale per output channel, each
 turned back into float by a DequantizeLinear node in front of the operator that reads it.
 
-The arithmetic stays float (the activations are not quantized), so the operators and their speed are those of
-the float graph; only the file shrinks, about 4x for the weights stored. Used by the "student-int8" variant for the
-acoustic encoder and the vocoder, whose activations did not take static INT8 well
-(qingyin.families.fs2_mbmelgan.export.static_quant). Measured on Baker's fp32 graphs (BENCHMARKS.md, "Student
-acoustic model"): encoder 26.4 -> 8.5 MB with 98 % of durations unchanged, no measurable change in speed.
+The arithmetic stays float (the activations are not quantized); only the file shrinks, about 4x for the weights
+stored. Used by the "student-int8" variant on all three graphs, for what static INT8 leaves float: the encoder and
+the vocoder, whose activations did not take static INT8 well (qingyin.families.fs2_mbmelgan.export.static_quant),
+and the decoder's float weights. Measured on Baker's fp32 graphs (BENCHMARKS.md, "Student acoustic model"):
+encoder 26.4 -> 8.5 MB with 98 % of durations unchanged. For float speed the session must fold the
+DequantizeLinear nodes at load, which ONNX Runtime does only with its QDQ handling off (the ONNX backend opens
+the encoder and the vocoder so); otherwise the weights are dequantized on every call.
 
 Symmetric rounding (zero point 0) to -127..127 per channel: the output channels of Conv, ConvTranspose, Gemm and
 MatMul weights, the columns of Gather tables (embeddings, position tables).
