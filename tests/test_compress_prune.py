@@ -28,7 +28,7 @@ from qingyin.compress.prune import (  # noqa: E402
 from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE  # noqa: E402
 from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
 from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
-from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings  # noqa: E402
+from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, learning_rate_at  # noqa: E402
 from qingyin.compress.vocoder_recovery import recover_vocoder  # noqa: E402
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator  # noqa: E402
 
@@ -37,6 +37,7 @@ TINY = MBMelGANConfig(num_mels=8, channels=64, upsample_scales=(2, 2), stacks=2,
                       subband_quant_step=1 / 128)
 RATE = 16000
 SETTINGS = RecoverySettings(batch_size=2, segment_samples=256, context_frames=2, validation_utterances=2,
+                            learning_rate_half_life=3,
                             full_band=((128, 32, 128), (64, 16, 64)), sub_band=((32, 8, 32), (16, 4, 16)))
 CORPUS = [(f"t{i}", f"第{i}句。") for i in range(8)]
 
@@ -153,6 +154,16 @@ def test_recovery_trains_checkpoints_and_resumes_where_it_stopped(teacher_dir, t
     student = load_pruned_vocoder(halves)
     assert student.config.subband_quant_step == TINY.subband_quant_step
     assert all(torch.equal(t, first["model"][n]) for n, t in student.state_dict().items())
+
+
+def test_the_learning_rate_halves_every_half_life_and_stays_put_without_one():
+    assert learning_rate_at(1e-3, 0, 50_000) == 1e-3
+    assert learning_rate_at(1e-3, 1000, 0) == 1e-3
+    assert learning_rate_at(1e-3, 1000, 2000) == pytest.approx(2.5e-4)
+    assert learning_rate_at(1e-3, 1000, 500) == pytest.approx(1e-3 / 2**0.5)
+    with pytest.raises(RecoveryError, match="learning_rate_half_life"):
+        RecoverySettings(learning_rate_half_life=-1).check()
+    assert RecoverySettings.from_dict({"ratio": 0.3}).learning_rate_half_life == 0  # recipes saved before it
 
 
 def test_recovery_says_what_is_missing(tmp_path, teacher_dir):

@@ -18,7 +18,8 @@ from qingyin.compress.vocoder_recipe import RATIOS, RecoveryError, RecoverySetti
 from qingyin.families.fs2_mbmelgan.export import VARIANT_CHOICES
 from qingyin.voices.registry import DEFAULT_VOICE
 
-RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "seed")  # RecoverySettings fields on the command line
+# RecoverySettings fields on the command line
+RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
 STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
 EXAMPLES = """examples:
@@ -107,7 +108,10 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--segment-samples", type=int, metavar="N",
                         help=f"audio samples per segment, a multiple of the hop (default: {defaults.segment_samples})")
     recipe.add_argument("--learning-rate", type=float, metavar="LR",
-                        help=f"Adam's learning rate (default: {defaults.learning_rate:g})")
+                        help=f"Adam's learning rate at the start (default: {defaults.learning_rate:g})")
+    recipe.add_argument("--learning-rate-half-life", type=int, metavar="N",
+                        help="steps over which the learning rate halves, smoothly; 0 keeps it constant (default: "
+                             f"{defaults.learning_rate_half_life})")
     recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
     prune.add_argument("--validate-every", type=int, default=500, metavar="N",
                        help="steps between validations on held-out teacher utterances (default: 500)")

@@ -70,7 +70,7 @@ from qingyin.compress.runs import (
 )
 from qingyin.compress.teacher_data import PCM_SCALE, TeacherData
 from qingyin.compress.vocoder_losses import LogMel, MultiResolutionSTFTLoss, log_mel_l1, subband_analysis
-from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution
+from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution, learning_rate_at
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.voices import registry
 
@@ -142,6 +142,7 @@ def recover_vocoder(
         trainer.optimizer.load_state_dict(checkpoint["optimizer"])
         restore_rng(checkpoint["rng"], trainer.rng)
         step = int(checkpoint["step"])
+        trainer.steps_done = step
         truncate_log(out, step)  # validations after the checkpoint are run again
 
     def save(step: int) -> None:
@@ -177,6 +178,7 @@ class _Trainer:
         self.sub_band = MultiResolutionSTFTLoss(tuple(Resolution(*r) for r in s.sub_band), s.log_floor)
         self.log_mel = LogMel.for_vocoder(data.sample_rate, self.config.hop_length, self.config.num_mels)
         self.rng = np.random.default_rng(s.seed)
+        self.steps_done = 0  # by the optimizer: where the learning rate's schedule stands
         utterances = [(u.mel.astype(np.float16), np.rint(u.audio * PCM_SCALE).astype(np.int16)) for u in data]
         self.validation = utterances[-s.validation_utterances:]
         self.window = s.segment_samples // self.config.hop_length + 2 * s.context_frames  # mel frames per window
@@ -219,7 +221,10 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.gradient_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate_at(s.learning_rate, s.learning_rate_half_life, self.steps_done)
         self.optimizer.step()
+        self.steps_done += 1
         return {"loss": loss.item(), **{name: value.item() for name, value in losses.items()}}
 
     def evaluation_model(self) -> MBMelGANGenerator:
