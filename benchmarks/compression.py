@@ -39,12 +39,13 @@ from qingyin.evaluate.bench import (
 from qingyin.evaluate.reference import reference_available
 from qingyin.evaluate.runner import run_eval
 from qingyin.evaluate.variants import parse_variant
-from qingyin.families.fs2_mbmelgan.export import MODEL_FILES, check_variant, variant_dir
+from qingyin.families.fs2_mbmelgan.export import MODEL_FILES, available_variants, check_variant, variant_dir
 from qingyin.text.corpus import read_texts
 from qingyin.voices import registry
 
 VOICE = "baker"
-DEFAULT_VARIANTS = ("fp32", "int8-static", "student", "student-int8")
+# and every other variant whose shipped models are installed (student-int8-pruned once a pruned vocoder is shipped)
+DEFAULT_VARIANTS = ("fp32", "int8-static", "student", "student-int8", "student-int8-pruned")
 TEACHER = "fp32"
 
 
@@ -149,7 +150,8 @@ def main() -> None:
     parser.add_argument("--quality-texts", type=int, default=103, help="first N default texts for quality")
     parser.add_argument("--json", type=Path, help="also write the whole report here")
     args = parser.parse_args()
-    variants = [check_variant(v) for v in (args.variants or DEFAULT_VARIANTS)]
+    exportable = available_variants(registry.voice_dir(VOICE))
+    variants = [check_variant(v) for v in (args.variants or [v for v in DEFAULT_VARIANTS if v in exportable])]
     if TEACHER not in variants:
         variants.insert(0, TEACHER)
     from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qingyin.compress.prune import load_pruned_vocoder, load_teacher_vocoder, parameter_count, prune_vocoder
+from qingyin.compress.prune import load_pruned_vocoder, load_teacher_vocoder, prune_vocoder
 from qingyin.compress.teacher_data import TeacherData, default_out
 from qingyin.compress.vocoder_losses import LogMel, log_mel_l1
+from qingyin.families.fs2_mbmelgan.model.widths import parameter_count
 
 
 def main() -> None:

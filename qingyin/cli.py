@@ -106,8 +106,8 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--backend", choices=BACKENDS,
                      help="inference runtime (default: the voice's own: torch for baker, onnx for the Kokoro voices)")
     say.add_argument("--variant", help="model variant of the backend. Baker: fp32; on onnx also int8 (= int8-static), "
-                     "int8-dynamic, student or student-int8 (default: the fastest that passed `qingyin export "
-                     "--gate`, else fp32). "
+                     "int8-dynamic, student, student-int8 or student-int8-pruned (default: the fastest that "
+                     "passed `qingyin export --gate`, else fp32). "
                      "Kokoro: int8 (default) or fp32")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
     _add_text_options(say)
@@ -178,7 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", choices=BACKENDS,
                        help="inference runtime (default: onnx, exported from the voice on first start)")
     serve.add_argument("--variant", help="model variant of the backend (onnx: fp32, int8 = int8-static, int8-dynamic, "
-                       "student, student-int8; "
+                       "student, student-int8, student-int8-pruned; "
                        "default: the fastest that passed `qingyin export --gate`, else fp32)")
     serve.add_argument("--threads", type=_positive_int,
                        help="CPU threads per synthesis (default: cores / concurrency)")
@@ -258,7 +258,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "and timed; `--backend onnx` without --variant then loads the fastest variant that passed.")
     export.add_argument("voice", nargs="?", default="baker", help="voice name (default: baker)")
     export.add_argument("--variant", action="append", dest="variants", metavar="NAME",
-                        help="fp32, int8-dynamic, int8-static, student or student-int8, repeatable (default: all)")
+                        help="fp32, int8-dynamic, int8-static, student, student-int8 or student-int8-pruned, "
+                        "repeatable (default: all whose models are installed)")
     export.add_argument("--force", action="store_true", help="export again even if up to date")
     export.add_argument("--gate", action="store_true",
                         help="run the quality gate on each variant and record it (needs the eval extra)")
@@ -388,15 +389,15 @@ def _say(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from qingyin.evaluate.gate import export_and_gate, print_exports
-    from qingyin.families.fs2_mbmelgan.export import VARIANTS, check_variant, default_variant
+    from qingyin.families.fs2_mbmelgan.export import available_variants, check_variant, default_variant
     from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
 
     if args.cer and not args.gate:
         raise ValueError("--cer is a measure of the quality gate: add --gate")
     if args.texts < 1:
         raise ValueError(f"--texts must be at least 1, got {args.texts}")
-    variants = [check_variant(v) for v in args.variants] if args.variants else list(VARIANTS)
     voice_dir = ensure_voice(args.voice)
+    variants = [check_variant(v) for v in args.variants] if args.variants else available_variants(voice_dir)
     results = export_and_gate(args.voice, variants, args.force, args.gate, args.cer, count=args.texts)
     print_exports(args.voice, variants, results)
     if not args.gate:

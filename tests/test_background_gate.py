@@ -42,11 +42,12 @@ def state(tmp_path, monkeypatch) -> dict:
     folder = registry.model_dir("baker")
     folder.mkdir(parents=True)
     (folder / registry.MANIFEST).write_text(json.dumps({"voice": "baker", "files": {}}))
-    state = {"default": "fp32", "gate": None}
+    state = {"default": "fp32", "gate": None, "shipped": ["fp32", "int8-static", "student-int8"]}
     family = FakeFamily(state)
     monkeypatch.setattr(families, "family", lambda name: family)
     monkeypatch.setattr(background_gate, "current_gate", lambda directory, variant: state["gate"])
     monkeypatch.setattr(background_gate, "default_variant", lambda directory: state["default"])
+    monkeypatch.setattr(background_gate, "available_variants", lambda directory: state["shipped"])
     monkeypatch.setattr(background_gate, "NEEDS", ())
     monkeypatch.setattr(background_gate, "STUDENT_NEEDS", ())
     state["family"] = family
@@ -156,7 +157,7 @@ def test_the_student_is_gated_after_int8_with_the_cer_and_switched_to_when_it_pa
     pool.model(registry.get_model("baker"))
     switches = []
     gate = background_gate.BackgroundGate(pool, lambda: switches.append(pool.loaded()), run=run)
-    assert gate.pending() == ["int8-static", "student-int8"]
+    assert gate.pending() == ["int8-static", "student-int8"]  # no pruned vocoder shipped: not gated
     with caplog.at_level(logging.INFO, logger="qingyin.gate"):
         assert gate.start()
         gate.thread.join(10)
@@ -164,7 +165,8 @@ def test_the_student_is_gated_after_int8_with_the_cer_and_switched_to_when_it_pa
         ["int8-static", "--gate"], ["student-int8", "--gate", "--cer", "--texts", "79"]]
     assert len(switches) == 2 and gate.switched == ("int8-static", "student-int8")
     assert pool.model(registry.get_model("baker")).variant == "student-int8"
-    assert gate.pending() == [] and "gate is current" in gate.reason_not_to_run()
+    reason = gate.reason_not_to_run()
+    assert gate.pending() == [] and "gate is current" in reason and "no student-int8-pruned is shipped" in reason
 
 
 def test_a_student_gate_without_its_packages_is_skipped(state, monkeypatch):
@@ -176,3 +178,23 @@ def test_a_student_gate_without_its_packages_is_skipped(state, monkeypatch):
     gates["int8-static"] = {"passed": True}  # int8-static gated: only the student is left, and it cannot run
     reason = gate.reason_not_to_run()
     assert "the student-int8 gate needs no_such_whisper_qingyin" in reason and not gate.start()
+
+
+def test_the_pruned_student_is_gated_last_once_its_vocoder_is_shipped(state, monkeypatch):
+    state["shipped"] = [*state["shipped"], "student-int8-pruned"]
+    gates: dict[str, dict] = {"int8-static": {"passed": True}, "student-int8": {"passed": True}}
+    monkeypatch.setattr(background_gate, "current_gate", lambda directory, variant: gates.get(variant))
+    commands = []
+
+    def run(command):
+        commands.append(command[command.index("--variant") + 1:])
+        gates["student-int8-pruned"] = {"passed": False}
+        return 1  # the gate ran and failed: a verdict, nothing switches
+    gate = background_gate.BackgroundGate(ModelPool(backend="onnx", fetch=False), run=run)
+    assert gate.pending() == ["student-int8-pruned"]
+    assert gate.start()
+    gate.thread.join(10)
+    assert commands == [["student-int8-pruned", "--gate", "--cer", "--texts", "79"]] and gate.switched is None
+    state["shipped"] = state["shipped"][:-1]
+    gates.pop("student-int8-pruned")
+    assert "no student-int8-pruned is shipped" in gate.reason_not_to_run()

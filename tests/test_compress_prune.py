@@ -15,22 +15,19 @@ pytest.importorskip("torch_pruning")
 
 from qingyin.compress.checkpoint import load_checkpoint  # noqa: E402
 from qingyin.compress.cli import add_compress_parser, compress_command  # noqa: E402
-from qingyin.compress.prune import (  # noqa: E402
-    PRUNED_CONFIG,
-    VocoderWidths,
-    build_vocoder,
-    load_pruned_vocoder,
-    parameter_count,
-    prune_vocoder,
-    save_pruned_vocoder,
-    vocoder_widths,
-)
+from qingyin.compress.prune import PRUNED_CONFIG, load_pruned_vocoder, prune_vocoder, save_pruned_vocoder  # noqa: E402
 from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE  # noqa: E402
 from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
 from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, learning_rate_at  # noqa: E402
 from qingyin.compress.vocoder_recovery import recover_vocoder  # noqa: E402
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator  # noqa: E402
+from qingyin.families.fs2_mbmelgan.model.widths import (  # noqa: E402
+    VocoderWidths,
+    build_vocoder,
+    parameter_count,
+    vocoder_widths,
+)
 
 # Baker's layout, narrower and shallower: hop 4 * 2 * 2 = 16 samples; the sub-band quantization of the Baker graph
 TINY = MBMelGANConfig(num_mels=8, channels=64, upsample_scales=(2, 2), stacks=2, subbands=4,

@@ -1,5 +1,6 @@
-"""Shipping a student (qingyin.compress.ship) and loading it on the installed teacher
-(qingyin.families.fs2_mbmelgan.students), on a tiny random FastSpeech2 installed as "baker" in a temporary home."""
+"""Shipping a student and a pruned vocoder (qingyin.compress.ship) and loading them on the installed teacher
+(qingyin.families.fs2_mbmelgan.students), on a tiny random FastSpeech2 and MB-MelGAN installed as "baker" in a
+temporary home."""
 
 from __future__ import annotations
 
@@ -9,20 +10,29 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from qingyin.compress.runs import CHECKPOINT
-from qingyin.compress.ship import ship_student
+from qingyin.compress.checkpoint import save_checkpoint
+from qingyin.compress.prune import save_pruned_vocoder
+from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE
+from qingyin.compress.ship import ship_student, ship_vocoder
 from qingyin.compress.student import save_student
 from qingyin.compress.student_recipe import StudentError, StudentSettings
 from qingyin.compress.student_training import _Trainer
 from qingyin.compress.teacher_data import TeacherData
+from qingyin.families.fs2_mbmelgan.export import PRUNED_VOCODER_SOURCE, available_variants, source_hashes
+from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig
+from qingyin.families.fs2_mbmelgan.model.widths import VocoderWidths, build_vocoder
 from qingyin.families.fs2_mbmelgan.students import (
     FRONT,
     MANIFEST_FILE,
+    VOCODER_WEIGHTS_FILE,
     WEIGHTS_FILE,
     StudentUnavailableError,
     load_student,
+    load_student_vocoder,
     student_hash,
     student_manifest,
+    student_vocoder_manifest,
 )
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
@@ -41,9 +51,31 @@ def home(tmp_path, monkeypatch):
     return voice
 
 
+TINY_VOCODER = MBMelGANConfig(num_mels=16, channels=32, upsample_scales=(2, 2),
+                             stacks=2, subbands=4, subband_quant_step=1 / 128)
+
+
 def install(voice):
-    files = {name: sha256_file(voice / name) for name in (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS)}
+    """The voice's manifest, and a tiny vocoder (the teacher whose hash shipped models record)."""
+    from safetensors.torch import save_file
+
+    teacher_vocoder = build_vocoder(TINY_VOCODER, VocoderWidths.unpruned(TINY_VOCODER))
+    (voice / registry.VOCODER_CONFIG).write_text(json.dumps(config_to_dict(TINY_VOCODER)))
+    save_file(teacher_vocoder.state_dict(), str(voice / registry.VOCODER_WEIGHTS))
+    names = (registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS)
+    files = {name: sha256_file(voice / name) for name in names}
     (voice / registry.MANIFEST).write_text(json.dumps({"voice": "baker", "files": files}))
+
+
+def vocoder_run(folder, step=2):
+    """A prune-vocoder run folder as recovery leaves it: recipe, log, checkpoint and the vocoder's architecture."""
+    torch.manual_seed(1)
+    pruned = build_vocoder(TINY_VOCODER, VocoderWidths(24, (16, 8), ((16, 16), (8, 16), (8, 8), (8, 8)))).eval()
+    save_pruned_vocoder(folder, pruned, ratio=0.3, step=step)
+    (folder / RECIPE).write_text(json.dumps({"settings": {"ratio": 0.3}, "teacher": {"model": "baker"}}))
+    (folder / LOG).write_text(json.dumps({"step": step, "val_log_mel_l1": 0.4}) + "\n")
+    save_checkpoint(folder / CHECKPOINT, {"step": step, "model": pruned.state_dict()})
+    return pruned
 
 
 @pytest.fixture
@@ -112,8 +144,10 @@ def test_a_voice_without_a_shipped_student_says_so(home, tmp_path, monkeypatch):
 
 
 def test_shipping_needs_a_checkpoint(home, tmp_path):
-    with pytest.raises(StudentError, match="not a student training run"):
+    with pytest.raises(StudentError, match="not a training run.*qingyin compress student"):
         ship_student(tmp_path / "nothing")
+    with pytest.raises(StudentError, match="not a training run.*qingyin compress prune-vocoder"):
+        ship_vocoder(tmp_path / "nothing")
 
 
 def test_batches_hold_utterances_of_neighbouring_lengths(teacher_dir):
@@ -127,3 +161,45 @@ def test_batches_hold_utterances_of_neighbouring_lengths(teacher_dir):
         assert tuple(sorted(inputs["durations"].sum(dim=1).tolist())) in windows  # a window of the length order
     old = {key: value for key, value in SETTINGS.to_dict().items() if key != "batch_by_length"}
     assert StudentSettings.from_dict(old).batch_by_length is False  # recipes saved before it: uniform batches
+
+
+@torch.no_grad()
+def test_a_shipped_pruned_vocoder_loads_as_it_was_trained_and_refuses_damage(home, tmp_path, monkeypatch):
+    import qingyin.families.fs2_mbmelgan.students as students
+
+    pruned = vocoder_run(tmp_path / "run")
+    monkeypatch.setattr(students, "STUDENTS_DIR", tmp_path / "package")  # what export's source hashes look at
+    assert source_hashes(home, "student-int8-pruned")[PRUNED_VOCODER_SOURCE] is None
+    assert "student-int8-pruned" not in available_variants(home)  # `qingyin export` skips what is not shipped
+    with pytest.raises(StudentUnavailableError, match="no pruned vocoder is shipped for 'baker'"):
+        student_vocoder_manifest(home)
+
+    folder = ship_vocoder(tmp_path / "run")  # into the (patched) package's folder for baker
+    assert folder == tmp_path / "package" / "baker" / "vocoder"
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert (manifest["step"], manifest["ratio"], manifest["validation_log_mel_l1"]) == (2, 0.3, 0.4)
+    assert manifest["teacher"]["vocoder_sha256"] == sha256_file(home / registry.VOCODER_WEIGHTS)
+    assert manifest["teacher"]["acoustic_sha256"] == sha256_file(home / registry.ACOUSTIC_WEIGHTS)
+    assert "MIT" in manifest["license"] and "ship-vocoder" in manifest["reproduce"]
+    assert all(t.dtype == torch.float16 for t in load_file(str(folder / VOCODER_WEIGHTS_FILE)).values()
+               if t.is_floating_point())
+    assert source_hashes(home, "student-int8-pruned")[PRUNED_VOCODER_SOURCE] == \
+        manifest["files"][VOCODER_WEIGHTS_FILE]
+
+    loaded = load_student_vocoder(home)
+    assert loaded.config == pruned.config and loaded.input_conv.out_channels == 24
+    mel = torch.randn(1, 30, TINY_VOCODER.num_mels)
+    assert (loaded(mel) - pruned(mel)).abs().max() <= max(4 * manifest["fp16_max_audio_change"], 4 / 128)
+
+    other = teacher_model()
+    with torch.no_grad():
+        other.encoder.layers[0].ffn_in.weight.mul_(1.5)
+    save_student(home, other)
+    install(home)  # its mels came from other acoustic weights
+    with pytest.raises(StudentUnavailableError, match="trained on other acoustic.safetensors"):
+        load_student_vocoder(home)
+    save_student(home, teacher_model())
+    install(home)
+    (folder / VOCODER_WEIGHTS_FILE).write_bytes(b"damaged")
+    with pytest.raises(StudentUnavailableError, match="differs from its manifest"):
+        load_student_vocoder(home)

@@ -33,6 +33,7 @@ from qingyin.families.fs2_mbmelgan.export import (  # noqa: E402
     MODEL_FILES,
     SOURCE_FILES,
     VARIANTS,
+    VOCODER_FILE,
     current_gate,
     default_variant,
     source_hashes,
@@ -335,6 +336,41 @@ def test_a_student_variant_exports_the_students_decoder(student_voice):
     for name in MODEL_FILES:
         assert (variant_dir(voice, "student-int8") / name).stat().st_size < 0.6 * (
             variant_dir(voice, "student") / name).stat().st_size, name
+
+
+def test_the_pruned_variant_runs_the_shipped_pruned_vocoder(student_voice):
+    import torch
+
+    from qingyin.compress.prune import load_teacher_vocoder
+    from qingyin.compress.ship import write_vocoder
+    from qingyin.families.fs2_mbmelgan.export import PRUNED_VOCODER_SOURCE, available_variants
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice_dir
+    from qingyin.families.fs2_mbmelgan.model.widths import VocoderWidths, build_vocoder
+    from qingyin.families.fs2_mbmelgan.onnx_runtime import OnnxBackend
+    from qingyin.families.fs2_mbmelgan.students import load_student_vocoder, student_vocoder_dir
+
+    voice, _ = student_voice
+    config = load_teacher_vocoder("baker").config
+    torch.manual_seed(0)  # an untrained vocoder of the 30 % run's widths, at a small scale so it does not saturate
+    pruned = build_vocoder(config, VocoderWidths(264, (128, 64, 32), ((128, 128),) * 4 + ((64, 64),) * 4
+                                                 + ((32, 32),) * 4)).eval()
+    with torch.no_grad():
+        for parameter in pruned.parameters():
+            parameter.mul_(0.3)
+    write_vocoder(pruned, student_vocoder_dir("baker"), "baker", {"step": 0, "ratio": 0.3})
+    assert "student-int8-pruned" in available_variants(voice)
+    export_voice_dir(voice, "student-int8-pruned")
+    manifest = json.loads((variant_dir(voice, "student-int8-pruned") / MANIFEST_FILE).read_text())
+    assert manifest["source"][PRUNED_VOCODER_SOURCE] == source_hashes(voice, "student-int8-pruned")[
+        PRUNED_VOCODER_SOURCE]
+    mel = np.random.default_rng(0).normal(-1, 1, (40, config.num_mels)).astype(np.float32)
+    heard = OnnxBackend(voice, "student-int8-pruned", threads=1).vocode(mel)
+    with torch.no_grad():
+        expected = load_student_vocoder(voice)(torch.from_numpy(mel)[None])[0].numpy()
+    assert heard.shape == expected.shape and np.abs(heard - expected).mean() < 2e-3  # INT8-stored weights
+    assert np.abs(expected).max() > 0.01  # it makes sound at all: the comparison is not of silence
+    assert (variant_dir(voice, "student-int8-pruned") / VOCODER_FILE).stat().st_size < 0.6 * (
+        variant_dir(voice, "student-int8") / VOCODER_FILE).stat().st_size
 
 
 def test_a_student_is_gated_on_speaker_and_dnsmos_and_fails_without_the_cer(student_voice):

@@ -1,7 +1,7 @@
 """Compression of a voice: smaller, faster students distilled from a teacher voice, exported as voice variants.
 
-The plan (issue 15), one stage feeding the next; teacher data, vocoder pruning, the student acoustic model's
-training and mobile bundles are implemented so far:
+The plan (issue 15), one stage feeding the next; teacher data, vocoder pruning and recovery, the student acoustic
+model's training, shipping trained students and mobile bundles are implemented so far:
 
     corpus.py        the texts a teacher reads: CPP's sentences (marks removed) and our everyday polyphone
                      sentences, deduplicated, with stable ids; `teacher_corpus()`
@@ -10,7 +10,7 @@ training and mobile bundles are implemented so far:
                      $QINGYIN_HOME/train/teacher/<voice>/, in parallel processes; `render_teacher_data()` writes
                      them, `TeacherData(path)` reads them for training
     prune.py         structured channel pruning of the MB-MelGAN vocoder (torch-pruning, the `compress` extra);
-                     a pruned vocoder is rebuilt from its channel counts (`VocoderWidths`) without the pruner
+                     a pruned vocoder is rebuilt from its channel counts (fs2_mbmelgan.model.widths) without it
     vocoder_recipe.py  the settings of a vocoder recovery run (torch-free, for the command line)
     vocoder_losses.py  multi-resolution STFT (full band, sub-band via PQMF analysis), log-mel L1 for validation
     vocoder_recovery.py  recovery fine-tuning of a pruned vocoder against the teacher data, resumable
@@ -23,16 +23,14 @@ training and mobile bundles are implemented so far:
     runs.py          what the training runs share: their folder (recipe, log), resuming, the loop of steps,
                      validations and checkpoints with a progress bar
     checkpoint.py    atomic training checkpoints with the random states
+    ship.py          a trained student or pruned vocoder into the package, fp16 with a sha256 manifest
+                     (qingyin.families.fs2_mbmelgan.students loads them; the student variants are exported from them)
     bundle.py        a mobile bundle of an exported Baker variant: its graphs in ORT format, the operator list for
                      a reduced ONNX Runtime build, symbols, configs, licence notice and a manifest, checked to
                      synthesize like the ONNX graphs; into $QINGYIN_HOME/bundles/<voice>-<variant>/
     pruning          (planned) structured pruning of the acoustic model's decoder and postnet
-    students         (planned) a trained student (the recipe above has not been run to the end yet), the seeds'
-                     4+4 x 256 student, smaller vocoders; each recipe has a smoke test on a tiny corpus in
-                     `make test`
-    quantization     (planned) quantization-aware training of the students
-    variants         (planned) the students exported as variants of their voice, through the quality gate
+    quantization     (planned) quantization-aware training of the students (post-training INT8 holds so far)
 
-cli.py adds `qingyin compress teacher-data ...`, `prune-vocoder ...`, `student ...` and `bundle ...` to the command
-line (`add_compress_parser`).
+cli.py adds `qingyin compress teacher-data ...`, `prune-vocoder ...`, `student ...`, `ship-student ...`,
+`ship-vocoder ...` and `bundle ...` to the command line (`add_compress_parser`).
 """

@@ -18,6 +18,7 @@ from qingyin.compress.vocoder_recipe import RATIOS, RecoveryError, RecoverySetti
 from qingyin.families.fs2_mbmelgan.export import VARIANT_CHOICES
 from qingyin.voices.registry import DEFAULT_VOICE
 
+SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
@@ -34,6 +35,8 @@ EXAMPLES = """examples:
                                                           # teacher's mels, in $QINGYIN_HOME/train/student/baker-192x2/
   qingyin compress ship-student                           # that student's own tensors (fp16) + manifest into the
                                                           # package, for `qingyin export baker --variant student`
+  qingyin compress ship-vocoder                           # the 30 % pruned vocoder (fp16) + manifest into the package,
+                                                          # for `qingyin export baker --variant student-int8-pruned`
   qingyin compress bundle baker --variant int8-static     # a mobile bundle (ORT format) into
                                                           # $QINGYIN_HOME/bundles/baker-int8-static/
 """
@@ -77,7 +80,8 @@ def add_compress_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     teacher.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     _add_prune_vocoder(commands)
     _add_student(commands)
-    _add_ship_student(commands)
+    for name, help, description, run in SHIP_COMMANDS:
+        _add_ship(commands, name, help, description, run)
     _add_bundle(commands)
     return compress
 
@@ -161,19 +165,28 @@ def _add_student(commands: argparse._SubParsersAction) -> None:
     student.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def _add_ship_student(commands: argparse._SubParsersAction) -> None:
-    ship = commands.add_parser(
-        "ship-student", help="put a trained student into the package (fp16, with a manifest)",
-        description="Write a student training run's own tensors (everything outside the teacher's front) in fp16, "
-                    "its config and a manifest (sha256, the teacher's weights' sha256 and licence, the recipe and "
-                    "log) into the package's folder for its teacher (qingyin/families/fs2_mbmelgan/students/"
-                    "<model>/), from where `qingyin export <voice> --variant student` exports it. The run's front "
-                    "must be the installed teacher's (qingyin.compress.ship).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ship.add_argument("run", nargs="?", type=Path, metavar="RUN",
-                      help=f"the training run's folder (default: $QINGYIN_HOME/train/student/{DEFAULT_VOICE}-192x2)")
+def _add_ship(commands: argparse._SubParsersAction, name: str, help: str, description: str, run: str) -> None:
+    ship = commands.add_parser(name, help=help, description=description, epilog=EXAMPLES,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    ship.add_argument("run", nargs="?", type=Path, metavar="RUN", help=f"the training run's folder (default: {run})")
     ship.add_argument("-o", "--out", type=Path, metavar="DIR",
                       help="where to write it (default: the package's folder for the teacher model)")
+
+
+SHIP_COMMANDS = (  # name, help, description, default run
+    ("ship-student", "put a trained student into the package (fp16, with a manifest)",
+     "Write a student training run's own tensors (everything outside the teacher's front) in fp16, its config and a "
+     "manifest (sha256, the teacher's weights' sha256 and licence, the recipe and log) into the package's folder "
+     "for its teacher (qingyin/families/fs2_mbmelgan/students/<model>/), from where `qingyin export <voice> "
+     "--variant student` exports it. The run's front must be the installed teacher's (qingyin.compress.ship).",
+     f"$QINGYIN_HOME/train/student/{DEFAULT_VOICE}-192x2"),
+    ("ship-vocoder", "put a pruned, retrained vocoder into the package (fp16, with a manifest)",
+     "Write a prune-vocoder run's vocoder as of its checkpoint (its config and channel widths, every tensor in "
+     "fp16) and a manifest (sha256, the teacher's weights' sha256 and licence, the recipe and log) into the "
+     "package's folder for its teacher (qingyin/families/fs2_mbmelgan/students/<model>/vocoder/), from where "
+     "`qingyin export <voice> --variant student-int8-pruned` exports it (qingyin.compress.ship).",
+     f"$QINGYIN_HOME/train/prune/vocoder-{SHIPPED_VOCODER_RATIO:g}"),
+)
 
 
 def _add_bundle(commands: argparse._SubParsersAction) -> None:
@@ -203,6 +216,8 @@ def compress_command(args: argparse.Namespace) -> int:
         return _student(args)
     if args.compress_command == "ship-student":
         return _ship_student(args)
+    if args.compress_command == "ship-vocoder":
+        return _ship_vocoder(args)
     if args.compress_command == "bundle":
         return _bundle(args)
     raise ValueError(f"unknown compress command {args.compress_command!r}")  # argparse refuses it first
@@ -282,6 +297,20 @@ def _ship_student(args: argparse.Namespace) -> int:
           f"{manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
           f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant student`",
           file=sys.stderr)
+    return 0
+
+
+def _ship_vocoder(args: argparse.Namespace) -> int:
+    from qingyin.compress import vocoder_recovery
+    from qingyin.compress.ship import ship_vocoder
+    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
+
+    folder = ship_vocoder(args.run or vocoder_recovery.default_out(SHIPPED_VOCODER_RATIO), args.out)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    print(f"qingyin: pruned vocoder at step {manifest['step']} shipped into {folder} (validation log-mel L1 "
+          f"{manifest['validation_log_mel_l1']}, fp16 rounding changes the audio by at most "
+          f"{manifest['fp16_max_audio_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant "
+          "student-int8-pruned`", file=sys.stderr)
     return 0
 
 

@@ -15,23 +15,27 @@ the mel bins into the input conv, the sub-band channels out of the output conv (
 sees `subbands` signals), and the audio.
 
 The result is an ordinary `MBMelGANGenerator` with narrower convolutions and the same forward. Its widths
-(`VocoderWidths`, a few numbers per layer) are all it takes to rebuild it, so a checkpoint loads with
-`build_vocoder(config, widths)` and a state dict.
+(qingyin.families.fs2_mbmelgan.model.widths.VocoderWidths, a few numbers per layer) are all it takes to rebuild
+it, so a checkpoint loads with `build_vocoder(config, widths)` and a state dict.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
-from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator, UpsampleConv
+from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator
+from qingyin.families.fs2_mbmelgan.model.widths import (
+    VocoderWidthsError,
+    build_vocoder,
+    vocoder_architecture,
+    vocoder_from,
+    vocoder_widths,
+)
 from qingyin.families.fs2_mbmelgan.torch_runtime import load_module
 from qingyin.runtime.files import replace_file
 from qingyin.voices import registry
@@ -41,91 +45,8 @@ PRUNED_CONFIG = "pruned_vocoder.json"
 PRUNED_WEIGHTS = "pruned_vocoder.safetensors"
 
 
-class PruningError(ValueError):
+class PruningError(VocoderWidthsError):
     """A bad ratio, a missing vocoder, or a saved architecture that does not fit its weights."""
-
-
-@dataclass(frozen=True)
-class VocoderWidths:
-    """The channel counts of a (pruned) MB-MelGAN generator, all it takes to rebuild its layers.
-
-    input_channels: outputs of the input conv (the original: config.channels)
-    upsample_channels: outputs of each upsampling conv, stage by stage (the original: channels / 2, / 4, ...)
-    stack_channels: (hidden, out) of each residual stack, stage by stage and in order within a stage: hidden is
-        the dilated conv's outputs (the pointwise conv's inputs), out the pointwise and shortcut convs' outputs
-        (what the next layer reads)
-    """
-
-    input_channels: int
-    upsample_channels: tuple[int, ...]
-    stack_channels: tuple[tuple[int, int], ...]
-
-    @classmethod
-    def unpruned(cls, config: MBMelGANConfig) -> VocoderWidths:
-        upsample = tuple(config.channels // 2 ** (i + 1) for i in range(len(config.upsample_scales)))
-        return cls(config.channels, upsample, tuple((c, c) for c in upsample for _ in range(config.stacks)))
-
-    def to_dict(self) -> dict:
-        return {"input_channels": self.input_channels, "upsample_channels": list(self.upsample_channels),
-                "stack_channels": [list(pair) for pair in self.stack_channels]}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> VocoderWidths:
-        known = {"input_channels", "upsample_channels", "stack_channels"}
-        if set(values) != known:
-            raise PruningError(f"vocoder widths need exactly the keys {sorted(known)}, got {sorted(values)}")
-        return cls(int(values["input_channels"]), tuple(int(c) for c in values["upsample_channels"]),
-                   tuple((int(h), int(o)) for h, o in values["stack_channels"]))
-
-    def check(self, config: MBMelGANConfig) -> None:
-        stages = len(config.upsample_scales)
-        if len(self.upsample_channels) != stages or len(self.stack_channels) != stages * config.stacks:
-            raise PruningError(f"widths for {len(self.upsample_channels)} stages and {len(self.stack_channels)} "
-                               f"stacks do not fit a vocoder of {stages} stages x {config.stacks} stacks")
-        counts = [self.input_channels, *self.upsample_channels, *(c for pair in self.stack_channels for c in pair)]
-        if any(c < 1 for c in counts):
-            raise PruningError(f"every layer needs at least one channel: {self}")
-
-
-def vocoder_widths(model: MBMelGANGenerator) -> VocoderWidths:
-    """The channel counts of `model`'s layers."""
-    stacks = tuple((stack.dilated_conv.out_channels, stack.pointwise_conv.out_channels)
-                   for stage in model.residual_stacks for stack in stage)
-    return VocoderWidths(model.input_conv.out_channels, tuple(u.out_channels for u in model.upsamples), stacks)
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def build_vocoder(config: MBMelGANConfig, widths: VocoderWidths, device: str | torch.device = "cpu"
-                  ) -> MBMelGANGenerator:
-    """An `MBMelGANGenerator` of `config` whose layers have `widths` channels (randomly initialized; on the "meta"
-    device, for `load_state_dict(..., assign=True)`, nothing is allocated)."""
-    widths.check(config)
-    with torch.device("meta"):  # the full-width layers are only a template: no memory, no initialization
-        model = MBMelGANGenerator(config)
-    with torch.device(device):
-        model.input_conv = _resized(model.input_conv, config.num_mels, widths.input_channels)
-        channels, stacks = widths.input_channels, iter(widths.stack_channels)
-        for stage, scale in enumerate(config.upsample_scales):
-            model.upsamples[stage] = UpsampleConv(channels, widths.upsample_channels[stage], scale)
-            channels = widths.upsample_channels[stage]
-            for stack in model.residual_stacks[stage]:
-                hidden, out = next(stacks)
-                stack.dilated_conv = _resized(stack.dilated_conv, channels, hidden)
-                stack.pointwise_conv = _resized(stack.pointwise_conv, hidden, out)
-                stack.shortcut = _resized(stack.shortcut, channels, out)
-                channels = out
-        model.output_conv = _resized(model.output_conv, channels, config.subbands)
-        model.pqmf = type(model.pqmf)(config.subbands, config.taps, config.cutoff_ratio, config.beta)
-    return model
-
-
-def _resized(conv: nn.Conv1d, in_channels: int, out_channels: int) -> nn.Conv1d:
-    """A conv like `conv` (kernel, dilation, padding, padding mode) with other channel counts."""
-    return nn.Conv1d(in_channels, out_channels, conv.kernel_size[0], stride=conv.stride[0], padding=conv.padding[0],
-                     dilation=conv.dilation[0], bias=conv.bias is not None, padding_mode=conv.padding_mode)
 
 
 def prune_vocoder(model: MBMelGANGenerator, ratio: float, round_to: int = ROUND_TO) -> MBMelGANGenerator:
@@ -160,24 +81,11 @@ def load_teacher_vocoder(model: str = "baker") -> MBMelGANGenerator:
     return load_module(folder, registry.VOCODER_CONFIG, registry.VOCODER_WEIGHTS, MBMelGANConfig, MBMelGANGenerator)
 
 
-def pruned_architecture(model: MBMelGANGenerator, **about: object) -> dict:
-    """What `save_pruned_vocoder` writes to PRUNED_CONFIG: the vocoder's config, its widths, and `about` (e.g. the
-    ratio and the teacher), which loading ignores."""
-    return {"vocoder": config_to_dict(model.config), "widths": vocoder_widths(model).to_dict(),
-            "parameters": parameter_count(model), **about}
-
-
-def architecture_from(values: dict) -> tuple[MBMelGANConfig, VocoderWidths]:
-    if "vocoder" not in values or "widths" not in values:
-        raise PruningError("a pruned vocoder's architecture needs 'vocoder' (its config) and 'widths'")
-    return config_from_dict(MBMelGANConfig, values["vocoder"]), VocoderWidths.from_dict(values["widths"])
-
-
 def save_pruned_vocoder(folder: str | Path, model: MBMelGANGenerator, **about: object) -> None:
     """PRUNED_CONFIG and PRUNED_WEIGHTS (fp32) in `folder`, each written to a temporary file and renamed."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(pruned_architecture(model, **about), indent=1) + "\n"
+    text = json.dumps(vocoder_architecture(model, **about), indent=1) + "\n"
     replace_file(folder / PRUNED_CONFIG, lambda path: path.write_text(text))
     weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     replace_file(folder / PRUNED_WEIGHTS, lambda path: save_file(weights, str(path)))
@@ -188,7 +96,4 @@ def load_pruned_vocoder(folder: str | Path) -> MBMelGANGenerator:
     folder = Path(folder)
     if not (folder / PRUNED_CONFIG).is_file() or not (folder / PRUNED_WEIGHTS).is_file():
         raise PruningError(f"no pruned vocoder in {folder} ({PRUNED_CONFIG} and {PRUNED_WEIGHTS})")
-    config, widths = architecture_from(json.loads((folder / PRUNED_CONFIG).read_text()))
-    model = build_vocoder(config, widths, device="meta")
-    model.load_state_dict(load_file(str(folder / PRUNED_WEIGHTS)), strict=True, assign=True)
-    return model.eval()
+    return vocoder_from(json.loads((folder / PRUNED_CONFIG).read_text()), load_file(str(folder / PRUNED_WEIGHTS)))

@@ -47,16 +47,7 @@ import numpy as np
 import torch
 
 from qingyin.compress.checkpoint import capture_rng, restore_rng, save_checkpoint
-from qingyin.compress.prune import (
-    PRUNED_CONFIG,
-    architecture_from,
-    build_vocoder,
-    load_teacher_vocoder,
-    parameter_count,
-    prune_vocoder,
-    save_pruned_vocoder,
-    vocoder_widths,
-)
+from qingyin.compress.prune import PRUNED_CONFIG, load_teacher_vocoder, prune_vocoder, save_pruned_vocoder
 from qingyin.compress.runs import (
     CHECKPOINT,
     open_run,
@@ -72,6 +63,7 @@ from qingyin.compress.teacher_data import PCM_SCALE, TeacherData
 from qingyin.compress.vocoder_losses import LogMel, MultiResolutionSTFTLoss, log_mel_l1, subband_analysis
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution, learning_rate_at
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
+from qingyin.families.fs2_mbmelgan.model.widths import architecture_from, build_vocoder, parameter_count, vocoder_widths
 from qingyin.voices import registry
 
 FAMILY = "fs2_mbmelgan"

@@ -6,14 +6,17 @@ other,
 
     nice -n 19 python -m qingyin.cli export baker --variant int8-static --gate
     nice -n 19 python -m qingyin.cli export baker --variant student-int8 --gate --cer --texts 79
+    nice -n 19 python -m qingyin.cli export baker --variant student-int8-pruned --gate --cer --texts 79
 
-in a low-priority subprocess, its output going to the log. The second exports the shipped student first and is
-gated by how it sounds (Whisper's CER on the texts static INT8 does not calibrate on, speaker similarity, DNSMOS;
-about 6 minutes on 2 cores). After each gate, when the default variant changed (the gate passed and the variant
-is the fastest that passed), the loaded model is reloaded in the server's ModelPool, `on_switch` runs (the server
-forgets the engines made with the old voice) and one line of the log says what was switched and why. A variant is
-skipped when its gate is already current (passed or failed) or its packages are missing; nothing runs when the
-model is not installed, the runtime is not ONNX with the gated default, or QINGYIN_BACKGROUND_GATE is false.
+in a low-priority subprocess, its output going to the log. The second and third export the shipped student (the
+third with the shipped pruned vocoder) first and are gated by how they sound (Whisper's CER on the texts static INT8
+does not calibrate on, speaker similarity, DNSMOS; about 6 minutes each on 2 cores). After each gate, when the
+default variant changed (the gate passed and the variant is the fastest that passed), the loaded model is reloaded
+in the server's ModelPool, `on_switch` runs (the server forgets the engines made with the old voice) and one line of
+the log says what was switched and why. A variant is skipped when its gate is already current (passed or failed),
+its packages are missing or what it is exported from is not shipped
+(qingyin.families.fs2_mbmelgan.export.available_variants); nothing runs when the model is not installed, the runtime
+is not ONNX with the gated default, or QINGYIN_BACKGROUND_GATE is false.
 Several server workers share one gate run (a lock file in the onnx folder).
 """
 
@@ -32,14 +35,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from qingyin.families.fs2_mbmelgan.export import ONNX_FOLDER, STUDENT_VARIANTS, current_gate, default_variant
+from qingyin.families.fs2_mbmelgan.export import (
+    ONNX_FOLDER,
+    STUDENT_VARIANTS,
+    available_variants,
+    current_gate,
+    default_variant,
+)
 from qingyin.runtime.pool import ModelPool
 from qingyin.voices import registry
 from qingyin.voices.registry import ModelSpec
 
 ENV = "QINGYIN_BACKGROUND_GATE"
 MODEL = "baker"
-VARIANTS = ("int8-static", "student-int8")  # gated in this order
+VARIANTS = ("int8-static", "student-int8", "student-int8-pruned")  # gated in this order
 LOCK_FILE = ".background-gate.lock"
 NEEDS = ("torch", "onnx", "pyworld", "pysptk")  # the gate compares against fp32 torch; its MCD needs the eval extra
 STUDENT_NEEDS = ("faster_whisper", "resemblyzer", "speechmos")  # a student's gate: CER, speaker, DNSMOS
@@ -95,9 +104,16 @@ class BackgroundGate:
         self.switched: tuple[str, str] | None = None  # (from, to) after the last switch
 
     def pending(self) -> list[str]:
-        """The variants whose gate should run: not current, and with the packages their gate needs."""
-        return [variant for variant in self.variants
-                if current_gate(self.directory, variant) is None and not _missing(variant)]
+        """The variants whose gate should run: shipped, not current, and with the packages their gate needs."""
+        exportable = self._exportable()
+        return [variant for variant in self.variants if variant in exportable
+                and current_gate(self.directory, variant) is None and not _missing(variant)]
+
+    def _exportable(self) -> list[str]:
+        try:
+            return available_variants(self.directory)
+        except (OSError, ValueError):  # not installed: reason_not_to_run says so
+            return []
 
     def reason_not_to_run(self) -> str | None:
         """Why no gate is needed or possible now; None when one should run."""
@@ -107,7 +123,9 @@ class BackgroundGate:
             return f"the runtime is {self.pool.backend or 'default'} {self.pool.variant or ''}, not gated ONNX"
         if self.pending():
             return None
-        reasons = [f"the {variant} gate is current" if current_gate(self.directory, variant) is not None else
+        exportable = self._exportable()
+        reasons = [f"no {variant} is shipped" if variant not in exportable else
+                   f"the {variant} gate is current" if current_gate(self.directory, variant) is not None else
                    f"the {variant} gate needs {', '.join(_missing(variant))}: pip install "
                    "'qingyin[convert,onnx,eval]'" for variant in self.variants]
         return "; ".join(reasons)

@@ -40,6 +40,7 @@ from qingyin.families.fs2_mbmelgan.export import (
     MANIFEST_FILE,
     STUDENT_VARIANTS,
     VARIANTS,
+    available_variants,
     check_variant,
     export_identity,
     variant_dir,
@@ -306,16 +307,19 @@ def _export_record(voice_dir: Path, variant: str) -> dict[str, object]:
 
 def export_and_gate(voice: str, variants: Sequence[str] | None = None, force: bool = False, gate: bool = False,
                     cer: bool = False, count: int | None = None) -> list[GateResult | None]:
-    """Export `variants` of `voice` (default: all of VARIANTS), then, with `gate`, run the quality gate on each
-    (qingyin.evaluate.gate; `cer` adds Whisper's CER; `count` default texts, default the gate's). One GateResult
-    per variant, in order; None where not gated.
+    """Export `variants` of `voice` (default: all it can, fs2_mbmelgan.export.available_variants), then, with
+    `gate`, run the quality gate on each (qingyin.evaluate.gate; `cer` adds Whisper's CER; `count` default
+    texts, default the gate's). One GateResult per variant, in order; None where not gated.
 
     Each gate writes gate.json into its variant's folder, which makes a passing variant a candidate for
     `fs2_mbmelgan.export.default_variant`. The gate needs the eval extra (pyworld, pysptk; faster-whisper for `cer`).
     """
     from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice  # torch: the convert extra
+    from qingyin.families.fs2_mbmelgan.fetch import ensure_voice
 
-    variants = [check_variant(variant) for variant in (variants or VARIANTS)]
+    if not variants:
+        variants = available_variants(ensure_voice(voice, quiet=True))
+    variants = [check_variant(variant) for variant in variants]
     for variant in variants:
         export_voice(voice, variant, force)
     if not gate:
@@ -347,7 +351,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     args = parser.parse_args()
     voice_dir = ensure_voice(args.voice, quiet=True)
-    for variant in args.variants or VARIANTS:
+    for variant in args.variants or available_variants(voice_dir):
         result = run_gate(voice_dir, variant, count=args.texts, cer=args.cer, threads=args.threads,
                           repeats=args.repeats)
         print(format_result(result))

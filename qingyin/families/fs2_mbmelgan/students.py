@@ -1,4 +1,4 @@
-"""Student acoustic models shipped with qingyin: a smaller decoder and postnet that run on the teacher's front.
+"""Students shipped with qingyin: a smaller decoder and postnet that run on the teacher's front, and a pruned vocoder.
 
 A student (qingyin.compress.student, trained by qingyin.compress.student_training) keeps its teacher's front
 (FRONT: embeddings, encoder, duration, pitch and energy predictors) unchanged, so only what it trained is
@@ -12,6 +12,17 @@ shipped, in the package, per model:
 `load_student(voice_dir)` puts the two together: the installed teacher's front (checked to be the weights the
 student was trained on) and the shipped tensors, in float32. The "student" ONNX variants
 (qingyin.families.fs2_mbmelgan.export) are exported from it. Needs torch.
+
+A pruned vocoder (qingyin.compress.prune, retrained on the teacher's mels and audio by
+qingyin.compress.vocoder_recovery) is shipped whole, since pruning changed every layer:
+
+    qingyin/families/fs2_mbmelgan/students/<model>/vocoder/vocoder.json          its config and channel widths
+    qingyin/families/fs2_mbmelgan/students/<model>/vocoder/vocoder.safetensors   its tensors, fp16
+    qingyin/families/fs2_mbmelgan/students/<model>/vocoder/manifest.json         as the student's
+
+`load_student_vocoder(voice_dir)` builds it (qingyin.families.fs2_mbmelgan.model.widths), in float32; the
+"-pruned" variants use it. It was trained on the mels of the teacher's acoustic model, so it too is refused
+when the installed teacher's acoustic weights are not those.
 """
 
 from __future__ import annotations
@@ -26,11 +37,15 @@ from qingyin.voices.wheels import sha256_file
 
 if TYPE_CHECKING:
     from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2
+    from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 
 STUDENTS_DIR = Path(__file__).parent / "students"
 CONFIG_FILE = registry.ACOUSTIC_CONFIG
 WEIGHTS_FILE = "student.safetensors"
 MANIFEST_FILE = "manifest.json"
+VOCODER_FOLDER = "vocoder"  # in a model's students folder
+VOCODER_CONFIG_FILE = "vocoder.json"
+VOCODER_WEIGHTS_FILE = "vocoder.safetensors"
 # The modules in front of the length regulator: the teacher's, unchanged, in every student.
 FRONT = ("symbol_embedding", "speaker_embedding", "emotion_embedding", "encoder", "duration_predictor",
          "pitch_predictor", "energy_predictor", "pitch_embedding", "energy_embedding")
@@ -55,20 +70,37 @@ def voice_model(voice_dir: str | Path) -> str:
                                       "with `qingyin models fetch baker`") from None
 
 
+def student_vocoder_dir(model: str) -> Path:
+    """Where the pruned vocoder of catalog model `model` is shipped."""
+    return student_dir(model) / VOCODER_FOLDER
+
+
 def student_manifest(voice_dir: str | Path, folder: Path | None = None) -> dict:
     """The manifest of the student shipped for the voice in `voice_dir` (or of the one in `folder`), or
     StudentUnavailableError."""
+    return _manifest(voice_dir, folder, vocoder=False)
+
+
+def student_vocoder_manifest(voice_dir: str | Path, folder: Path | None = None) -> dict:
+    """The manifest of the pruned vocoder shipped for the voice in `voice_dir` (or of the one in `folder`), or
+    StudentUnavailableError."""
+    return _manifest(voice_dir, folder, vocoder=True)
+
+
+def _manifest(voice_dir: str | Path, folder: Path | None, vocoder: bool) -> dict:
     model = voice_model(voice_dir)
-    folder = Path(folder) if folder is not None else student_dir(model)
+    what, weights, train = (("pruned vocoder", VOCODER_WEIGHTS_FILE, "qingyin compress prune-vocoder") if vocoder
+                            else ("student acoustic model", WEIGHTS_FILE, "qingyin compress student"))
+    folder = Path(folder) if folder is not None else (student_vocoder_dir if vocoder else student_dir)(model)
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
     except FileNotFoundError:
-        raise StudentUnavailableError(f"no student acoustic model is shipped for {model!r} (looked in {folder}); "
-                                      "use another variant, or train one with `qingyin compress student`") from None
+        raise StudentUnavailableError(f"no {what} is shipped for {model!r} (looked in {folder}); use another "
+                                      f"variant, or train one with `{train}`") from None
     except (OSError, ValueError) as error:
         raise StudentUnavailableError(f"{folder / MANIFEST_FILE} is unreadable ({error}); reinstall qingyin") from None
     complete = isinstance(manifest, dict) and isinstance(manifest.get("files"), dict) and \
-        WEIGHTS_FILE in manifest["files"] and isinstance(manifest.get("teacher"), dict) and \
+        weights in manifest["files"] and isinstance(manifest.get("teacher"), dict) and \
         "acoustic_sha256" in manifest["teacher"]
     if not complete:
         raise StudentUnavailableError(f"{folder / MANIFEST_FILE} lacks the files' or the teacher's hashes; reinstall "
@@ -79,6 +111,11 @@ def student_manifest(voice_dir: str | Path, folder: Path | None = None) -> dict:
 def student_hash(voice_dir: str | Path) -> str:
     """sha256 of the shipped student's weights, as its manifest records it: what an export of it depends on."""
     return student_manifest(voice_dir)["files"][WEIGHTS_FILE]
+
+
+def student_vocoder_hash(voice_dir: str | Path) -> str:
+    """sha256 of the shipped pruned vocoder's weights, as its manifest records it."""
+    return student_vocoder_manifest(voice_dir)["files"][VOCODER_WEIGHTS_FILE]
 
 
 def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
@@ -97,18 +134,7 @@ def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
 
     voice_dir = Path(voice_dir)
     folder = Path(folder) if folder is not None else student_dir(voice_model(voice_dir))
-    manifest = student_manifest(voice_dir, folder)
-    for name, expected in manifest["files"].items():
-        if not (folder / name).is_file() or sha256_file(folder / name) != expected:
-            raise StudentUnavailableError(f"{folder / name} is missing or differs from its manifest; reinstall "
-                                          "qingyin")
-    trained_on = manifest["teacher"]["acoustic_sha256"]
-    installed = recorded_hashes(voice_dir, [registry.ACOUSTIC_WEIGHTS])[registry.ACOUSTIC_WEIGHTS]
-    if installed != trained_on:
-        raise StudentUnavailableError(
-            f"the shipped student was trained on other {registry.ACOUSTIC_WEIGHTS} (sha256 {trained_on[:12]}…) than "
-            f"the installed ones ({installed[:12]}…); reinstall the voice with `qingyin models fetch "
-            f"{voice_model(voice_dir)} --force`, or use another variant")
+    _check_files(voice_dir, folder, student_manifest(voice_dir, folder))
     if teacher is None:
         teacher = load_module(voice_dir, registry.ACOUSTIC_CONFIG, registry.ACOUSTIC_WEIGHTS, FastSpeech2Config,
                               FastSpeech2)
@@ -124,6 +150,40 @@ def load_student(voice_dir: str | Path, teacher: FastSpeech2 | None = None,
                                       "reinstall qingyin")
     put_tensors(student, shipped)
     return student
+
+
+def load_student_vocoder(voice_dir: str | Path, folder: str | Path | None = None) -> MBMelGANGenerator:
+    """The pruned vocoder shipped for the voice in `voice_dir` (or the one in `folder`), float32, in eval mode.
+    Checks its files against its manifest and the installed teacher's acoustic weights against those whose mels
+    it was trained on."""
+    from safetensors.torch import load_file
+
+    from qingyin.families.fs2_mbmelgan.model.widths import VocoderWidthsError, vocoder_from
+
+    voice_dir = Path(voice_dir)
+    folder = Path(folder) if folder is not None else student_vocoder_dir(voice_model(voice_dir))
+    _check_files(voice_dir, folder, student_vocoder_manifest(voice_dir, folder))
+    try:
+        return vocoder_from(json.loads((folder / VOCODER_CONFIG_FILE).read_text()),
+                            load_file(str(folder / VOCODER_WEIGHTS_FILE)))
+    except VocoderWidthsError as error:
+        raise StudentUnavailableError(f"{folder}: {error}; reinstall qingyin") from None
+
+
+def _check_files(voice_dir: Path, folder: Path, manifest: dict) -> None:
+    """StudentUnavailableError unless the shipped files are those `manifest` records and the installed teacher's
+    acoustic weights are those the shipped model was trained with."""
+    for name, expected in manifest["files"].items():
+        if not (folder / name).is_file() or sha256_file(folder / name) != expected:
+            raise StudentUnavailableError(f"{folder / name} is missing or differs from its manifest; reinstall "
+                                          "qingyin")
+    trained_on = manifest["teacher"]["acoustic_sha256"]
+    installed = recorded_hashes(voice_dir, [registry.ACOUSTIC_WEIGHTS])[registry.ACOUSTIC_WEIGHTS]
+    if installed != trained_on:
+        raise StudentUnavailableError(
+            f"the shipped model in {folder} was trained on other {registry.ACOUSTIC_WEIGHTS} (sha256 "
+            f"{trained_on[:12]}…) than the installed ones ({installed[:12]}…); reinstall the voice with `qingyin "
+            f"models fetch {voice_model(voice_dir)} --force`, or use another variant")
 
 
 def put_tensors(student: FastSpeech2, tensors: dict) -> None:

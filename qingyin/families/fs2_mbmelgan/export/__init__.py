@@ -18,16 +18,28 @@ import json
 import math
 from pathlib import Path
 
-from qingyin.families.fs2_mbmelgan.students import WEIGHTS_FILE, StudentUnavailableError, recorded_hashes, student_hash
+from qingyin.families.fs2_mbmelgan.students import (
+    VOCODER_FOLDER,
+    VOCODER_WEIGHTS_FILE,
+    WEIGHTS_FILE,
+    StudentUnavailableError,
+    recorded_hashes,
+    student_hash,
+    student_vocoder_hash,
+)
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
-VARIANTS = ("fp32", "int8-dynamic", "int8-static", "student", "student-int8")
+VARIANTS = ("fp32", "int8-dynamic", "int8-static", "student", "student-int8", "student-int8-pruned")
 # The variants whose acoustic decoder is the shipped student's (qingyin.families.fs2_mbmelgan.students) rather than
 # the teacher's: they are judged by how they sound, not by how closely they compute the teacher's mel.
-STUDENT_VARIANTS = ("student", "student-int8")
-STATIC_INT8_VARIANTS = ("int8-static", "student-int8")  # decoder convolutions in static INT8 (export.static_quant)
-WEIGHT_STORAGE_VARIANTS = ("student-int8",)  # the weights static INT8 leaves float, stored in INT8 (weight_storage)
+STUDENT_VARIANTS = ("student", "student-int8", "student-int8-pruned")
+# decoder convolutions in static INT8 (export.static_quant)
+STATIC_INT8_VARIANTS = ("int8-static", "student-int8", "student-int8-pruned")
+# the weights static INT8 leaves float, stored in INT8 (export.weight_storage)
+WEIGHT_STORAGE_VARIANTS = ("student-int8", "student-int8-pruned")
+PRUNED_VOCODER_VARIANTS = ("student-int8-pruned",)  # the shipped pruned vocoder instead of the teacher's
+PRUNED_VOCODER_SOURCE = f"{VOCODER_FOLDER}/{VOCODER_WEIGHTS_FILE}"  # its key in an export's source hashes
 VARIANT_ALIASES = {"int8": "int8-static"}  # the INT8 variant that holds the quality bar
 VARIANT_CHOICES = ", ".join(f"{name} (int8 = {name})" if name in VARIANT_ALIASES.values() else name
                             for name in VARIANTS)
@@ -66,14 +78,24 @@ def variant_dir(voice_dir: str | Path, variant: str) -> Path:
 
 def source_hashes(voice_dir: str | Path, variant: str = "fp32") -> dict[str, str]:
     """sha256 of the converted voice's config and weight files, as its own manifest records them (or hashed now);
-    for a student variant also of the shipped student's weights (None when no student is shipped)."""
-    hashes = recorded_hashes(voice_dir, SOURCE_FILES)
-    if check_variant(variant) in STUDENT_VARIANTS:
+    for a student variant also of the shipped student's weights, and for a pruned one of the shipped vocoder's
+    (None where none is shipped)."""
+    hashes: dict[str, str | None] = dict(recorded_hashes(voice_dir, SOURCE_FILES))
+    variant = check_variant(variant)
+    shipped = [(WEIGHTS_FILE, student_hash)] if variant in STUDENT_VARIANTS else []
+    if variant in PRUNED_VOCODER_VARIANTS:
+        shipped.append((PRUNED_VOCODER_SOURCE, student_vocoder_hash))
+    for key, hash_of in shipped:
         try:
-            hashes[WEIGHTS_FILE] = student_hash(voice_dir)
+            hashes[key] = hash_of(voice_dir)
         except StudentUnavailableError:
-            hashes[WEIGHTS_FILE] = None
+            hashes[key] = None
     return hashes
+
+
+def available_variants(voice_dir: str | Path) -> list[str]:
+    """The variants that can be exported from the voice in `voice_dir`: those whose shipped students exist."""
+    return [variant for variant in VARIANTS if None not in source_hashes(voice_dir, variant).values()]
 
 
 def is_exported(voice_dir: str | Path, variant: str) -> bool:

@@ -26,6 +26,8 @@ Variants (see qingyin.families.fs2_mbmelgan.export.VARIANTS):
                   teacher's front, a smaller decoder and postnet distilled from it), fp32
     student-int8  the student's decoder in static INT8, like int8-static; every other large weight stored in INT8
                   and dequantized before float arithmetic (export.weight_storage): a smaller file
+    student-int8-pruned  student-int8 with the shipped pruned vocoder (students.load_student_vocoder: 30 % of
+                  the teacher vocoder's channels removed, then retrained) instead of the teacher's
 Every variant computes Mish in closed form (`replace_mish`), which ONNX Runtime runs faster than its Softplus.
 Check a variant against torch with `qingyin export --gate` (qingyin.evaluate.gate).
 fp16 is not offered: ONNX Runtime's CPU provider has few fp16 kernels, so it only adds Cast nodes (measured in
@@ -59,6 +61,7 @@ from qingyin.families.fs2_mbmelgan.export import (
     FORMAT,
     MANIFEST_FILE,
     MODEL_FILES,
+    PRUNED_VOCODER_VARIANTS,
     STATIC_INT8_VARIANTS,
     STUDENT_VARIANTS,
     VARIANTS,
@@ -161,10 +164,15 @@ def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
         from qingyin.families.fs2_mbmelgan.students import load_student
 
         acoustic = load_student(voice_dir, acoustic)
+    vocoder = backend.vocoder
+    if variant in PRUNED_VOCODER_VARIANTS:
+        from qingyin.families.fs2_mbmelgan.students import load_student_vocoder
+
+        vocoder = load_student_vocoder(voice_dir)
     raw = folder / "raw"
     raw.mkdir()
     _export_acoustic(acoustic, raw)
-    _export_vocoder(backend.vocoder, raw)
+    _export_vocoder(vocoder, raw)
     if variant in STATIC_INT8_VARIANTS:
         _quantize_static_and_optimize(voice_dir, raw, folder, acoustic.config.decoder.layers)
     else:
