@@ -52,7 +52,8 @@ MANIFEST_FILE = "manifest.json"
 # Of the graphs' inputs and outputs, of the manifest and of what the exporter does; an export of another format
 # is redone. 2: Mish in closed form (onnx_export.replace_mish), faster on ONNX Runtime's CPU provider.
 # 3: the vocoder's convolutions as 2-D ones (export.conv2d_layout) and its PQMF in polyphase form.
-FORMAT = 3
+# 4: the size variants (WEIGHT_STORAGE_VARIANTS) compute their position tables (export.position_tables).
+FORMAT = 4
 EXPORT_IDENTITY = ("format", "source", "files")  # the manifest entries that tell one export from another
 GATE_FILE = "gate.json"
 GATE_VERSION = 1  # of the gate's metrics and thresholds; a gate.json of another version no longer counts

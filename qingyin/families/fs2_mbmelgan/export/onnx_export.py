@@ -25,7 +25,8 @@ Variants (see qingyin.families.fs2_mbmelgan.export.VARIANTS):
     student       the acoustic decoder is the shipped student's (qingyin.families.fs2_mbmelgan.students: the
                   teacher's front, a smaller decoder and postnet distilled from it), fp32
     student-int8  the student's decoder in static INT8, like int8-static; every other large weight stored in INT8
-                  and dequantized before float arithmetic (export.weight_storage): a smaller file
+                  and dequantized before float arithmetic (export.weight_storage), the position tables computed
+                  (export.position_tables): a smaller file
     student-int8-pruned  student-int8 with the shipped pruned vocoder (students.load_student_vocoder: 30 % of
                   the teacher vocoder's channels removed, then retrained) instead of the teacher's
 Every variant computes Mish in closed form (`replace_mish`), which ONNX Runtime runs faster than its Softplus.
@@ -179,9 +180,12 @@ def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
         finish: Callable[[Path, Path], None] = _quantize_and_optimize if variant == "int8-dynamic" else _optimize
         for name in MODEL_FILES:
             finish(raw / name, folder / name)
-    if variant in WEIGHT_STORAGE_VARIANTS:
+    if variant in WEIGHT_STORAGE_VARIANTS:  # made for size
+        from qingyin.families.fs2_mbmelgan.export.position_tables import compute_position_tables
         from qingyin.families.fs2_mbmelgan.export.weight_storage import store_weights_int8
 
+        for name in (ENCODER_FILE, DECODER_FILE):  # the sinusoid tables as the formula, not stored
+            compute_position_tables(folder / name, folder / name, widths=(acoustic.config.encoder.hidden,))
         for name in MODEL_FILES:  # what static INT8 left float, weights only
             store_weights_int8(folder / name, folder / name)
     shutil.rmtree(raw)
