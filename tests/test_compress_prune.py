@@ -15,7 +15,14 @@ pytest.importorskip("torch_pruning")
 
 from qingyin.compress.checkpoint import load_checkpoint  # noqa: E402
 from qingyin.compress.cli import add_compress_parser, compress_command  # noqa: E402
-from qingyin.compress.prune import PRUNED_CONFIG, load_pruned_vocoder, prune_vocoder, save_pruned_vocoder  # noqa: E402
+from qingyin.compress.prune import (  # noqa: E402
+    PRUNED_CONFIG,
+    hint_layers,
+    kept_channels,
+    load_pruned_vocoder,
+    prune_vocoder,
+    save_pruned_vocoder,
+)
 from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE  # noqa: E402
 from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
 from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
@@ -161,6 +168,28 @@ def test_the_learning_rate_halves_every_half_life_and_stays_put_without_one():
     with pytest.raises(RecoveryError, match="learning_rate_half_life"):
         RecoverySettings(learning_rate_half_life=-1).check()
     assert RecoverySettings.from_dict({"ratio": 0.3}).learning_rate_half_life == 0  # recipes saved before it
+
+
+def test_the_kept_channels_are_found_and_hints_train_and_resume(teacher_dir, tmp_path):
+    teacher = tiny_vocoder()
+    pruned = prune_vocoder(teacher, 0.5)
+    kept = kept_channels(teacher, pruned)
+    assert list(kept) == list(hint_layers(teacher)) and len(kept["input_conv"]) == pruned.input_conv.out_channels
+    mel = torch.randn(1, 20, TINY.num_mels)
+    with torch.no_grad():  # the first layer is untouched by the pruning of later ones: its kept outputs are equal
+        torch.testing.assert_close(pruned.input_conv(mel.transpose(1, 2)),
+                                   teacher.input_conv(mel.transpose(1, 2))[:, kept["input_conv"]])
+    hinted = RecoverySettings(**{**vars(SETTINGS), "hint_weight": 1.0})
+    whole = _recover(teacher_dir, tmp_path / "whole", 4, settings=hinted)
+    assert all(line["hint"] > 0 for line in whole.history[1:])
+    assert json.loads((whole.out / RECIPE).read_text())["kept_channels"] == kept
+    _recover(teacher_dir, tmp_path / "halves", 2, settings=hinted)
+    _recover(teacher_dir, tmp_path / "halves", 4, resume=True, settings=None)
+    first, second = load_checkpoint(whole.out / CHECKPOINT), load_checkpoint(tmp_path / "halves" / CHECKPOINT)
+    for name, tensor in first["model"].items():
+        assert torch.equal(tensor, second["model"][name]), name
+    with pytest.raises(RecoveryError, match="hint_weight"):
+        RecoverySettings(hint_weight=-1.0).check()
 
 
 def test_recovery_says_what_is_missing(tmp_path, teacher_dir):

@@ -20,7 +20,7 @@ from qingyin.voices.registry import DEFAULT_VOICE
 
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
-RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "seed")
+RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "hint_weight", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
 STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
 EXAMPLES = """examples:
@@ -116,6 +116,9 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--learning-rate-half-life", type=int, metavar="N",
                         help="steps over which the learning rate halves, smoothly; 0 keeps it constant (default: "
                              f"{defaults.learning_rate_half_life})")
+    recipe.add_argument("--hint-weight", type=float, metavar="W",
+                        help="weight of the layer hints: every layer's output against the teacher's on the channels "
+                             f"it kept (the teacher runs on every batch; 0: off; default: {defaults.hint_weight:g})")
     recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
     prune.add_argument("--validate-every", type=int, default=500, metavar="N",
                        help="steps between validations on held-out teacher utterances (default: 500)")

@@ -71,6 +71,34 @@ def prune_vocoder(model: MBMelGANGenerator, ratio: float, round_to: int = ROUND_
     return pruned.eval()
 
 
+def hint_layers(model: MBMelGANGenerator) -> dict[str, torch.nn.Module]:
+    """The layers whose outputs a pruned vocoder's recovery can match against its teacher's: the input conv, each
+    upsampling conv and each residual stack, by module path."""
+    layers: dict[str, torch.nn.Module] = {"input_conv": model.input_conv}
+    for stage, (upsample, stacks) in enumerate(zip(model.upsamples, model.residual_stacks, strict=True)):
+        layers[f"upsamples.{stage}"] = upsample
+        layers.update({f"residual_stacks.{stage}.{index}": stack for index, stack in enumerate(stacks)})
+    return layers
+
+
+def kept_channels(teacher: MBMelGANGenerator, pruned: MBMelGANGenerator) -> dict[str, list[int]]:
+    """For each of `hint_layers`, the teacher's output channels that `pruned` (as pruned, before any training)
+    kept, in its order. Pruning copies each kept channel's bias, so the biases tell them apart."""
+    kept = {}
+    for (name, theirs), mine in zip(hint_layers(teacher).items(), hint_layers(pruned).values(), strict=True):
+        if name.startswith("residual_stacks"):  # a stack's output: its pointwise conv's channels (+ shortcut's)
+            theirs, mine = theirs.pointwise_conv, mine.pointwise_conv
+        where = {float(value): index for index, value in enumerate(theirs.bias.detach().tolist())}
+        if len(where) != theirs.bias.numel():
+            raise PruningError(f"{name}: the teacher's biases repeat, so the kept channels cannot be told apart")
+        try:
+            kept[name] = [where[float(value)] for value in mine.bias.detach().tolist()]
+        except KeyError:
+            raise PruningError(f"{name}: the pruned vocoder's channels are not the teacher's (trained already?)"
+                               ) from None
+    return kept
+
+
 # --- files ----------------------------------------------------------------------------------------------------
 def load_teacher_vocoder(model: str = "baker") -> MBMelGANGenerator:
     """The installed vocoder of catalog model `model` (fp32 torch, as the torch runtime loads it)."""

@@ -52,6 +52,10 @@ class RecoverySettings:
     full_band_weight: float = 0.5  # multi-resolution STFT on the audio
     sub_band_weight: float = 0.5  # ... on the sub-band signals
     waveform_weight: float = 10.0  # L1 on the audio, in [-1, 1]
+    # Layer hints: each hint layer's output (input conv, upsampling convs, residual stacks) against the teacher's
+    # on the channels pruning kept, L1 relative to the teacher's mean magnitude there, averaged over the layers.
+    # 0: off. Pruning leaves every layer after the first about as far from the teacher's as its own size.
+    hint_weight: float = 0.0
     log_floor: float = 1e-2  # the STFT losses' magnitudes are at least this (why: vocoder_losses.LOG_MEL_FLOOR)
     full_band: tuple[Resolution, ...] = FULL_BAND  # (fft, hop, window) of the full-band STFT losses
     sub_band: tuple[Resolution, ...] = SUB_BAND
@@ -86,6 +90,8 @@ class RecoverySettings:
             raise RecoveryError(f"log_floor must be > 0, got {self.log_floor}")
         if self.learning_rate <= 0:
             raise RecoveryError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.hint_weight >= 0:
+            raise RecoveryError(f"hint_weight must be >= 0 (0: off), got {self.hint_weight}")
         if self.learning_rate_half_life < 0:
             raise RecoveryError(f"learning_rate_half_life must be >= 0 (0: constant), got "
                                 f"{self.learning_rate_half_life}")

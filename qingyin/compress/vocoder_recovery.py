@@ -13,8 +13,12 @@ padding), drawn uniformly over the utterances' windows. The loss is
     + waveform_weight * L1 (audio)
 
 where the target sub-bands are the PQMF analysis of the teacher's audio (qingyin.compress.vocoder_losses) and the
-student's are its output conv's, through tanh. The student trains without the sub-band fake quantization of the
-Baker graph (round() has no gradient), and is validated and saved with it, as it runs.
+student's are its output conv's, through tanh. With `hint_weight` > 0 the teacher vocoder also runs on each batch,
+and `hint_weight` * (the mean over the input conv, upsampling convs and residual stacks of the L1 between the
+student's output and the teacher's on the channels pruning kept, relative to the teacher's mean magnitude) is added:
+a target for every layer, not only the last (the kept channels are in recipe.json). The student trains without the
+sub-band fake quantization of the Baker graph (round() has no gradient), and is validated and saved with it, as it
+runs.
 
 Generator losses only: the optional discriminator phase of issue 15 is NOT implemented (no flag for it yet).
 
@@ -47,7 +51,14 @@ import numpy as np
 import torch
 
 from qingyin.compress.checkpoint import capture_rng, restore_rng, save_checkpoint
-from qingyin.compress.prune import PRUNED_CONFIG, load_teacher_vocoder, prune_vocoder, save_pruned_vocoder
+from qingyin.compress.prune import (
+    PRUNED_CONFIG,
+    hint_layers,
+    kept_channels,
+    load_teacher_vocoder,
+    prune_vocoder,
+    save_pruned_vocoder,
+)
 from qingyin.compress.runs import (
     CHECKPOINT,
     open_run,
@@ -117,13 +128,18 @@ def recover_vocoder(
         student = prune_vocoder(teacher, settings.ratio, settings.round_to)
         recipe = {"settings": settings.to_dict(), "teacher_data": str(data.path), "teacher": data.info["teacher"],
                   "teacher_parameters": parameter_count(teacher), "parameters": parameter_count(student)}
+        if settings.hint_weight:
+            recipe["kept_channels"] = kept_channels(teacher, student)
     else:
         recipe = resumed_recipe(out, settings and settings.to_dict(), data, RecoveryError)
         settings = RecoverySettings.from_dict(recipe["settings"])
         config, widths = architecture_from(json.loads((out / PRUNED_CONFIG).read_text()))
         student = build_vocoder(config, widths)
         student.load_state_dict(checkpoint["model"])
-    trainer = _Trainer(student, data, settings)
+        if settings.hint_weight and teacher is None:
+            teacher = load_teacher_vocoder(data.info["teacher"]["model"])
+    hints = (teacher, recipe["kept_channels"]) if settings.hint_weight else None
+    trainer = _Trainer(student, data, settings, hints)
     step = 0
     if checkpoint is None:
         floor = trainer.validate(teacher)
@@ -157,7 +173,8 @@ def recover_vocoder(
 class _Trainer:
     """The student, its optimizer, the losses, the batch sampler and the held-out utterances."""
 
-    def __init__(self, student: MBMelGANGenerator, data: TeacherData, settings: RecoverySettings):
+    def __init__(self, student: MBMelGANGenerator, data: TeacherData, settings: RecoverySettings,
+                 hints: tuple[MBMelGANGenerator, dict[str, list[int]]] | None = None):
         self.settings = s = settings
         self.config = student.config
         # a copy without the sub-band fake quantization, for training (same parameters, same names)
@@ -182,6 +199,28 @@ class _Trainer:
         self.weights = starts / starts.sum()  # uniform over all windows
         self._subbands: list[torch.Tensor] = []
         self.model.output_conv.register_forward_hook(lambda module, inputs, output: self._subbands.append(output))
+        self.teacher, self.kept = (None, {}) if hints is None else hints
+        self._outputs: dict[tuple[str, str], torch.Tensor] = {}
+        if self.teacher is not None:
+            self.teacher.eval()
+            for side, model in (("student", self.model), ("teacher", self.teacher)):
+                for name, layer in hint_layers(model).items():
+                    layer.register_forward_hook(self._keeper(side, name))
+            self._kept = {name: torch.tensor(channels) for name, channels in self.kept.items()}
+
+    def _keeper(self, side: str, name: str):
+        def keep(module, inputs, output):
+            self._outputs[side, name] = output
+        return keep
+
+    def hint_loss(self) -> torch.Tensor:
+        """Mean over the hint layers of |student - teacher's kept channels| / mean |teacher's kept channels|."""
+        losses = []
+        for name, channels in self._kept.items():
+            target = self._outputs["teacher", name].index_select(1, channels)
+            losses.append((self._outputs["student", name] - target).abs().mean() / target.abs().mean().clamp_min(1e-5))
+        self._outputs.clear()
+        return torch.stack(losses).mean()
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """mel (B, window, mels) and the teacher's audio (B, window * hop) of random windows."""
@@ -210,6 +249,11 @@ class _Trainer:
                   "waveform": torch.nn.functional.l1_loss(audio, target)}
         loss = (s.full_band_weight * losses["full_band"] + s.sub_band_weight * losses["sub_band"]
                 + s.waveform_weight * losses["waveform"])
+        if self.teacher is not None:
+            with torch.no_grad():
+                self.teacher(mel)  # its layers' outputs, through the hooks
+            losses["hint"] = self.hint_loss()
+            loss = loss + s.hint_weight * losses["hint"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.gradient_clip)
