@@ -263,7 +263,7 @@ def test_a_damaged_export_is_refused(home, tmp_path, monkeypatch):
 
 
 def test_missing_onnxruntime_tools_are_named(voice, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxruntime.tools.convert_onnx_models_to_ort", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime.tools.ort_format_model", None)
     with pytest.raises(BundleError, match="onnxruntime's tools .* pip install"):
         make_bundle("baker", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()

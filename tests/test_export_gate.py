@@ -338,6 +338,18 @@ def test_a_student_variant_exports_the_students_decoder(student_voice):
             variant_dir(voice, "student") / name).stat().st_size, name
 
 
+def test_a_size_variants_bundle_computes_what_its_onnx_graphs_compute(student_voice, tmp_path):
+    pytest.importorskip("flatbuffers", reason="ORT-format conversion needs onnxruntime's tools")
+    from qingyin.compress.bundle import make_bundle
+    from qingyin.families.fs2_mbmelgan.export.onnx_export import export_voice_dir
+
+    voice, _ = student_voice
+    export_voice_dir(voice, "student-int8")
+    bundle = make_bundle("baker", "student-int8", tmp_path / "bundle", voice_dir=voice)
+    # INT8-stored weights in MatMulNBits at float accuracy, as the ONNX backend runs them: same durations and mel
+    assert bundle.verification.passed and bundle.verification.mel_difference == 0.0
+
+
 def test_the_pruned_variant_runs_the_shipped_pruned_vocoder(student_voice):
     import torch
 

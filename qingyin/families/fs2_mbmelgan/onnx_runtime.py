@@ -61,8 +61,11 @@ class OnnxBackend:
             # With ONNX Runtime's QDQ handling on, DequantizeLinear is not constant-folded, so they were dequantized
             # on every call; without it they are folded into float weights once, at load: the same output, the
             # vocoder 0.78-0.81x the time (BENCHMARKS.md, "Student acoustic model"). The decoder keeps it for its
-            # static INT8 convolutions.
+            # static INT8 convolutions; its INT8-stored MatMul weights fuse into MatMulNBits, told to do float
+            # arithmetic (accuracy level 1, as a mobile bundle's are: qingyin.compress.bundle) rather than quantize
+            # the activations too (ONNX Runtime's default, level 4).
             float_options.add_session_config_entry("session.disable_quant_qdq", "1")
+            options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
         self.encoder = cpu_session(graph_file(folder, ENCODER_FILE), float_options)
         self.decoder = cpu_session(graph_file(folder, DECODER_FILE), options)
         self.vocoder = cpu_session(graph_file(folder, VOCODER_FILE), float_options)
