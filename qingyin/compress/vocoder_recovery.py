@@ -199,14 +199,14 @@ class _Trainer:
         self.weights = starts / starts.sum()  # uniform over all windows
         self._subbands: list[torch.Tensor] = []
         self.model.output_conv.register_forward_hook(lambda module, inputs, output: self._subbands.append(output))
-        self.teacher, self.kept = (None, {}) if hints is None else hints
+        self.teacher, kept = (None, {}) if hints is None else hints
+        self._kept = {name: torch.tensor(channels) for name, channels in kept.items()}
         self._outputs: dict[tuple[str, str], torch.Tensor] = {}
         if self.teacher is not None:
             self.teacher.eval()
             for side, model in (("student", self.model), ("teacher", self.teacher)):
                 for name, layer in hint_layers(model).items():
                     layer.register_forward_hook(self._keeper(side, name))
-            self._kept = {name: torch.tensor(channels) for name, channels in self.kept.items()}
 
     def _keeper(self, side: str, name: str):
         def keep(module, inputs, output):
