@@ -25,6 +25,11 @@ from qingyin.compress.prune import (  # noqa: E402
 )
 from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE  # noqa: E402
 from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
+from qingyin.compress.vocoder_discriminator import (  # noqa: E402
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, learning_rate_at  # noqa: E402
 from qingyin.compress.vocoder_recovery import recover_vocoder  # noqa: E402
@@ -192,6 +197,47 @@ def test_the_kept_channels_are_found_and_hints_train_and_resume(teacher_dir, tmp
         RecoverySettings(hint_weight=-1.0).check()
 
 
+def test_the_discriminator_scores_every_scale_and_its_losses_are_least_squares():
+    torch.manual_seed(0)
+    discriminator = MultiScaleDiscriminator(scales=3, max_channels=64)
+    scores = discriminator(torch.randn(2, 4096))
+    assert [tuple(score.shape) for score in scores] == [(2, 1, 16), (2, 1, 8), (2, 1, 4)]  # 4^4 fewer, halved
+    ones, zeros = [torch.ones(2, 1, 4)] * 3, [torch.zeros(2, 1, 4)] * 3
+    assert float(discriminator_loss(ones, zeros)) == 0.0 and float(discriminator_loss(zeros, ones)) == 2.0
+    assert float(generator_adversarial_loss(ones)) == 0.0 and float(generator_adversarial_loss(zeros)) == 1.0
+    with pytest.raises(ValueError, match="multiple of 4"):
+        MultiScaleDiscriminator(channels=6)
+
+
+def test_an_adversarial_phase_starts_from_a_recovered_vocoder_and_resumes(teacher_dir, tmp_path):
+    first = _recover(teacher_dir, tmp_path / "first", 2)
+    adversarial = RecoverySettings(**{**vars(SETTINGS), "adversarial_weight": 2.5, "discriminator_warmup_steps": 2,
+                                      "discriminator_max_channels": 32})
+    whole = _recover(teacher_dir, tmp_path / "whole", 4, settings=adversarial, init_from=first.out)
+    assert [line["step"] for line in whole.history] == [0, 2, 4]
+    # the start is the first run's vocoder as it was saved, not a new pruning of the teacher
+    assert whole.start_log_mel_l1 == pytest.approx(first.last_log_mel_l1, abs=1e-6)
+    assert "adversarial" not in whole.history[1] and whole.history[2]["adversarial"] > 0  # after the warm-up only
+    assert all(line["discriminator"] > 0 for line in whole.history[1:])
+    recipe = json.loads((whole.out / RECIPE).read_text())
+    assert recipe["initialized_from"]["step"] == 2 and recipe["initialized_from"]["folder"] == str(first.out)
+    assert recipe["initialized_from"]["recipe"]["settings"] == SETTINGS.to_dict()
+    _recover(teacher_dir, tmp_path / "halves", 2, settings=adversarial, init_from=first.out)
+    _recover(teacher_dir, tmp_path / "halves", 4, resume=True, settings=None)
+    one, other = load_checkpoint(whole.out / CHECKPOINT), load_checkpoint(tmp_path / "halves" / CHECKPOINT)
+    for part in ("model", "discriminator"):  # the discriminator is checkpointed and resumed with the student
+        for name, tensor in one[part].items():
+            assert torch.equal(tensor, other[part][name]), (part, name)
+    with pytest.raises(RecoveryError, match="pruned at 0.5, not 0.3"):
+        _recover(teacher_dir, tmp_path / "other", 2, settings=RecoverySettings(**{**vars(SETTINGS), "ratio": 0.3}),
+                 init_from=first.out)
+    with pytest.raises(RecoveryError, match="leave out --hint-weight"):
+        _recover(teacher_dir, tmp_path / "other", 2, settings=RecoverySettings(**{**vars(SETTINGS), "hint_weight": 1}),
+                 init_from=first.out)
+    with pytest.raises(RecoveryError, match="adversarial_weight"):
+        RecoverySettings(adversarial_weight=-1.0).check()
+
+
 def test_recovery_says_what_is_missing(tmp_path, teacher_dir):
     with pytest.raises(RecoveryError, match="qingyin compress teacher-data"):
         _recover(tmp_path / "nothing", tmp_path / "run", 2)
@@ -211,3 +257,25 @@ def test_the_command_line_names_the_missing_teacher_data(tmp_path):
     args = parser.parse_args(["compress", "prune-vocoder", "--steps", "2", "--resume", "--batch-size", "4"])
     with pytest.raises(RecoveryError, match="leave out --batch-size"):
         compress_command(args)
+    args = parser.parse_args(["compress", "prune-vocoder", "--steps", "2", "--init-from", str(tmp_path / "none")])
+    with pytest.raises(RecoveryError, match="no pruned vocoder in"):
+        compress_command(args)
+
+
+def test_an_adversarial_phase_goes_beside_the_run_it_starts_from(teacher_dir, tmp_path, monkeypatch):
+    from qingyin.compress import vocoder_recovery
+
+    first = _recover(teacher_dir, tmp_path / "vocoder-0.5", 2)
+    calls = []
+    monkeypatch.setattr(vocoder_recovery, "recover_vocoder", lambda *args, **options: calls.append((args, options))
+                        or SimpleNamespace(last_log_mel_l1=None, seconds_per_step=None, out=args[3], step=0,
+                                           parameters=1, teacher_parameters=2, start_log_mel_l1=0.5,
+                                           teacher_log_mel_l1=0.1))
+    parser = argparse.ArgumentParser()
+    add_compress_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compress", "prune-vocoder", "--steps", "9", "--teacher", str(teacher_dir),
+                              "--init-from", str(first.out), "--adversarial-weight", "2.5", "--ratio", "0.7"])
+    assert compress_command(args) == 0
+    (_, steps, settings, out), options = calls[0]
+    assert out == tmp_path / "vocoder-0.5-adversarial" and options["init_from"] == first.out
+    assert (steps, settings.ratio, settings.adversarial_weight) == (9, 0.5, 2.5)  # the ratio is the run's

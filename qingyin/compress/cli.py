@@ -20,7 +20,8 @@ from qingyin.voices.registry import DEFAULT_VOICE
 
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
-RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "hint_weight", "seed")
+RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "hint_weight",
+                "adversarial_weight", "discriminator_learning_rate", "discriminator_warmup_steps", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
 STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
 EXAMPLES = """examples:
@@ -31,6 +32,8 @@ EXAMPLES = """examples:
   qingyin compress prune-vocoder --ratio 0.5 --steps 20000  # prune Baker's vocoder by half, fine-tune it on the
                                                             # teacher data, into $QINGYIN_HOME/train/prune/vocoder-0.5/
   qingyin compress prune-vocoder --ratio 0.5 --steps 40000 --resume   # go on from the last checkpoint
+  qingyin compress prune-vocoder --init-from ~/.cache/qingyin/train/prune/vocoder-0.3 --adversarial-weight 2.5 \
+      --learning-rate 1e-4 --steps 10000    # an adversarial phase from that run's vocoder (vocoder-0.3-adversarial/)
   qingyin compress student --steps 20000                  # a 2 x 192 decoder, 3 x 256 postnet trained on the
                                                           # teacher's mels, in $QINGYIN_HOME/train/student/baker-192x2/
   qingyin compress ship-student                           # that student's own tensors (fp16) + manifest into the
@@ -105,7 +108,12 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     prune.add_argument("--teacher", type=Path, metavar="DIR",
                        help=f"teacher data (default: $QINGYIN_HOME/train/teacher/{DEFAULT_VOICE})")
     prune.add_argument("--out", type=Path, metavar="DIR",
-                       help="run folder (default: $QINGYIN_HOME/train/prune/vocoder-<ratio>)")
+                       help="run folder (default: $QINGYIN_HOME/train/prune/vocoder-<ratio>; with --init-from RUN: "
+                            "RUN-adversarial when --adversarial-weight is given, else RUN-continued, beside RUN)")
+    prune.add_argument("--init-from", type=Path, metavar="RUN",
+                       help="start a fresh run from the pruned vocoder of this run folder (its last checkpoint) "
+                            "instead of pruning the teacher again; the ratio is that run's. For a second phase "
+                            "with another recipe, e.g. --adversarial-weight")
     recipe = prune.add_argument_group("recipe", "fixed when a run starts (recipe.json); --resume takes none of them")
     recipe.add_argument("--batch-size", type=int, metavar="N",
                         help=f"segments per step (default: {defaults.batch_size})")
@@ -119,6 +127,16 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--hint-weight", type=float, metavar="W",
                         help="weight of the layer hints: every layer's output against the teacher's on the channels "
                              f"it kept (the teacher runs on every batch; 0: off; default: {defaults.hint_weight:g})")
+    recipe.add_argument("--adversarial-weight", type=float, metavar="W",
+                        help="train a multi-scale discriminator on the teacher's audio against the student's and add "
+                             "W x the student's least-squares adversarial loss (MB-MelGAN: 2.5; 0: no discriminator; "
+                             f"default: {defaults.adversarial_weight:g})")
+    recipe.add_argument("--discriminator-learning-rate", type=float, metavar="LR",
+                        help=f"the discriminator's Adam learning rate (default: "
+                             f"{defaults.discriminator_learning_rate:g})")
+    recipe.add_argument("--discriminator-warmup-steps", type=int, metavar="N",
+                        help="steps in which only the discriminator learns from the adversarial loss (default: "
+                             f"{defaults.discriminator_warmup_steps})")
     recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
     prune.add_argument("--validate-every", type=int, default=500, metavar="N",
                        help="steps between validations on held-out teacher utterances (default: 500)")
@@ -253,12 +271,16 @@ def _prune_vocoder(args: argparse.Namespace) -> int:
     if args.resume and given:  # a resumed run keeps its recipe; only the step count and the schedule may change
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise RecoveryError(f"--resume keeps the run's recipe (recipe.json): leave out {flags}")
-    settings = None if args.resume else replace(RecoverySettings(), ratio=args.ratio, **given)
+    ratio, out = args.ratio, args.out or vocoder_recovery.default_out(args.ratio)
+    if args.init_from is not None:
+        ratio = vocoder_recovery.saved_ratio(args.init_from)
+        phase = "adversarial" if given.get("adversarial_weight") else "continued"
+        out = args.out or args.init_from.parent / f"{args.init_from.name}-{phase}"
+    settings = None if args.resume else replace(RecoverySettings(), ratio=ratio, **given)
     result = vocoder_recovery.recover_vocoder(
-        args.teacher or teacher_data.default_out(DEFAULT_VOICE), args.steps, settings,
-        args.out or vocoder_recovery.default_out(args.ratio), resume=args.resume,
+        args.teacher or teacher_data.default_out(DEFAULT_VOICE), args.steps, settings, out, resume=args.resume,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every, threads=args.threads,
-        progress=args.progress)
+        progress=args.progress, init_from=args.init_from)
     last = "none after the start" if result.last_log_mel_l1 is None else f"{result.last_log_mel_l1:.4f}"
     speed = "" if result.seconds_per_step is None else f", {result.seconds_per_step:.3f} s/step"
     print(f"qingyin: pruned vocoder in {result.out} at step {result.step}: {result.parameters:,} parameters "

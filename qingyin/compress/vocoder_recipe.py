@@ -56,6 +56,14 @@ class RecoverySettings:
     # on the channels pruning kept, L1 relative to the teacher's mean magnitude there, averaged over the layers.
     # 0: off. Pruning leaves every layer after the first about as far from the teacher's as its own size.
     hint_weight: float = 0.0
+    # The adversarial phase (qingyin.compress.vocoder_discriminator): a multi-scale discriminator learns the teacher's
+    # audio from the student's, and the student is also trained to fool it, with this weight on its least-squares loss
+    # (MB-MelGAN's lambda_adv: 2.5). 0: no discriminator. It starts untrained: for the first
+    # `discriminator_warmup_steps` of the run only it learns, so that the student does not follow a random critic.
+    adversarial_weight: float = 0.0
+    discriminator_learning_rate: float = 2e-4  # Adam's, constant (the generator's schedule is its own)
+    discriminator_max_channels: int = 256  # MelGAN's 1024 costs ~4x the steps; paired teacher audio needs less
+    discriminator_warmup_steps: int = 1000
     log_floor: float = 1e-2  # the STFT losses' magnitudes are at least this (why: vocoder_losses.LOG_MEL_FLOOR)
     full_band: tuple[Resolution, ...] = FULL_BAND  # (fft, hop, window) of the full-band STFT losses
     sub_band: tuple[Resolution, ...] = SUB_BAND
@@ -92,6 +100,14 @@ class RecoverySettings:
             raise RecoveryError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not self.hint_weight >= 0:
             raise RecoveryError(f"hint_weight must be >= 0 (0: off), got {self.hint_weight}")
+        if not self.adversarial_weight >= 0:
+            raise RecoveryError(f"adversarial_weight must be >= 0 (0: no discriminator), got {self.adversarial_weight}")
+        if self.discriminator_learning_rate <= 0 or self.discriminator_warmup_steps < 0:
+            raise RecoveryError("discriminator_learning_rate must be > 0 and discriminator_warmup_steps >= 0, got "
+                                f"{self.discriminator_learning_rate} and {self.discriminator_warmup_steps}")
+        if self.discriminator_max_channels < 16 or self.discriminator_max_channels % 4:
+            raise RecoveryError(f"discriminator_max_channels must be a multiple of 4, >= 16; got "
+                                f"{self.discriminator_max_channels}")
         if self.learning_rate_half_life < 0:
             raise RecoveryError(f"learning_rate_half_life must be >= 0 (0: constant), got "
                                 f"{self.learning_rate_half_life}")

@@ -20,7 +20,13 @@ a target for every layer, not only the last (the kept channels are in recipe.jso
 sub-band fake quantization of the Baker graph (round() has no gradient), and is validated and saved with it, as it
 runs.
 
-Generator losses only: the optional discriminator phase of issue 15 is NOT implemented (no flag for it yet).
+The adversarial phase: with `adversarial_weight` > 0 a multi-scale discriminator
+(qingyin.compress.vocoder_discriminator) learns the teacher's audio (real) from the student's (fake) on every
+batch, and after `discriminator_warmup_steps` the student's loss also has `adversarial_weight` * its least-squares
+adversarial loss, as MB-MelGAN's generator was trained after its first phase of STFT losses alone. Such a phase
+usually starts from a recovered vocoder: `init_from` (a run folder, or any folder `save_pruned_vocoder` wrote)
+starts a fresh run from that vocoder instead of pruning the teacher anew, with its own recipe, schedule and
+checkpoints; recipe.json keeps where it came from.
 
 The teacher data is held in memory as stored (int16 audio, float16 mels): about 220 MB per hour of audio.
 
@@ -55,12 +61,14 @@ from qingyin.compress.prune import (
     PRUNED_CONFIG,
     hint_layers,
     kept_channels,
+    load_pruned_vocoder,
     load_teacher_vocoder,
     prune_vocoder,
     save_pruned_vocoder,
 )
 from qingyin.compress.runs import (
     CHECKPOINT,
+    RECIPE,
     open_run,
     open_teacher_data,
     prepare_training,
@@ -71,6 +79,11 @@ from qingyin.compress.runs import (
     truncate_log,
 )
 from qingyin.compress.teacher_data import PCM_SCALE, TeacherData
+from qingyin.compress.vocoder_discriminator import (
+    MultiScaleDiscriminator,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from qingyin.compress.vocoder_losses import LogMel, MultiResolutionSTFTLoss, log_mel_l1, subband_analysis
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution, learning_rate_at
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
@@ -110,11 +123,14 @@ def recover_vocoder(
     threads: int | None = None,
     progress: bool = True,
     teacher: MBMelGANGenerator | None = None,
+    init_from: str | Path | None = None,
 ) -> RecoveryResult:
     """Prune the teacher's vocoder and train it for `steps` steps in all (see the module's docstring).
 
     `settings`: default RecoverySettings() for a fresh run, the saved recipe when resuming (given ones must match
     it). `teacher`: the vocoder to prune (default: the installed vocoder of the model that rendered the data).
+    `init_from`: a fresh run starts from the pruned vocoder saved in this folder instead (its ratio must be
+    `settings.ratio`); a resumed run ignores it.
     """
     prepare_training(steps, validate_every, checkpoint_every, threads, RecoveryError)
     data = open_teacher_data(teacher_data, FAMILY, "vocoder recovery", RecoveryError)
@@ -125,9 +141,14 @@ def recover_vocoder(
         settings.check()
         teacher = teacher if teacher is not None else load_teacher_vocoder(data.info["teacher"]["model"])
         _check_fit(data, teacher, settings)
-        student = prune_vocoder(teacher, settings.ratio, settings.round_to)
+        if init_from is None:
+            student, source = prune_vocoder(teacher, settings.ratio, settings.round_to), None
+        else:
+            student, source = _initial_vocoder(Path(init_from), data, settings)
         recipe = {"settings": settings.to_dict(), "teacher_data": str(data.path), "teacher": data.info["teacher"],
                   "teacher_parameters": parameter_count(teacher), "parameters": parameter_count(student)}
+        if source is not None:
+            recipe["initialized_from"] = source
         if settings.hint_weight:
             recipe["kept_channels"] = kept_channels(teacher, student)
     else:
@@ -148,15 +169,21 @@ def recover_vocoder(
         start_run(out, recipe, "val_log_mel_l1", start)
     else:
         trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        if trainer.discriminator is not None:
+            trainer.discriminator.load_state_dict(checkpoint["discriminator"])
+            trainer.discriminator_optimizer.load_state_dict(checkpoint["discriminator_optimizer"])
         restore_rng(checkpoint["rng"], trainer.rng)
         step = int(checkpoint["step"])
         trainer.steps_done = step
         truncate_log(out, step)  # validations after the checkpoint are run again
 
     def save(step: int) -> None:
-        save_checkpoint(out / CHECKPOINT, {"step": step, "model": trainer.model.state_dict(),
-                                           "optimizer": trainer.optimizer.state_dict(),
-                                           "rng": capture_rng(trainer.rng)})
+        state = {"step": step, "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                 "rng": capture_rng(trainer.rng)}
+        if trainer.discriminator is not None:
+            state.update(discriminator=trainer.discriminator.state_dict(),
+                         discriminator_optimizer=trainer.discriminator_optimizer.state_dict())
+        save_checkpoint(out / CHECKPOINT, state)
         save_pruned_vocoder(out, trainer.evaluation_model(), ratio=settings.ratio, step=step,
                             teacher=recipe["teacher"])
 
@@ -199,6 +226,13 @@ class _Trainer:
         self.weights = starts / starts.sum()  # uniform over all windows
         self._subbands: list[torch.Tensor] = []
         self.model.output_conv.register_forward_hook(lambda module, inputs, output: self._subbands.append(output))
+        self.discriminator, self.discriminator_optimizer = None, None
+        if s.adversarial_weight:
+            with torch.random.fork_rng():  # its initial weights depend on the seed only
+                torch.manual_seed(s.seed)
+                self.discriminator = MultiScaleDiscriminator(max_channels=s.discriminator_max_channels)
+            self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(),
+                                                            lr=s.discriminator_learning_rate, betas=s.betas)
         self.teacher, kept = (None, {}) if hints is None else hints
         self._kept = {name: torch.tensor(channels) for name, channels in kept.items()}
         self._outputs: dict[tuple[str, str], torch.Tensor] = {}
@@ -254,14 +288,29 @@ class _Trainer:
                 self.teacher(mel)  # its layers' outputs, through the hooks
             losses["hint"] = self.hint_loss()
             loss = loss + s.hint_weight * losses["hint"]
+        adversarial = self.discriminator is not None and self.steps_done >= s.discriminator_warmup_steps
+        if adversarial:
+            losses["adversarial"] = generator_adversarial_loss(self.discriminator(audio))
+            loss = loss + s.adversarial_weight * losses["adversarial"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.gradient_clip)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(s.learning_rate, s.learning_rate_half_life, self.steps_done)
         self.optimizer.step()
+        if self.discriminator is not None:
+            losses["discriminator"] = self.discriminator_step(target, audio.detach())
         self.steps_done += 1
         return {"loss": loss.item(), **{name: value.item() for name, value in losses.items()}}
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One update of the discriminator on the teacher's audio (real) and the student's (fake); its loss."""
+        loss = discriminator_loss(self.discriminator(real), self.discriminator(fake))
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), self.settings.gradient_clip)
+        self.discriminator_optimizer.step()
+        return loss.detach()
 
     def evaluation_model(self) -> MBMelGANGenerator:
         """The student as it runs: the trained parameters, with the config's sub-band quantization."""
@@ -281,6 +330,39 @@ class _Trainer:
         if not distances:
             raise RecoveryError(f"no held-out utterance has the vocoder's {self.config.min_frames} frames")
         return float(np.mean(distances))
+
+
+def saved_ratio(folder: str | Path) -> float:
+    """The pruning ratio of the vocoder `save_pruned_vocoder` wrote into `folder`."""
+    path = Path(folder) / PRUNED_CONFIG
+    if not path.is_file():
+        raise RecoveryError(f"no pruned vocoder in {folder} ({PRUNED_CONFIG}): give a prune-vocoder run's folder")
+    ratio = json.loads(path.read_text()).get("ratio")
+    if not isinstance(ratio, int | float):
+        raise RecoveryError(f"{path} does not say the ratio it was pruned at")
+    return float(ratio)
+
+
+def _initial_vocoder(folder: Path, data: TeacherData, settings: RecoverySettings) -> tuple[MBMelGANGenerator, dict]:
+    """The pruned vocoder saved in `folder` and what recipe.json keeps of it: its folder, step and ratio, the
+    recipe and last validation of its run (when `folder` is one)."""
+    if settings.hint_weight:
+        raise RecoveryError("layer hints need the channels pruning kept, which a trained vocoder no longer shows: "
+                            "leave out --hint-weight with --init-from")
+    student = load_pruned_vocoder(folder)
+    about = json.loads((folder / PRUNED_CONFIG).read_text())
+    if about.get("ratio") != settings.ratio:
+        raise RecoveryError(f"{folder} holds a vocoder pruned at {about.get('ratio')}, not {settings.ratio}")
+    if about.get("teacher") not in (None, data.info["teacher"]):
+        raise RecoveryError(f"{folder}'s vocoder was pruned from {about['teacher']}, the teacher data is of "
+                            f"{data.info['teacher']}")
+    source = {"folder": str(folder), "step": about.get("step"), "ratio": about.get("ratio")}
+    if (folder / RECIPE).is_file():
+        log = read_log(folder)
+        source.update(recipe=json.loads((folder / RECIPE).read_text()),
+                      val_log_mel_l1=next((line["val_log_mel_l1"] for line in reversed(log)
+                                           if line["step"] <= (about.get("step") or 0)), None))
+    return student, source
 
 
 def _check_fit(data: TeacherData, teacher: MBMelGANGenerator, settings: RecoverySettings) -> None:
