@@ -95,9 +95,10 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
         "prune-vocoder", help="prune the MB-MelGAN vocoder's channels and fine-tune it against the teacher",
         description="Structured channel pruning of the teacher data's MB-MelGAN vocoder (torch-pruning, the "
                     "`compress` extra), then recovery fine-tuning on the teacher's mels and audio: multi-resolution "
-                    "STFT (full band and sub-bands) and waveform L1 (qingyin.compress.vocoder_recovery). Checkpoints "
-                    "every --checkpoint-every steps, at the end and on Ctrl-C; --resume goes on from the last. The "
-                    "teacher data comes first: `qingyin compress teacher-data`.",
+                    "STFT (full band and sub-bands) and waveform L1 (qingyin.compress.vocoder_recovery), optionally "
+                    "with a discriminator (--adversarial-weight). Checkpoints every --checkpoint-every steps, at the "
+                    "end and on Ctrl-C or SIGTERM; --resume goes on from the last. The teacher data comes first: "
+                    "`qingyin compress teacher-data`.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     prune.add_argument("--ratio", type=float, default=defaults.ratio,
                        help=f"fraction of each layer's channels removed, e.g. {', '.join(map(str, RATIOS))} "
@@ -154,7 +155,7 @@ def _add_student(commands: argparse._SubParsersAction) -> None:
                     "and pitch stay the teacher's) with a smaller decoder and postnet cut from the teacher's and "
                     "trained on the teacher data's mels, mel L1 before and after the postnet "
                     "(qingyin.compress.student_training). Checkpoints every --checkpoint-every steps, at the end "
-                    "and on Ctrl-C; --resume goes on from the last. The teacher data comes first: "
+                    "and on Ctrl-C or SIGTERM; --resume goes on from the last. The teacher data comes first: "
                     "`qingyin compress teacher-data`.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     student.add_argument("--steps", type=int, required=True, metavar="N",

@@ -10,7 +10,9 @@ checkpoint.pt, log.jsonl of validations) and its loop of steps, validations and 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,10 +107,11 @@ def train_loop(step_once: Callable[[], dict[str, float]], validate: Callable[[],
                description: str, progress: bool) -> LoopResult:
     """Run `step_once` from `step` to `steps`; every `validate_every` steps (and at the end) log the mean losses
     since the last validation and `validate()` as `metric`; every `checkpoint_every` steps, at the end and on
-    Ctrl-C call `save(step)`."""
+    Ctrl-C or SIGTERM call `save(step)`."""
     bar = progress_bar(step, steps, progress, description)
     sums: dict[str, float] = {}
     counted, begun, spent, last = 0, step, 0.0, None
+    restore = terminate_as_interrupt()
     try:
         while step < steps:
             clock = time.perf_counter()
@@ -135,9 +138,24 @@ def train_loop(step_once: Callable[[], dict[str, float]], validate: Callable[[],
         save(step)
         raise
     finally:
+        restore()
         if bar is not None:
             bar.close()
     return LoopResult(step, last, spent / (step - begun) if step > begun else None)
+
+
+def terminate_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM (`kill`, the end of a session) raise KeyboardInterrupt as Ctrl-C does, so that the loop saves
+    its checkpoint; a job started in the background from a script ignores Ctrl-C's SIGINT. Returns what puts the
+    previous handler back. Only the main thread can set handlers: elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def append_log(out: Path, line: dict) -> None:

@@ -24,7 +24,7 @@ In `out` (default $QINGYIN_HOME/train/student/<voice>-<decoder_hidden>x<decoder_
     log.jsonl                           one line per validation: step, mean losses since the last, seconds per step
 
 Resumable like the vocoder's recovery (qingyin.compress.vocoder_recovery): a checkpoint every `checkpoint_every`
-steps, at the end and on Ctrl-C; `resume=True` continues with the same recipe and draws the same batches.
+steps, at the end and on Ctrl-C or SIGTERM; `resume=True` continues with the same recipe and draws the same batches.
 """
 
 from __future__ import annotations

@@ -42,9 +42,9 @@ In `out` (default $QINGYIN_HOME/train/prune/vocoder-<ratio>/):
     pruned_vocoder.json / .safetensors  the student as of the checkpoint (qingyin.compress.prune loads it)
     log.jsonl                         one line per validation: step, mean losses since the last, seconds per step
 
-Resumable: a checkpoint is written every `checkpoint_every` steps, at the end and on Ctrl-C; `resume=True` goes
-on from it with the same recipe, and draws the same batches an uninterrupted run would have drawn (except after a
-Ctrl-C, which may land between drawing a batch and finishing its step).
+Resumable: a checkpoint is written every `checkpoint_every` steps, at the end and on Ctrl-C or SIGTERM;
+`resume=True` goes on from it with the same recipe, and draws the same batches an uninterrupted run would have
+drawn (except after a Ctrl-C or SIGTERM, which may land between drawing a batch and finishing its step).
 """
 
 from __future__ import annotations
