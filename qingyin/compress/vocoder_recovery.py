@@ -290,7 +290,9 @@ class _Trainer:
             loss = loss + s.hint_weight * losses["hint"]
         adversarial = self.discriminator is not None and self.steps_done >= s.discriminator_warmup_steps
         if adversarial:
+            self.discriminator.requires_grad_(False)  # the gradient goes to the student's audio only
             losses["adversarial"] = generator_adversarial_loss(self.discriminator(audio))
+            self.discriminator.requires_grad_(True)
             loss = loss + s.adversarial_weight * losses["adversarial"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
