@@ -1,12 +1,17 @@
 """Pruned MB-MelGAN vocoders against their teacher: parameters, torch RTF, log-mel L1 to the teacher's audio.
 
     .venv/bin/python -m benchmarks.prune_vocoder [--run DIR ...] [--ratio 0.5 ...] [--threads 1] [--repeats 5]
+        [--cer N]
 
 Rows: the teacher vocoder (the installed fp32 one, on the mels as stored: the metric's floor), each `--ratio`
 pruned afresh without recovery, and each `--run` folder of `qingyin compress prune-vocoder` (its
 pruned_vocoder.safetensors, as of its last checkpoint). Utterances: the held-out ones of the teacher data (the last
 `--utterances`, as the recovery's validation uses). RTF: the best of `--repeats` passes over them, each utterance
 vocoded whole in one call, in torch on `--threads` threads, after one pass that measures the log-mel L1.
+
+`--cer N`: also Whisper's CER (as the quality gate measures it) of the first N default evaluation texts (the gate's
+79), each read by the installed teacher acoustic model (torch fp32) and vocoded by every vocoder: what the vocoder
+alone costs, without the student decoder or INT8 of an exported variant.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=8, help="the last N utterances of the teacher data")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cer", type=int, metavar="N", help="also Whisper's CER on the first N default texts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -66,6 +72,38 @@ def main() -> None:
     for name, vocoder in vocoders.items():
         print(f"| {name} | {parameter_count(vocoder):,} | {best[name] / seconds:.4f} | {base / best[name]:.2f}x | "
               f"{distance[name]:.4f} |")
+    if args.cer:
+        _print_cer(data.info["teacher"]["model"], vocoders, args.cer, args.threads, data.sample_rate)
+
+
+def _print_cer(model: str, vocoders: dict, count: int, threads: int, sample_rate: int) -> None:
+    """Whisper's CER of the first `count` default texts, the teacher's mels through each vocoder."""
+    from qingyin.evaluate.cer import WhisperTranscriber, character_errors
+    from qingyin.families.fs2_mbmelgan.features import AcousticControls
+    from qingyin.families.fs2_mbmelgan.torch_runtime import TorchBackend
+    from qingyin.families.fs2_mbmelgan.voice import sentence_ids
+    from qingyin.text.corpus import read_texts
+    from qingyin.voices import registry
+
+    folder = registry.model_dir(model)
+    backend = TorchBackend(folder, threads=threads)
+    texts = read_texts()[:count]
+    mels = [[backend.acoustic(ids, AcousticControls()).mel for ids in sentence_ids(folder, [text])] for text in texts]
+    transcriber, errors = WhisperTranscriber(), {}
+    with torch.inference_mode():
+        for name, vocoder in vocoders.items():
+            backend.vocoder = vocoder
+            counts = [character_errors(text, transcriber.transcribe(np.concatenate([backend.vocode(m) for m in parts]),
+                                                                    sample_rate), normalize=True)
+                      for text, parts in zip(texts, mels, strict=True)]
+            errors[name] = (sum(e for e, _ in counts), sum(c for _, c in counts))
+    print(f"\nWhisper CER, the first {count} default texts ({errors['teacher fp32'][1]} characters), the teacher "
+          "acoustic model's mels (torch fp32) through each vocoder\n")
+    print("| vocoder | CER | change | errors |")
+    print("|---|---|---|---|")
+    base_errors, characters = errors["teacher fp32"]
+    for name, (wrong, _) in errors.items():
+        print(f"| {name} | {wrong / characters:.4f} | {(wrong - base_errors) / characters:+.4f} | {wrong} |")
 
 
 def _step(run: Path) -> str:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from qingyin.compress.checkpoint import save_checkpoint
 from qingyin.compress.prune import save_pruned_vocoder
 from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE
-from qingyin.compress.ship import ship_student, ship_vocoder
+from qingyin.compress.ship import _run_record, ship_student, ship_vocoder
 from qingyin.compress.student import save_student
 from qingyin.compress.student_recipe import StudentError, StudentSettings
 from qingyin.compress.student_training import _Trainer
@@ -203,3 +203,13 @@ def test_a_shipped_pruned_vocoder_loads_as_it_was_trained_and_refuses_damage(hom
     (folder / VOCODER_WEIGHTS_FILE).write_bytes(b"damaged")
     with pytest.raises(StudentUnavailableError, match="differs from its manifest"):
         load_student_vocoder(home)
+
+
+def test_a_second_phase_says_how_to_reproduce_it_from_the_start(tmp_path):
+    (tmp_path / "log.jsonl").write_text('{"step": 0, "val_log_mel_l1": 0.5}\n{"step": 10, "val_log_mel_l1": 0.4}\n')
+    record = _run_record(tmp_path, {"initialized_from": {"step": 500}}, 10, "val_log_mel_l1", "prune-vocoder")
+    assert record["validation_log_mel_l1"] == 0.4
+    assert "prune-vocoder --steps 500 with the settings of the recipe's initialized_from, then qingyin compress " \
+           "prune-vocoder --steps 10 with the recipe's settings and --init-from that run" in record["reproduce"]
+    plain = _run_record(tmp_path, {}, 10, "val_log_mel_l1", "prune-vocoder")["reproduce"]
+    assert "init" not in plain and "prune-vocoder --steps 10 with the recipe's settings, then" in plain

@@ -103,14 +103,18 @@ def _run_state(run: Path, command: str) -> tuple[dict, dict]:
 def _run_record(run: Path, recipe: dict, step: int, metric: str, command: str) -> dict:
     """What a manifest tells of the run: its step, last validation, recipe, log and how to reproduce it."""
     log = [line for line in read_log(run) if line["step"] <= step]
+    source = recipe.get("initialized_from")  # a second phase: first the run it started from, to its step
+    first = "" if source is None else (f"qingyin compress {command} --steps {source['step']} with the settings of "
+                                       "the recipe's initialized_from, then ")
     return {
         "step": step,
         f"validation_{metric.removeprefix('val_')}": next(
             (line[metric] for line in reversed(log) if metric in line), None),
         "recipe": recipe,
         "log": log,
-        "reproduce": f"qingyin compress teacher-data (the recipe's teacher data), then qingyin compress {command} "
-                     f"--steps {step} with the recipe's settings, then qingyin compress ship-"
+        "reproduce": f"qingyin compress teacher-data (the recipe's teacher data), then {first}qingyin compress "
+                     f"{command} --steps {step} with the recipe's settings"
+                     f"{'' if source is None else ' and --init-from that run'}, then qingyin compress ship-"
                      f"{'student' if command == 'student' else 'vocoder'}",
     }
 
