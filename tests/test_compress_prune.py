@@ -197,6 +197,18 @@ def test_the_kept_channels_are_found_and_hints_train_and_resume(teacher_dir, tmp
         RecoverySettings(hint_weight=-1.0).check()
 
 
+def test_a_log_mel_loss_joins_the_others_when_weighted(teacher_dir, tmp_path):
+    result = _recover(teacher_dir, tmp_path / "mel", 2, settings=RecoverySettings(**{**vars(SETTINGS),
+                                                                                      "mel_weight": 1.0}))
+    line = result.history[1]
+    assert line["log_mel"] > 0
+    assert line["loss"] == pytest.approx(0.5 * line["full_band"] + 0.5 * line["sub_band"] + 10 * line["waveform"]
+                                         + line["log_mel"], rel=1e-4)
+    assert "log_mel" not in _recover(teacher_dir, tmp_path / "plain", 2).history[1]
+    with pytest.raises(RecoveryError, match="mel_weight"):
+        RecoverySettings(mel_weight=-1.0).check()
+
+
 def test_the_discriminator_scores_every_scale_and_its_losses_are_least_squares():
     torch.manual_seed(0)
     discriminator = MultiScaleDiscriminator(scales=3, max_channels=64)

@@ -20,8 +20,9 @@ from qingyin.voices.registry import DEFAULT_VOICE
 
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
-RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "hint_weight",
-                "adversarial_weight", "discriminator_learning_rate", "discriminator_warmup_steps", "seed")
+RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "mel_weight",
+                "hint_weight", "adversarial_weight", "discriminator_learning_rate", "discriminator_warmup_steps",
+                "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
 STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
 EXAMPLES = """examples:
@@ -125,6 +126,9 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--learning-rate-half-life", type=int, metavar="N",
                         help="steps over which the learning rate halves, smoothly; 0 keeps it constant (default: "
                              f"{defaults.learning_rate_half_life})")
+    recipe.add_argument("--mel-weight", type=float, metavar="W",
+                        help="weight of an L1 loss between the student's and the teacher's log-mel spectrograms "
+                             f"(0: off; default: {defaults.mel_weight:g})")
     recipe.add_argument("--hint-weight", type=float, metavar="W",
                         help="weight of the layer hints: every layer's output against the teacher's on the channels "
                              f"it kept (the teacher runs on every batch; 0: off; default: {defaults.hint_weight:g})")

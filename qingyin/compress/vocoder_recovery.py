@@ -10,7 +10,7 @@ which the generator reads but no loss looks at, so the segment's edges see real 
 padding), drawn uniformly over the utterances' windows. The loss is
 
     full_band_weight * multi-resolution STFT (audio) + sub_band_weight * multi-resolution STFT (sub-bands)
-    + waveform_weight * L1 (audio)
+    + waveform_weight * L1 (audio) + mel_weight * L1 (log-mel spectrograms, the validation's measure)
 
 where the target sub-bands are the PQMF analysis of the teacher's audio (qingyin.compress.vocoder_losses) and the
 student's are its output conv's, through tanh. With `hint_weight` > 0 the teacher vocoder also runs on each batch,
@@ -283,6 +283,9 @@ class _Trainer:
                   "waveform": torch.nn.functional.l1_loss(audio, target)}
         loss = (s.full_band_weight * losses["full_band"] + s.sub_band_weight * losses["sub_band"]
                 + s.waveform_weight * losses["waveform"])
+        if s.mel_weight:
+            losses["log_mel"] = torch.nn.functional.l1_loss(self.log_mel(audio), self.log_mel(target))
+            loss = loss + s.mel_weight * losses["log_mel"]
         if self.teacher is not None:
             with torch.no_grad():
                 self.teacher(mel)  # its layers' outputs, through the hooks
