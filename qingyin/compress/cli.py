@@ -20,7 +20,7 @@ from qingyin.voices.registry import DEFAULT_VOICE
 
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
-RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "mel_weight",
+RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "log_floor", "mel_weight",
                 "hint_weight", "adversarial_weight", "discriminator_learning_rate", "discriminator_warmup_steps",
                 "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
@@ -126,6 +126,9 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--learning-rate-half-life", type=int, metavar="N",
                         help="steps over which the learning rate halves, smoothly; 0 keeps it constant (default: "
                              f"{defaults.learning_rate_half_life})")
+    recipe.add_argument("--log-floor", type=float, metavar="F",
+                        help="the STFT losses' magnitudes are at least F before their logs: a higher floor leaves "
+                             f"the quietest bins (sub-band quantization noise) out (default: {defaults.log_floor:g})")
     recipe.add_argument("--mel-weight", type=float, metavar="W",
                         help="weight of an L1 loss between the student's and the teacher's log-mel spectrograms "
                              f"(0: off; default: {defaults.mel_weight:g})")
