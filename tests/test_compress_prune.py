@@ -209,6 +209,22 @@ def test_a_log_mel_loss_joins_the_others_when_weighted(teacher_dir, tmp_path):
         RecoverySettings(mel_weight=-1.0).check()
 
 
+def test_quantization_aware_training_sees_the_rounded_sub_bands_and_still_has_a_gradient(teacher_dir, tmp_path):
+    from qingyin.compress.teacher_data import TeacherData
+    from qingyin.compress.vocoder_recovery import _Trainer
+
+    settings = RecoverySettings(**{**vars(SETTINGS), "quantization_aware": True})
+    trainer = _Trainer(prune_vocoder(tiny_vocoder(), 0.5), TeacherData(teacher_dir), settings)
+    mel = torch.randn(1, 20, TINY.num_mels)
+    audio = trainer.model(mel)
+    with torch.no_grad():  # the forward is the vocoder's as it runs, rounding included
+        torch.testing.assert_close(audio, trainer.evaluation_model()(mel), atol=1e-5, rtol=0)
+    audio.pow(2).sum().backward()
+    assert trainer.model.input_conv.weight.grad.abs().sum() > 0  # round() alone would pass none
+    result = _recover(teacher_dir, tmp_path / "qat", 2, settings=settings)
+    assert np.isfinite(result.history[1]["loss"])
+
+
 def test_the_discriminator_scores_every_scale_and_its_losses_are_least_squares():
     torch.manual_seed(0)
     discriminator = MultiScaleDiscriminator(scales=3, max_channels=64)

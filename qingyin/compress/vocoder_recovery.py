@@ -17,8 +17,9 @@ student's are its output conv's, through tanh. With `hint_weight` > 0 the teache
 and `hint_weight` * (the mean over the input conv, upsampling convs and residual stacks of the L1 between the
 student's output and the teacher's on the channels pruning kept, relative to the teacher's mean magnitude) is added:
 a target for every layer, not only the last (the kept channels are in recipe.json). The student trains without the
-sub-band fake quantization of the Baker graph (round() has no gradient), and is validated and saved with it, as it
-runs.
+sub-band fake quantization of the Baker graph (round() has no gradient) and is validated and saved with it, as it
+runs; with `quantization_aware` it trains through it too, the gradient passing the rounding as if it were not there
+(straight-through), so that the losses see the sub-bands and audio the vocoder will emit.
 
 The adversarial phase: with `adversarial_weight` > 0 a multi-scale discriminator
 (qingyin.compress.vocoder_discriminator) learns the teacher's audio (real) from the student's (fake) on every
@@ -225,6 +226,8 @@ class _Trainer:
         starts = np.array([len(mel) - self.window + 1 for mel, _ in self.training], np.float64)
         self.weights = starts / starts.sum()  # uniform over all windows
         self._subbands: list[torch.Tensor] = []
+        if s.quantization_aware and self.config.subband_quant_step > 0:  # before the hook that keeps the sub-bands
+            self.model.output_conv.register_forward_hook(_rounded_through(self.config.subband_quant_step))
         self.model.output_conv.register_forward_hook(lambda module, inputs, output: self._subbands.append(output))
         self.discriminator, self.discriminator_optimizer = None, None
         if s.adversarial_weight:
@@ -335,6 +338,16 @@ class _Trainer:
         if not distances:
             raise RecoveryError(f"no held-out utterance has the vocoder's {self.config.min_frames} frames")
         return float(np.mean(distances))
+
+
+def _rounded_through(step: float):
+    """A forward hook for the output conv (whose output goes through tanh) that makes tanh of it the sub-bands
+    rounded to `step` as MBMelGANGenerator rounds them (clamped to int8), while the gradient passes as if nothing were
+    rounded (straight-through)."""
+    def hook(module, inputs, output: torch.Tensor) -> torch.Tensor:
+        rounded = torch.clamp(torch.round(torch.tanh(output) / step), -128, 127) * step
+        return output + (torch.atanh(rounded.clamp(-1 + 1e-6, 1 - 1e-6)) - output).detach()
+    return hook
 
 
 def saved_ratio(folder: str | Path) -> float:
