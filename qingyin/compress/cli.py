@@ -21,8 +21,8 @@ from qingyin.voices.registry import DEFAULT_VOICE
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "log_floor",
-                "mel_weight", "quantization_aware", "hint_weight", "adversarial_weight", "discriminator_learning_rate",
-                "discriminator_warmup_steps", "seed")
+                "waveform_weight", "mel_weight", "quantization_aware", "hint_weight", "adversarial_weight",
+                "discriminator_learning_rate", "discriminator_warmup_steps", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
 STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
 EXAMPLES = """examples:
@@ -132,6 +132,9 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--quantization-aware", action="store_const", const=True, default=None,
                         help="train through the vocoder's sub-band rounding (straight-through gradient) rather than "
                              "on unrounded sub-bands")
+    recipe.add_argument("--waveform-weight", type=float, metavar="W",
+                        help="weight of the L1 loss on the audio samples; it pulls what cannot be matched sample by "
+                             f"sample (noise) towards silence (0: off; default: {defaults.waveform_weight:g})")
     recipe.add_argument("--mel-weight", type=float, metavar="W",
                         help="weight of an L1 loss between the student's and the teacher's log-mel spectrograms "
                              f"(0: off; default: {defaults.mel_weight:g})")
