@@ -307,3 +307,15 @@ def test_an_adversarial_phase_goes_beside_the_run_it_starts_from(teacher_dir, tm
     (_, steps, settings, out), options = calls[0]
     assert out == tmp_path / "vocoder-0.5-adversarial" and options["init_from"] == first.out
     assert (steps, settings.ratio, settings.adversarial_weight) == (9, 0.5, 2.5)  # the ratio is the run's
+
+
+def test_the_log_mel_distance_can_leave_out_what_is_far_below_the_loudest():
+    from qingyin.compress.vocoder_losses import LogMel, log_mel_l1
+
+    rng = np.random.default_rng(0)
+    time = np.arange(24000) / 24000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * time)
+    one, other = (torch.from_numpy((tone + rng.normal(0, 1e-4, time.size)).astype(np.float32)) for _ in range(2))
+    log_mel = LogMel.for_vocoder(24000, 300, 80)
+    everything, loud = log_mel_l1(log_mel, one, other), log_mel_l1(log_mel, one, other, range_db=30.0)
+    assert everything > 0.1 and loud < 0.01 * everything  # the two differ only in noise 70 dB below the tone
