@@ -143,6 +143,7 @@ def test_recovery_trains_checkpoints_and_resumes_where_it_stopped(teacher_dir, t
     assert (whole.step, whole.parameters) == (4, parameter_count(prune_vocoder(tiny_vocoder(), 0.5)))
     assert [line["step"] for line in whole.history] == [0, 2, 4]
     assert all(np.isfinite(line["loss"]) for line in whole.history[1:])
+    assert all(0 <= line["val_log_mel_l1_loud"] <= line["val_log_mel_l1"] for line in whole.history[1:])
     assert whole.last_log_mel_l1 is not None and whole.teacher_log_mel_l1 < 0.05  # float16 mels: near the teacher
     for name in (RECIPE, CHECKPOINT, LOG, PRUNED_CONFIG):
         assert (whole.out / name).is_file()

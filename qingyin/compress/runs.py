@@ -102,12 +102,12 @@ class LoopResult:
     seconds_per_step: float | None  # mean of this call's steps
 
 
-def train_loop(step_once: Callable[[], dict[str, float]], validate: Callable[[], float], save: Callable[[int], None],
-               out: Path, step: int, steps: int, *, validate_every: int, checkpoint_every: int, metric: str,
-               description: str, progress: bool) -> LoopResult:
+def train_loop(step_once: Callable[[], dict[str, float]], validate: Callable[[], float | dict[str, float]],
+               save: Callable[[int], None], out: Path, step: int, steps: int, *, validate_every: int,
+               checkpoint_every: int, metric: str, description: str, progress: bool) -> LoopResult:
     """Run `step_once` from `step` to `steps`; every `validate_every` steps (and at the end) log the mean losses
-    since the last validation and `validate()` as `metric`; every `checkpoint_every` steps, at the end and on
-    Ctrl-C or SIGTERM call `save(step)`."""
+    since the last validation and `validate()` as `metric` (or, when it returns a dict, all of it: `metric` one of
+    its keys); every `checkpoint_every` steps, at the end and on Ctrl-C or SIGTERM call `save(step)`."""
     bar = progress_bar(step, steps, progress, description)
     sums: dict[str, float] = {}
     counted, begun, spent, last = 0, step, 0.0, None
@@ -125,9 +125,12 @@ def train_loop(step_once: Callable[[], dict[str, float]], validate: Callable[[],
                 bar.set_postfix_str(f"loss {losses['loss']:.3f}", refresh=False)
                 bar.update(1)
             if step % validate_every == 0 or step == steps:
-                last = validate()
+                measured = validate()
+                measured = measured if isinstance(measured, dict) else {metric: measured}
+                last = measured[metric]
                 line = {"step": step, **{k: round(v / counted, 5) for k, v in sums.items()},
-                        "seconds_per_step": round(spent / (step - begun), 4), metric: round(last, 5)}
+                        "seconds_per_step": round(spent / (step - begun), 4),
+                        **{k: round(v, 5) for k, v in measured.items()}}
                 append_log(out, line)
                 if bar is not None:
                     bar.write(f"step {step}: loss {line['loss']:.4f}, {metric} {last:.4f}", file=sys.stderr)

@@ -41,7 +41,8 @@ In `out` (default $QINGYIN_HOME/train/prune/vocoder-<ratio>/):
     recipe.json                       settings (vocoder_recipe.RecoverySettings), teacher data, metrics at the start
     checkpoint.pt                     model, optimizer, step, random states (qingyin.compress.checkpoint: atomic)
     pruned_vocoder.json / .safetensors  the student as of the checkpoint (qingyin.compress.prune loads it)
-    log.jsonl                         one line per validation: step, mean losses since the last, seconds per step
+    log.jsonl                         one line per validation: step, mean losses since the last, seconds per step,
+                                      val_log_mel_l1 and val_log_mel_l1_loud (within LOUD_DB of the loudest bin)
 
 Resumable: a checkpoint is written every `checkpoint_every` steps, at the end and on Ctrl-C or SIGTERM;
 `resume=True` goes on from it with the same recipe, and draws the same batches an uninterrupted run would have
@@ -92,6 +93,7 @@ from qingyin.families.fs2_mbmelgan.model.widths import architecture_from, build_
 from qingyin.voices import registry
 
 FAMILY = "fs2_mbmelgan"
+LOUD_DB = 30.0  # the second validation distance counts what lies within this of each utterance's loudest bin
 
 
 @dataclass
@@ -188,7 +190,7 @@ def recover_vocoder(
         save_pruned_vocoder(out, trainer.evaluation_model(), ratio=settings.ratio, step=step,
                             teacher=recipe["teacher"])
 
-    loop = train_loop(trainer.step, lambda: trainer.validate(trainer.evaluation_model()), save, out, step, steps,
+    loop = train_loop(trainer.step, lambda: trainer.validate_both(trainer.evaluation_model()), save, out, step, steps,
                       validate_every=validate_every, checkpoint_every=checkpoint_every, metric="val_log_mel_l1",
                       description=f"recover vocoder-{settings.ratio:g}", progress=progress)
     if loop.step == step and checkpoint is None:
@@ -328,16 +330,22 @@ class _Trainer:
     @torch.inference_mode()
     def validate(self, model: MBMelGANGenerator) -> float:
         """Mean log-mel L1 between `model`'s audio and the teacher's over the held-out utterances."""
-        distances = []
+        return self.validate_both(model)["val_log_mel_l1"]
+
+    def validate_both(self, model: MBMelGANGenerator) -> dict[str, float]:
+        """The validation's log-mel L1, and the same within LOUD_DB of each utterance's loudest bin
+        (val_log_mel_l1_loud: what the sub-band rounding of quiet bins does not rule)."""
+        distances, loud = [], []
         for mel, audio in self.validation:
             mel = torch.from_numpy(mel.astype(np.float32))[None]
             if mel.shape[1] < self.config.min_frames:
                 continue
-            teacher = torch.from_numpy(audio.astype(np.float32) / PCM_SCALE)
-            distances.append(log_mel_l1(self.log_mel, model(mel)[0], teacher))
+            teacher, student = torch.from_numpy(audio.astype(np.float32) / PCM_SCALE), model(mel)[0]
+            distances.append(log_mel_l1(self.log_mel, student, teacher))
+            loud.append(log_mel_l1(self.log_mel, student, teacher, LOUD_DB))
         if not distances:
             raise RecoveryError(f"no held-out utterance has the vocoder's {self.config.min_frames} frames")
-        return float(np.mean(distances))
+        return {"val_log_mel_l1": float(np.mean(distances)), "val_log_mel_l1_loud": float(np.mean(loud))}
 
 
 def _rounded_through(step: float):
