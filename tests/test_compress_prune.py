@@ -320,3 +320,15 @@ def test_the_log_mel_distance_can_leave_out_what_is_far_below_the_loudest():
     log_mel = LogMel.for_vocoder(24000, 300, 80)
     everything, loud = log_mel_l1(log_mel, one, other), log_mel_l1(log_mel, one, other, range_db=30.0)
     assert everything > 0.1 and loud < 0.01 * everything  # the two differ only in noise 70 dB below the tone
+
+
+def test_validation_builds_no_graph(teacher_dir):
+    from qingyin.compress.teacher_data import TeacherData
+    from qingyin.compress.vocoder_recovery import _Trainer
+
+    trainer = _Trainer(prune_vocoder(tiny_vocoder(), 0.5), TeacherData(teacher_dir), SETTINGS)
+    outputs = []
+    trainer.model.output_conv.register_forward_hook(lambda module, inputs, output: outputs.append(output))
+    measured = trainer.validate_both(trainer.model)
+    assert set(measured) == {"val_log_mel_l1", "val_log_mel_l1_loud"}
+    assert outputs and not any(output.requires_grad for output in outputs)  # as in inference, not training

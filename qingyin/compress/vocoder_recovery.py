@@ -327,11 +327,11 @@ class _Trainer:
         self._evaluation.load_state_dict(self.model.state_dict())
         return self._evaluation
 
-    @torch.inference_mode()
     def validate(self, model: MBMelGANGenerator) -> float:
         """Mean log-mel L1 between `model`'s audio and the teacher's over the held-out utterances."""
         return self.validate_both(model)["val_log_mel_l1"]
 
+    @torch.inference_mode()
     def validate_both(self, model: MBMelGANGenerator) -> dict[str, float]:
         """The validation's log-mel L1, and the same within LOUD_DB of each utterance's loudest bin
         (val_log_mel_l1_loud: what the sub-band rounding of quiet bins does not rule)."""
