@@ -27,10 +27,8 @@ import torch
 
 from qingyin.compress.prune import load_pruned_vocoder, load_teacher_vocoder, prune_vocoder
 from qingyin.compress.teacher_data import TeacherData, default_out
-from qingyin.compress.vocoder_losses import LogMel, log_mel_l1
+from qingyin.compress.vocoder_losses import LOUD_RANGE_DB, LogMel, log_mel_l1
 from qingyin.families.fs2_mbmelgan.model.widths import parameter_count
-
-LOUD_DB = 30.0  # the second distance counts what is within this of each utterance's loudest bin
 
 
 def main() -> None:
@@ -62,7 +60,7 @@ def main() -> None:
         for name, vocoder in vocoders.items():
             pairs = [(vocoder(mel)[0], torch.from_numpy(u.audio)) for mel, u in zip(mels, held_out, strict=True)]
             distance[name] = float(np.mean([log_mel_l1(log_mel, audio, target) for audio, target in pairs]))
-            loud[name] = float(np.mean([log_mel_l1(log_mel, audio, target, LOUD_DB) for audio, target in pairs]))
+            loud[name] = float(np.mean([log_mel_l1(log_mel, audio, target, LOUD_RANGE_DB) for audio, target in pairs]))
         for name, vocoder in vocoders.items():  # one vocoder at a time (interleaving them gave erratic times)
             for _ in range(args.repeats):
                 begun = time.perf_counter()
@@ -72,7 +70,7 @@ def main() -> None:
     print(f"{len(held_out)} held-out utterances, {seconds:.1f} s of audio; torch {torch.__version__}, "
           f"{args.threads} thread(s), best of {args.repeats}\n")
     print(f"| vocoder | parameters | RTF | speed-up | log-mel L1 to the teacher's audio | the same within "
-          f"{LOUD_DB:g} dB of the loudest |")
+          f"{LOUD_RANGE_DB:g} dB of the loudest |")
     print("|---|---|---|---|---|---|")
     base = best["teacher fp32"]
     for name, vocoder in vocoders.items():

@@ -25,6 +25,9 @@ from qingyin.compress.vocoder_recipe import Resolution
 # sub-band quantization rounds to 0: below a floor near 1e-2 the log terms are ruled by such digital silence
 # against quantization-step noise (teacher vs itself on float16 mels: log-mel L1 0.18 at a 1e-5 floor, 0.022 at 1e-2).
 LOG_MEL_FLOOR = 1e-2  # also the default floor of the STFT losses (RecoverySettings.log_floor)
+# `log_mel_l1(range_db=LOUD_RANGE_DB)`: the distance within 30 dB of the loudest bin, what the quiet bins' sub-band
+# rounding does not rule (the recovery's val_log_mel_l1_loud, benchmarks.prune_vocoder's second distance)
+LOUD_RANGE_DB = 30.0
 
 
 def stft_magnitude(x: torch.Tensor, resolution: Resolution, floor: float) -> torch.Tensor:

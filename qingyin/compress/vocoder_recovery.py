@@ -42,7 +42,7 @@ In `out` (default $QINGYIN_HOME/train/prune/vocoder-<ratio>/):
     checkpoint.pt                     model, optimizer, step, random states (qingyin.compress.checkpoint: atomic)
     pruned_vocoder.json / .safetensors  the student as of the checkpoint (qingyin.compress.prune loads it)
     log.jsonl                         one line per validation: step, mean losses since the last, seconds per step,
-                                      val_log_mel_l1 and val_log_mel_l1_loud (within LOUD_DB of the loudest bin)
+                                      val_log_mel_l1 and val_log_mel_l1_loud (within LOUD_RANGE_DB of the loudest bin)
 
 Resumable: a checkpoint is written every `checkpoint_every` steps, at the end and on Ctrl-C or SIGTERM;
 `resume=True` goes on from it with the same recipe, and draws the same batches an uninterrupted run would have
@@ -86,14 +86,19 @@ from qingyin.compress.vocoder_discriminator import (
     discriminator_loss,
     generator_adversarial_loss,
 )
-from qingyin.compress.vocoder_losses import LogMel, MultiResolutionSTFTLoss, log_mel_l1, subband_analysis
+from qingyin.compress.vocoder_losses import (
+    LOUD_RANGE_DB,
+    LogMel,
+    MultiResolutionSTFTLoss,
+    log_mel_l1,
+    subband_analysis,
+)
 from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution, learning_rate_at
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.families.fs2_mbmelgan.model.widths import architecture_from, build_vocoder, parameter_count, vocoder_widths
 from qingyin.voices import registry
 
 FAMILY = "fs2_mbmelgan"
-LOUD_DB = 30.0  # the second validation distance counts what lies within this of each utterance's loudest bin
 
 
 @dataclass
@@ -333,7 +338,7 @@ class _Trainer:
 
     @torch.inference_mode()
     def validate_both(self, model: MBMelGANGenerator) -> dict[str, float]:
-        """The validation's log-mel L1, and the same within LOUD_DB of each utterance's loudest bin
+        """The validation's log-mel L1, and the same within LOUD_RANGE_DB of each utterance's loudest bin
         (val_log_mel_l1_loud: what the sub-band rounding of quiet bins does not rule)."""
         distances, loud = [], []
         for mel, audio in self.validation:
@@ -342,7 +347,7 @@ class _Trainer:
                 continue
             teacher, student = torch.from_numpy(audio.astype(np.float32) / PCM_SCALE), model(mel)[0]
             distances.append(log_mel_l1(self.log_mel, student, teacher))
-            loud.append(log_mel_l1(self.log_mel, student, teacher, LOUD_DB))
+            loud.append(log_mel_l1(self.log_mel, student, teacher, LOUD_RANGE_DB))
         if not distances:
             raise RecoveryError(f"no held-out utterance has the vocoder's {self.config.min_frames} frames")
         return {"val_log_mel_l1": float(np.mean(distances)), "val_log_mel_l1_loud": float(np.mean(loud))}
