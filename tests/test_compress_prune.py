@@ -208,6 +208,10 @@ def test_a_log_mel_loss_joins_the_others_when_weighted(teacher_dir, tmp_path):
     assert "log_mel" not in _recover(teacher_dir, tmp_path / "plain", 2).history[1]
     with pytest.raises(RecoveryError, match="mel_weight"):
         RecoverySettings(mel_weight=-1.0).check()
+    for name in ("waveform_weight", "mel_weight", "adversarial_weight", "log_floor", "learning_rate",
+                 "discriminator_learning_rate"):  # what the command line takes as a number: NaN is refused
+        with pytest.raises(RecoveryError, match=name):
+            RecoverySettings(**{name: float("nan")}).check()
 
 
 def test_quantization_aware_training_sees_the_rounded_sub_bands_and_still_has_a_gradient(teacher_dir, tmp_path):

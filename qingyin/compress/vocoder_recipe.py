@@ -104,19 +104,15 @@ class RecoverySettings:
                 raise RecoveryError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.context_frames < 0:
             raise RecoveryError(f"context_frames must be >= 0, got {self.context_frames}")
-        if self.log_floor <= 0:
-            raise RecoveryError(f"log_floor must be > 0, got {self.log_floor}")
-        if self.learning_rate <= 0:
-            raise RecoveryError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not self.hint_weight >= 0:
-            raise RecoveryError(f"hint_weight must be >= 0 (0: off), got {self.hint_weight}")
-        if not self.mel_weight >= 0:
-            raise RecoveryError(f"mel_weight must be >= 0 (0: off), got {self.mel_weight}")
-        if not self.adversarial_weight >= 0:
-            raise RecoveryError(f"adversarial_weight must be >= 0 (0: no discriminator), got {self.adversarial_weight}")
-        if self.discriminator_learning_rate <= 0 or self.discriminator_warmup_steps < 0:
-            raise RecoveryError("discriminator_learning_rate must be > 0 and discriminator_warmup_steps >= 0, got "
-                                f"{self.discriminator_learning_rate} and {self.discriminator_warmup_steps}")
+        for name in ("log_floor", "learning_rate", "discriminator_learning_rate"):  # `not > 0`: NaN fails too
+            if not getattr(self, name) > 0:
+                raise RecoveryError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("full_band_weight", "sub_band_weight", "waveform_weight", "mel_weight", "hint_weight",
+                     "adversarial_weight"):
+            if not getattr(self, name) >= 0:
+                raise RecoveryError(f"{name} must be >= 0 (0: off), got {getattr(self, name)}")
+        if self.discriminator_warmup_steps < 0:
+            raise RecoveryError(f"discriminator_warmup_steps must be >= 0, got {self.discriminator_warmup_steps}")
         if self.discriminator_max_channels < 16 or self.discriminator_max_channels % 4:
             raise RecoveryError(f"discriminator_max_channels must be a multiple of 4, >= 16; got "
                                 f"{self.discriminator_max_channels}")
