@@ -1,8 +1,9 @@
 """Emotion and reference prosody, measured: what each preset does to each voice family, and how far a reference
 recording's prosody carries over.
 
-    .venv/bin/python -m benchmarks.emotion [--voices baker:onnx,yunxi] [--texts 8] [--part emotions|reference|all]
-                                           [--intensities 0.5,1,2] [--emotions happy,sad,...] [--json FILE]
+    .venv/bin/python -m benchmarks.emotion [--voices baker:onnx:variant=fp32,yunxi] [--texts 8]
+                                           [--part emotions|reference|all] [--intensities 0.5,1,2]
+                                           [--emotions happy,sad,...] [--json FILE]
 
 **Emotions.** For every voice, each emotion at intensity 0.5, 1 and 2 against the same voice's neutral reading of
 the first `--texts` sentences of the default text set (`qingyin eval`'s runner: Whisper CER, DNSMOS, resemblyzer
@@ -36,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qingyin.evaluate.runner import run_eval
+from qingyin.evaluate.variants import parse_variant
 from qingyin.options import EMOTIONS
 from qingyin.runtime.synthesizer import Synthesizer
 from qingyin.style.reference import analyze_reference
@@ -172,11 +174,10 @@ TARGET_TEXT = ("周末的时候，我喜欢在家里看书，有时候也会去�
 def reference_rows(voices: list[str]) -> list[dict]:
     engines: dict[str, Synthesizer] = {}
 
-    def engine(name: str) -> Synthesizer:  # voice[:backend[:variant]]
-        voice, _, rest = name.partition(":")
-        backend, _, variant = rest.partition(":")
+    def engine(name: str) -> Synthesizer:  # a variant as the emotion table takes it (qingyin eval's)
         if name not in engines:
-            engines[name] = Synthesizer(voice, backend=backend or None, variant=variant or None)
+            spec = parse_variant(name)
+            engines[name] = Synthesizer(spec.voice, backend=spec.backend, variant=spec.variant, prosody=spec.prosody)
         return engines[name]
 
     neutral = {}
@@ -235,11 +236,16 @@ def main() -> None:
         out["emotions"] = [emotion_rows(voice, texts, intensities, emotions) for voice in voices]
         for result in out["emotions"]:
             print(format_emotions(result), "\n", flush=True)
+        _write(args.json, out)  # kept even if the reference part then fails
     if args.part in ("reference", "all"):
         out["reference"] = reference_rows(voices)
         print(format_reference(out["reference"]))
-    if args.json:
-        args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+        _write(args.json, out)
+
+
+def _write(path: Path | None, out: dict[str, object]) -> None:
+    if path:
+        path.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
 
 
 if __name__ == "__main__":

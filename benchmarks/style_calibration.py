@@ -1,6 +1,6 @@
 """The Baker voice's constants for style edits (qingyin/families/fs2_mbmelgan/voice.py), measured.
 
-    .venv/bin/python -m benchmarks.style_calibration [--sentences 20] [--part all|level]
+    .venv/bin/python -m benchmarks.style_calibration [--sentences 20] [--part all|level|final]
 
 1. F0_MEAN_HZ, F0_STD_HZ: the model predicts pitch as a z-score per token; each token's median Harvest F0 (tokens
    of 3+ frames, 80 % voiced) is regressed on its predicted z over the first sentences of the default text.
@@ -11,6 +11,10 @@
    decoded with into the loudness the `dynamics` edit works on (`Acoustics.level_db`): each spoken token's RMS level
    in the audio (tokens of 2+ frames within 30 dB of the loudest) regressed on its `level_db`, over the first 6
    sentences; the constant to use is the current one times the slope.
+4. Where the sentence-final contour has to go (`--part final`, Baker and yunxi, the first 10 sentences): a +4 st
+   shift of the last syllable's tokens, of the tokens after it (qingyin.style.layout's `tail`), of both, and the
+   final slope (qingyin.style.shape.final_rise) of +4 st over both, each against the unedited sentence: the change
+   of the median log-F0 of the last 300 ms of voicing and of its rise (second half's median minus the first's).
 """
 
 from __future__ import annotations
@@ -96,14 +100,66 @@ def level_regression(engine: Synthesizer, texts: list[str]) -> tuple[float, floa
     return float(slope), float(np.corrcoef(x[spoken], y[spoken])[0, 1]), int(spoken.sum())
 
 
+def final_contour(engine: Synthesizer, texts: list[str]) -> dict[str, np.ndarray]:
+    """{edit: (mean change of the last 300 ms' level, of its rise), st} over `texts` (their last sentences)."""
+    from qingyin.style.layout import Layout
+    from qingyin.style.shape import final_rise
+    from qingyin.text import text_to_sentences
+
+    voice, speaker = engine.selection.voice, engine.selection.speaker
+    changes: dict[str, list[np.ndarray]] = {}
+    for text in texts:
+        tokens = voice.tokens(text_to_sentences(text).sentences[-1])
+        predicted = voice.predict(tokens, speaker)
+        layout = Layout.of(tokens, predicted.durations)
+        count = len(tokens.ids)
+        rise, offset = final_rise(layout, predicted.durations, np.full(count, 4.0, np.float32))
+        edits = {"none": (np.zeros(count), None),
+                 "last syllable +4 st": (np.where(layout.last_syllable, 4.0, 0.0), None),
+                 "tail +4 st": (np.where(layout.tail, 4.0, 0.0), None),
+                 "both +4 st": (np.where(layout.last_syllable | layout.tail, 4.0, 0.0), None),
+                 "final slope +4 st": (offset, rise)}
+        contours = {}
+        for name, (shift, slope) in edits.items():
+            prosody = voice.predict(tokens, speaker)
+            prosody.pitch_shift = shift.astype(np.float32)
+            prosody.pitch_slope = None if slope is None else slope.astype(np.float32)
+            prosody.pitch_scale = np.full(count, 1.0001, np.float32)  # the edited path for "none" too
+            audio = voice.render(voice.acoustic(tokens, prosody, speaker))
+            contours[name] = _last_voicing(audio, voice.sample_rate)
+        for name, contour in contours.items():
+            if name != "none":
+                changes.setdefault(name, []).append(contour - contours["none"])
+    return {name: np.nanmean(rows, axis=0) for name, rows in changes.items()}
+
+
+def _last_voicing(audio: np.ndarray, sample_rate: int, seconds: float = 0.3) -> np.ndarray:
+    """(median log-F0, second half's median minus the first's) of the last `seconds` of voicing, semitones."""
+    clip = analyze(audio, sample_rate)
+    voiced = np.flatnonzero(clip.f0_hz > 0)
+    last = voiced[voiced > voiced[-1] - int(round(seconds / 0.005))]
+    semitones = 12 * np.log2(clip.f0_hz[last] / 100)
+    half = len(semitones) // 2
+    return np.array([np.median(semitones), np.median(semitones[half:]) - np.median(semitones[:half])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=int, default=20)
-    parser.add_argument("--part", choices=("all", "level"), default="all", help="level: only the loudness constants")
+    parser.add_argument("--part", choices=("all", "level", "final"), default="all",
+                        help="level: only the loudness constants; final: only where the final contour goes")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
-    engine = Synthesizer("baker", backend="onnx")
     texts = read_texts()[: args.sentences]
+    if args.part == "final":
+        for voice, backend, variant in (("baker", "onnx", "fp32"), ("yunxi", None, None)):
+            print(f"{voice}: change of the last 300 ms of voicing (level st, rise st), first {min(10, len(texts))} "
+                  "sentences")
+            changes = final_contour(Synthesizer(voice, backend=backend, variant=variant), texts[:10])
+            for name, (level, rise) in changes.items():
+                print(f"  {name:<22} {level:+6.2f}  {rise:+6.2f}")
+        return
+    engine = Synthesizer("baker", backend="onnx")
     if args.part == "all":
         mean, std, r = pitch_regression(engine, texts)
         print(f"token F0 = {mean:.1f} Hz + {std:.1f} Hz * z  (r = {r:.2f}, {len(texts)} sentences)")

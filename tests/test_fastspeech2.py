@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from qingyin.families.fs2_mbmelgan.features import frame_states
+from qingyin.families.fs2_mbmelgan.features import ramp_weights as numpy_ramp_weights
 from qingyin.families.fs2_mbmelgan.model.config import config_from_dict, config_to_dict
 from qingyin.families.fs2_mbmelgan.model.fastspeech2 import (
     AcousticOutput,
@@ -23,6 +25,7 @@ from qingyin.families.fs2_mbmelgan.model.fastspeech2 import (
     SequenceTooLongError,
     TransformerConfig,
     VariancePredictorConfig,
+    ramp_weights,
     sinusoid_table,
 )
 
@@ -152,6 +155,38 @@ def test_pitch_and_energy_overrides_replace_the_predictions(model: FastSpeech2):
     assert torch.equal(out.log_durations, plain.log_durations)  # the duration prediction is untouched
     scaled = model(symbols, lengths, durations=durations, pitch=pitch, energy=energy, pitch_scale=3.0, energy_scale=0.0)
     assert torch.equal(scaled.pitch, out.pitch) and torch.equal(scaled.energy, out.energy)  # overrides are not scaled
+
+
+@torch.no_grad()
+def test_a_pitch_contour_inside_symbols_blends_the_start_and_end_states(model: FastSpeech2):
+    symbols, lengths = random_symbols(2, 6), torch.tensor([6, 4])
+    durations = torch.tensor([[3, 1, 4, 2, 5, 2], [2, 6, 1, 3, 0, 0]])
+    start, end = torch.linspace(0.5, 1.5, 12).view(2, 6), torch.linspace(1.8, 0.2, 12).view(2, 6)
+    same = model(symbols, lengths, durations=durations, pitch_scale=start, pitch_scale_end=start)
+    plain = model(symbols, lengths, durations=durations, pitch_scale=start)
+    assert torch.allclose(same.mel, plain.mel, atol=1e-5)  # no movement: what one pitch per symbol gives
+    moving = model(symbols, lengths, durations=durations, pitch_scale=start, pitch_scale_end=end)
+    at_end = model(symbols, lengths, durations=durations, pitch_scale=end)
+    assert torch.allclose(moving.pitch, (plain.pitch + at_end.pitch) / 2)  # reported: each symbol's middle
+    assert not torch.allclose(moving.mel, plain.mel) and not torch.allclose(moving.mel, at_end.mel)
+    assert torch.equal(moving.mel_lengths, plain.mel_lengths)
+
+
+def test_ramp_weights_run_from_0_to_1_across_each_symbol_in_torch_and_numpy():
+    durations = np.array([3, 1, 0, 2, 4])
+    expected = [0, 0.5, 1, 0.5, 0, 1, 0, 1 / 3, 2 / 3, 1]
+    np.testing.assert_allclose(numpy_ramp_weights(durations), expected, atol=1e-6)
+    padded = ramp_weights(torch.tensor([durations, [2, 0, 0, 0, 0]]), 12)
+    np.testing.assert_allclose(padded[0].numpy(), expected + [0, 0], atol=1e-6)
+    np.testing.assert_allclose(padded[1].numpy(), [0, 1] + [0] * 10, atol=1e-6)
+
+
+def test_frame_states_repeat_each_symbol_or_move_it_to_its_end_state():
+    states = np.arange(6, dtype=np.float32).reshape(3, 2)
+    frames = np.array([2, 0, 3])
+    np.testing.assert_array_equal(frame_states(states, frames), np.repeat(states, frames, axis=0))
+    moved = frame_states(states, frames, states + 4)
+    np.testing.assert_allclose(moved[:, 0], [0, 4, 4, 6, 8])  # first frame the start, last the end, linear between
 
 
 @torch.no_grad()

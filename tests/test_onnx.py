@@ -120,6 +120,18 @@ def test_scales_and_forced_durations_match_torch(onnx_fp32, backend, sentence_id
         assert_same_features(backend.acoustic(ids, controls), onnx_fp32.acoustic(ids, controls))
 
 
+def test_a_pitch_contour_inside_symbols_matches_torch(onnx_fp32, backend, sentence_ids):
+    ids = sentence_ids[1]
+    rng = np.random.default_rng(1)
+    start, end = (rng.uniform(0.5, 1.5, len(ids)).astype(np.float32) for _ in range(2))
+    for durations in (None, rng.integers(0, 12, len(ids))):
+        controls = AcousticControls(pitch_scale=start, pitch_scale_end=end, durations=durations)
+        assert_same_features(backend.acoustic(ids, controls), onnx_fp32.acoustic(ids, controls))
+    batch = [(ids, AcousticControls(pitch_scale=start, pitch_scale_end=end)), (sentence_ids[0], AcousticControls())]
+    for one, alone in zip(onnx_fp32.acoustic_batch(batch), [onnx_fp32.acoustic(*item) for item in batch], strict=True):
+        assert_same_features(alone, one)  # a contour goes one by one, like forced durations
+
+
 def test_too_long_raises_like_torch(onnx_fp32, backend, sentence_ids):
     too_many_symbols = sentence_ids[0] * (backend.max_positions // len(sentence_ids[0]) + 1)
     too_many_frames = AcousticControls(durations=np.full(len(sentence_ids[0]), backend.max_positions))

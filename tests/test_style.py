@@ -176,12 +176,28 @@ def test_final_contour_pauses_and_focus_land_on_their_tokens():
     t = tokens()
     layout = Layout.of(t, prosody().durations)
     p = prosody()
-    apply_style(p, t, Preset(final_st=2.0, final_slope_st=3.0, pause=2.0, final_lengthening=1.5, focus_db=4.0), ALL)
-    assert np.all(p.pitch_shift[layout.last_syllable] == 2.0) and np.all(p.pitch_shift[~layout.last_syllable] == 0)
-    assert p.pitch_slope.sum() == 3.0 and p.pitch_slope[layout.last_nucleus] == 3.0
+    apply_style(p, t, Preset(final_st=2.0, pause=2.0, final_lengthening=1.5, focus_db=4.0), ALL)
+    final = layout.last_syllable | layout.tail
+    assert np.all(p.pitch_shift[final] == 2.0) and np.all(p.pitch_shift[~final] == 0)
+    assert np.array_equal(np.flatnonzero(layout.tail), [len(t.ids) - 2, len(t.ids) - 1])  # sil and eos
     assert np.all(p.duration_scale[layout.pause] == 2.0)
     assert np.all(p.duration_scale[layout.phrase_final] == 1.5)
     assert np.all(p.gain_db[layout.focus] == 4.0) and np.all(p.gain_db[~layout.focus] == 0)
+
+
+def test_the_final_slope_runs_over_the_last_syllable_and_the_tail_without_a_step():
+    t = tokens()
+    base = prosody()
+    layout = Layout.of(t, base.durations)
+    p = prosody()
+    apply_style(p, t, Preset(final_slope_st=3.0), ALL)
+    span = np.flatnonzero(layout.last_syllable | layout.tail)
+    assert span[-1] == len(t.ids) - 1 and np.all(np.diff(span) == 1)
+    assert p.pitch_slope.sum() == pytest.approx(3.0) and not p.pitch_slope[:span[0]].any()
+    np.testing.assert_allclose(p.pitch_slope[span] / 3.0, base.durations[span] / base.durations[span].sum(), rtol=1e-5)
+    starts, ends = p.pitch_shift[span], p.pitch_shift[span] + p.pitch_slope[span]
+    np.testing.assert_allclose(starts[1:], ends[:-1], atol=1e-6)  # each token starts where the one before ended
+    assert starts[0] == 0 and ends[-1] == pytest.approx(3.0)
 
 
 def test_declination_tilts_the_register_around_the_middle():

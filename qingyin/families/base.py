@@ -47,11 +47,11 @@ class Prosody:
     The realized frames are `frames()`: the predicted durations times `duration_scale`, rounded half to even,
     or `forced` when the caller fixed the timing. `pitch_scale` widens or narrows the pitch excursions around
     the voice's level, `energy_scale` the energy excursions: the same meaning on every family. The style layer
-    (qingyin.style) also moves the pitch register (`pitch_shift`, semitones; `pitch_slope`, a rise across the token
-    where the family has frame-level pitch, else half of it added to the token), the loudness (`gain_db`, applied
-    to the audio by the engine), the loudness contrasts between tokens (`contrast`: each token's level deviation from
-    the sentence's, as the family estimates it before rendering in `Acoustics.level_db`, times the factor; also applied
-    to the audio) and the spectral tilt (`tilt_db`, families with the TILT capability).
+    (qingyin.style) also moves the pitch register (`pitch_shift`, semitones; `pitch_slope`, a rise across the token:
+    Kokoro ramps its F0 curve, Baker blends the states of each token's start and end pitch), the loudness
+    (`gain_db`, applied to the audio by the engine), the loudness contrasts between tokens (`contrast`: each token's
+    level deviation from the sentence's, as the family estimates it before rendering in `Acoustics.level_db`, times
+    the factor; also applied to the audio) and the spectral tilt (`tilt_db`, families with the TILT capability).
     """
 
     durations: np.ndarray  # (tokens,) float32 frames as predicted, at speed 1
@@ -82,12 +82,18 @@ class Prosody:
         edits = [self.pitch_shift, self.pitch_slope] if name == PITCH else []
         return (scale is None or bool(np.all(scale == 1.0))) and all(e is None or not e.any() for e in edits)
 
-    def semitones(self) -> np.ndarray | None:
-        """The pitch shift of each token with half its slope (for families with one pitch per token)."""
+    def semitones(self, at: float = 0.5) -> np.ndarray | None:
+        """The pitch shift of each token at `at` of its way through it: 0 its start, 1 its end, 0.5 its middle
+        (the shift plus half the slope, for one pitch per token)."""
         if self.pitch_shift is None and self.pitch_slope is None:
             return None
         shift = np.zeros(len(self.durations), np.float32) if self.pitch_shift is None else self.pitch_shift
-        return shift if self.pitch_slope is None else shift + 0.5 * self.pitch_slope
+        return shift if self.pitch_slope is None else (shift + np.float32(at) * self.pitch_slope).astype(np.float32)
+
+    @property
+    def sloped(self) -> bool:
+        """Whether some token's pitch moves across it (`pitch_slope` not all 0)."""
+        return self.pitch_slope is not None and bool(self.pitch_slope.any())
 
 
 @dataclass

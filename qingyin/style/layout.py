@@ -25,7 +25,10 @@ class Layout:
     position: np.ndarray  # (tokens,) float, 0 at the first syllable .. 1 at the last (pauses: their neighbours')
     pause: np.ndarray  # (tokens,) bool: tokens of no syllable between the first and the last syllable
     last_syllable: np.ndarray  # (tokens,) bool: the tokens of the last syllable
-    last_nucleus: np.ndarray  # (tokens,) bool: the longest-predicted token of the last syllable (its vowel)
+    # (tokens,) bool: the tokens of no syllable after the last one (Baker's sil and eos, Kokoro's final punctuation
+    # and pad). Baker's last vowel sounds mostly in them: shifting the last syllable's own tokens by +4 st moved
+    # the last 300 ms of voicing by +0.5 st, shifting these too by +2.7 st (BENCHMARKS.md, "The final contour").
+    tail: np.ndarray
     phrase_final: np.ndarray  # (tokens,) bool: the tokens of each phrase's last syllable
     focus: np.ndarray  # (tokens,) bool: the tokens of each phrase's last word
 
@@ -42,6 +45,8 @@ class Layout:
         inside = np.zeros(owner.shape, bool)
         inside[spoken[0]: spoken[-1] + 1] = True
         pause = inside & (owner < 0)
+        tail = np.zeros(owner.shape, bool)
+        tail[spoken[-1] + 1:] = True
         position = np.interp(np.arange(owner.size), spoken, (owner[spoken] - first) / max(last - first, 1))
 
         word_ends, phrase_ends = _boundaries(owner, tokens.breaks)
@@ -49,11 +54,7 @@ class Layout:
         phrase_final = np.isin(owner, sorted(phrase_ends))
         focus_syllables = [s for end in phrase_ends for s in _word_of(end, word_ends | phrase_ends, first)]
         focus = np.isin(owner, focus_syllables) & (owner >= 0)
-        last_syllable = owner == last
-        nucleus = np.zeros(owner.shape, bool)
-        candidates = np.flatnonzero(last_syllable)
-        nucleus[candidates[int(np.argmax(durations[candidates]))]] = True
-        return cls(owner, position, pause, last_syllable, nucleus, phrase_final, focus)
+        return cls(owner, position, pause, owner == last, tail, phrase_final, focus)
 
 
 def _boundaries(owner: np.ndarray, breaks: list[tuple[int, int]]) -> tuple[set[int], set[int]]:

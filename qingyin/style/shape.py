@@ -41,10 +41,13 @@ def apply_style(prosody: Prosody, tokens: Tokens, presets: Preset | Sequence[Pre
         duration *= np.where(layout.phrase_final & ~layout.pause, value["final_lengthening"], 1.0)
         duration *= np.where(layout.focus, value["focus_lengthening"], 1.0)
         pitch_range *= np.where(layout.focus, value["focus_range"], 1.0)
-        pitch_range *= np.where(layout.last_syllable, value["final_range"], 1.0)
+        final = layout.last_syllable | layout.tail
+        pitch_range *= np.where(final, value["final_range"], 1.0)
         shift += value["declination_st"] * (layout.position - 0.5)
-        shift += np.where(layout.last_syllable, value["final_st"], 0.0)
-        slope += np.where(layout.last_nucleus, value["final_slope_st"], 0.0)
+        shift += np.where(final, value["final_st"], 0.0)
+        rise, offset = final_rise(layout, prosody.durations, value["final_slope_st"])
+        shift += offset
+        slope += rise
         gain += np.where(layout.focus, value["focus_db"], 0.0)
 
     prosody.duration_scale = _times(prosody.duration_scale, duration)
@@ -55,6 +58,27 @@ def apply_style(prosody: Prosody, tokens: Tokens, presets: Preset | Sequence[Pre
     prosody.gain_db = _plus(prosody.gain_db, gain)
     if TILT in capabilities:
         prosody.tilt_db = _plus(prosody.tilt_db, value["tilt_db"])
+
+
+def final_rise(layout: Layout, durations: np.ndarray, slope_st: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-token slope, per-token offset), semitones: the sentence-final pitch movement `slope_st` (the last
+    syllable's value) spread over the last syllable and the tail in proportion to their predicted frames, each
+    token starting where the one before it ended.
+
+    The whole span, not one "nucleus" token: the longest token of the last syllable is Kokoro's silent final tone
+    mark or Baker's initial consonant as often as the vowel, and Baker's vowel rings on into the tail. Families
+    realize the slope where there is voicing (Kokoro: over its voiced F0 values; Baker: its states, frame by frame).
+    """
+    span = layout.last_syllable | layout.tail
+    slope, offset = np.zeros(len(durations), np.float32), np.zeros(len(durations), np.float32)
+    total = float(slope_st[np.flatnonzero(layout.last_syllable)[0]])
+    frames = np.where(span, np.maximum(np.asarray(durations, np.float64), 0.0), 0.0)
+    if total == 0 or frames.sum() <= 0:
+        return slope, offset
+    share = frames / frames.sum()
+    slope[span] = total * share[span]
+    offset[span] = total * (np.cumsum(share) - share)[span]
+    return slope, offset
 
 
 def _times(current: np.ndarray | None, factor: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import qingyin
+from qingyin.families.base import Prosody
 from qingyin.families.kokoro.tokens import MAX_TOKENS
-from qingyin.families.kokoro.voice import scale_energy, scale_pitch
+from qingyin.families.kokoro.voice import _semitones_per_value, scale_energy, scale_pitch
 from qingyin.runtime.pool import ModelPool
 from qingyin.voices import registry
 
@@ -67,6 +68,22 @@ def test_scales_keep_the_level_and_unvoiced_frames():
     assert np.isclose(edited[1], 50) and np.isclose(edited[3], 800)
     flat = scale_energy(np.array([1.0, 3.0], np.float32), np.zeros(2, np.float32))
     assert np.allclose(flat, 2.0)
+
+
+def test_a_final_slope_is_laid_over_the_voiced_values_of_its_tokens():
+    frames = np.array([2, 2, 3, 4])  # two values per frame: 22 values
+    prosody = Prosody(frames.astype(np.float32), 0.025, pitch_shift=np.array([0, 0, 1, 2], np.float32),
+                      pitch_slope=np.array([0, 0, 1, 3], np.float32))
+    voiced = np.zeros(22, bool)
+    voiced[4:12] = True  # voicing ends early in the sloped run (values 8..21): its silent tail hears nothing
+    values = _semitones_per_value(prosody, frames, voiced)
+    heard = values[8:12]
+    assert heard[0] == pytest.approx(1.0) and heard[-1] == pytest.approx(5.0)  # the whole rise, start to end
+    assert np.all(np.diff(heard) > 0)
+    assert np.all(values[4:8] == 0)  # before the run: untouched
+    plain = _semitones_per_value(Prosody(frames.astype(np.float32), 0.025, pitch_shift=prosody.pitch_shift),
+                                 frames, voiced)
+    np.testing.assert_array_equal(plain, np.repeat(prosody.pitch_shift, 2 * frames))
 
 
 def test_voices_are_different_speakers_and_mixes_blend_them(models):

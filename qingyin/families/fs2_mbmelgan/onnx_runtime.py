@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +31,7 @@ from qingyin.families.fs2_mbmelgan.export import (
     is_exported,
     variant_dir,
 )
-from qingyin.families.fs2_mbmelgan.features import AcousticControls, AcousticFeatures
+from qingyin.families.fs2_mbmelgan.features import AcousticControls, AcousticFeatures, frame_states
 from qingyin.families.fs2_mbmelgan.streaming import vocoder_context_frames
 from qingyin.families.onnx_sessions import cpu_session, session_options
 from qingyin.voices import registry
@@ -87,9 +88,10 @@ class OnnxBackend:
         """Several utterances in one padded encoder run and one padded decoder run (the graphs' masks keep each
         item as it would be alone: durations identical, mel/pitch/energy within float noise).
 
-        Like the torch backend, a batch of one or one with forced durations goes through `acoustic` one by one.
+        Like the torch backend, a batch of one or one with forced durations or a pitch contour inside symbols
+        (`pitch_scale_end`) goes through `acoustic` one by one.
         """
-        if len(batch) <= 1 or any(controls.durations is not None for _, controls in batch):
+        if len(batch) <= 1 or any(c.durations is not None or c.pitch_scale_end is not None for _, c in batch):
             return [self.acoustic(ids, controls) for ids, controls in batch]
         return self._acoustic_rows(batch)
 
@@ -103,7 +105,17 @@ class OnnxBackend:
         states, _, frames, pitch, energy = self.encoder.run(None, encoder_feed(batch, self.pad_id))
         durations = [_durations(frames[row, :count], c.durations)
                      for row, (count, c) in enumerate(zip(counts, controls, strict=True))]
-        mels = self.decode_batch([(states[row, :count], durations[row]) for row, count in enumerate(counts)])
+        end_states = [None] * len(batch)
+        if any(c.pitch_scale_end is not None for c in controls):
+            # The same symbols at each one's end pitch (energy and durations unchanged; only the states are used).
+            ends = [(ids, replace(c, pitch_scale=c.pitch_scale if c.pitch_scale_end is None else c.pitch_scale_end))
+                    for ids, c in batch]
+            states_at_end, _, _, pitch_at_end, _ = self.encoder.run(None, encoder_feed(ends, self.pad_id))
+            end_states = [None if c.pitch_scale_end is None else states_at_end[row, :count]
+                          for row, (count, c) in enumerate(zip(counts, controls, strict=True))]
+            pitch = (pitch + pitch_at_end) / 2  # each symbol's pitch at its middle
+        mels = self.decode_batch([(states[row, :count], durations[row]) for row, count in enumerate(counts)],
+                                 end_states)
         return [AcousticFeatures(mel, durations[row], pitch[row, :count], energy[row, :count])
                 for row, (count, mel) in enumerate(zip(counts, mels, strict=True))]
 
@@ -116,12 +128,16 @@ class OnnxBackend:
             None, encoder_feed([(ids, AcousticControls(speaker=speaker))], self.pad_id))
         return frames[0], pitch[0], energy[0], states[0]
 
-    def decode_batch(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """Mels of (encoder states (symbols, H), integer frames per symbol) items, in one padded decoder run."""
+    def decode_batch(self, items: list[tuple[np.ndarray, np.ndarray]],
+                     end_states: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
+        """Mels of (encoder states (symbols, H), integer frames per symbol) items, in one padded decoder run;
+        an item's `end_states` (its symbols at their end pitch) make each symbol's frames move from one to the
+        other (features.frame_states)."""
         totals = [self._checked_total(frames) for _, frames in items]
+        ends = end_states or [None] * len(items)
         expanded = np.zeros((len(items), max(totals), items[0][0].shape[-1]), dtype=items[0][0].dtype)
-        for row, (states, frames) in enumerate(items):
-            expanded[row, : totals[row]] = np.repeat(states, frames, axis=0)
+        for row, ((states, frames), end) in enumerate(zip(items, ends, strict=True)):
+            expanded[row, : totals[row]] = frame_states(states, frames, end)
         (mel,) = self.decoder.run(None, {"states": expanded, "mel_lengths": np.asarray(totals, dtype=np.int64)})
         return [mel[row, :total] for row, total in enumerate(totals)]
 

@@ -45,6 +45,7 @@ class TorchBackend:
             pitch_scale=_scale(controls.pitch_scale),
             energy_scale=_scale(controls.energy_scale),
             durations=durations,
+            pitch_scale_end=None if controls.pitch_scale_end is None else _scale(controls.pitch_scale_end),
         )
         return AcousticFeatures(out.mel[0].numpy(), out.durations[0].numpy().astype(np.int64),
                                 out.pitch[0].numpy(), out.energy[0].numpy())
@@ -60,9 +61,10 @@ class TorchBackend:
     def acoustic_batch(self, batch: list[tuple[list[int], AcousticControls]]) -> list[AcousticFeatures]:
         """Several utterances in one padded forward pass (masks keep each item as it would be alone).
 
-        Forced durations are not batched: such items go through `acoustic` one by one.
+        Forced durations and pitch contours inside symbols are not batched: such items go through `acoustic` one
+        by one.
         """
-        if any(controls.durations is not None for _, controls in batch) or len(batch) == 1:
+        if any(c.durations is not None or c.pitch_scale_end is not None for _, c in batch) or len(batch) == 1:
             return [self.acoustic(ids, controls) for ids, controls in batch]
         lengths = [len(ids) for ids, _ in batch]
         steps = max(lengths)

@@ -3,7 +3,8 @@
 Tokens are the frontend's phones in Baker's symbol table plus eos; `predict` runs the acoustic encoder at neutral
 settings; `acoustic` rounds the edited durations and decodes a mel (from the predicted encoder states when pitch
 and energy are unedited, else by re-running the encoder with the per-token pitch and energy scales and the
-edited frames forced); `render` vocodes it, whole or in exact chunks (qingyin.families.fs2_mbmelgan.streaming).
+edited frames forced; a pitch slope runs it at each token's start and end pitch and moves the frames from one to
+the other); `render` vocodes it, whole or in exact chunks (qingyin.families.fs2_mbmelgan.streaming).
 """
 
 from __future__ import annotations
@@ -126,8 +127,13 @@ class Fs2Voice:
         return self.backend.max_positions
 
     def _controls(self, prosody: Prosody, speaker: Speaker) -> AcousticControls:
-        return AcousticControls(1.0, pitch_scales(prosody), _scale(prosody.energy_scale),
-                                self._speaker_id(speaker), prosody.frames())
+        """A slope moves each token's pitch across its frames (AcousticControls.pitch_scale_end)."""
+        if prosody.sloped:
+            start, end = pitch_scales(prosody, at=0.0), pitch_scales(prosody, at=1.0)
+        else:
+            start, end = pitch_scales(prosody), None
+        return AcousticControls(1.0, start, _scale(prosody.energy_scale), self._speaker_id(speaker),
+                                prosody.frames(), pitch_scale_end=end)
 
     def _speaker_id(self, speaker: Speaker) -> int:
         if len(speaker) != 1:
@@ -139,15 +145,16 @@ def _scale(scale: np.ndarray | None) -> float | np.ndarray:
     return 1.0 if scale is None else scale.astype(np.float32)
 
 
-def pitch_scales(prosody: Prosody) -> float | np.ndarray:
-    """The per-token multipliers of the predicted pitch that realize the prosody's scale and semitone shift.
+def pitch_scales(prosody: Prosody, at: float = 0.5) -> float | np.ndarray:
+    """The per-token multipliers of the predicted pitch that realize the prosody's scale and semitone shift at
+    `at` of each token's way (Prosody.semitones).
 
     The model's pitch is a z-score per token, fed back through the graph's only pitch input, a multiplier: a shift
     of s semitones multiplies F0 by k = 2 ** (s / 12), i.e. takes z to z * k + F0_MEAN_HZ * (k - 1) / F0_STD_HZ, and
     the multiplier is that target over the predicted z (tokens predicted at the mean, |z| < Z_FLOOR, move as if at
     the floor).
     """
-    semitones = prosody.semitones()
+    semitones = prosody.semitones(at)
     if semitones is None or prosody.pitch is None:
         return _scale(prosody.pitch_scale)
     predicted = prosody.pitch.astype(np.float32)

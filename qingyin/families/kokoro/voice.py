@@ -118,7 +118,7 @@ class KokoroVoice:
             raise ValueError("every token got zero frames: nothing to synthesize")
         f0, energy = self.graphs.prosody(predicted, frames, style)
         f0 = scale_pitch(f0, _per_frame(prosody.pitch_scale, frames))
-        f0 = shift_pitch(f0, _semitones_per_value(prosody, frames))
+        f0 = shift_pitch(f0, _semitones_per_value(prosody, frames, f0 > VOICED_HZ))
         energy = scale_energy(energy, _per_frame(prosody.energy_scale, frames))
         # The opening pad is silence: Kokoro predicts ~0.5 s of it, which would only delay the first audio (the
         # engine puts its own pause between sentences). It is decoded (shortening it garbles the first word:
@@ -221,21 +221,38 @@ def shift_pitch(f0: np.ndarray, semitones: np.ndarray | None) -> np.ndarray:
     return np.where(voiced, f0 * np.exp2(semitones / 12.0), f0).astype(np.float32)
 
 
-def _semitones_per_value(prosody: Prosody, frames: np.ndarray) -> np.ndarray | None:
+def _semitones_per_value(prosody: Prosody, frames: np.ndarray, voiced: np.ndarray) -> np.ndarray | None:
     """The prosody's pitch shift at the F0 curve's resolution (two values per frame), each token's slope a ramp
-    from 0 at its start to the full slope at its end."""
+    from 0 at its start to the full slope at its end.
+
+    A run of sloped tokens (the sentence-final movement, spread over the last syllable and what follows) is laid
+    over the run's voiced values alone, first to last: Kokoro gives its final tone mark and punctuation many
+    silent frames, where a ramp in time would be lost.
+    """
     if prosody.pitch_shift is None and prosody.pitch_slope is None:
         return None
     count = len(frames)
     shift = np.zeros(count, np.float32) if prosody.pitch_shift is None else prosody.pitch_shift
     values = np.repeat(shift.astype(np.float32), 2 * frames)
-    if prosody.pitch_slope is not None and prosody.pitch_slope.any():
-        starts = np.concatenate([[0], np.cumsum(2 * frames)[:-1]])
-        for token in np.flatnonzero(prosody.pitch_slope):
-            n = 2 * int(frames[token])
-            ramp = np.linspace(0.0, prosody.pitch_slope[token], n, dtype=np.float32)
-            values[starts[token]: starts[token] + n] += ramp
+    if prosody.pitch_slope is None or not prosody.pitch_slope.any():
+        return values
+    bounds = np.concatenate([[0], np.cumsum(2 * frames)])
+    for token in np.flatnonzero(prosody.pitch_slope):
+        n = int(bounds[token + 1] - bounds[token])
+        values[bounds[token]: bounds[token + 1]] += np.linspace(0.0, prosody.pitch_slope[token], n, dtype=np.float32)
+    for first, last in _runs(prosody.pitch_slope != 0):
+        curve = values[bounds[first]: bounds[last + 1]].copy()
+        heard = np.flatnonzero(voiced[bounds[first]: bounds[last + 1]])
+        if heard.size >= 2 and curve.size >= 2:
+            values[bounds[first] + heard] = np.interp(np.linspace(0.0, 1.0, heard.size),
+                                                      np.linspace(0.0, 1.0, curve.size), curve)
     return values
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) token of each run of True in `mask`."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
 
 
 def token_levels_db(energy: np.ndarray, frames: np.ndarray) -> np.ndarray:

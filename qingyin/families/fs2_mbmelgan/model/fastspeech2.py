@@ -224,6 +224,19 @@ def length_regulate(x: Tensor, durations: Tensor) -> tuple[Tensor, Tensor]:
     return nn.utils.rnn.pad_sequence(expanded, batch_first=True), mel_lengths
 
 
+def ramp_weights(durations: Tensor, frames: int) -> Tensor:
+    """(B, frames) each frame's place in its symbol: 0 at its first frame, 1 at its last (0.5 alone); 0 after
+    the item's last frame."""
+    rows = []
+    for item in durations:
+        starts = torch.repeat_interleave(item.cumsum(0) - item, item)
+        counts = torch.repeat_interleave(item, item)
+        index = torch.arange(len(starts), device=item.device) - starts
+        row = torch.where(counts > 1, index / (counts - 1).clamp(min=1), 0.5)
+        rows.append(nn.functional.pad(row.float(), (0, frames - len(row))))
+    return torch.stack(rows)
+
+
 class FastSpeech2(nn.Module):
     """Encoder -> variance adaptor -> length regulator -> decoder -> mel + postnet. Knows no text or files."""
 
@@ -291,6 +304,7 @@ class FastSpeech2(nn.Module):
         durations: Tensor | None = None,
         pitch: Tensor | None = None,
         energy: Tensor | None = None,
+        pitch_scale_end: Tensor | float | None = None,
     ) -> AcousticOutput:
         """Synthesize mels for a (padded) batch of symbol ids.
 
@@ -301,6 +315,9 @@ class FastSpeech2(nn.Module):
             their scales widen or narrow the excursions around the voice's mean.
         durations, pitch, energy: (B, T_text) per-symbol overrides that replace the predictions
             (durations in frames) — the hook for timing and style control.
+        pitch_scale_end: where given (and `pitch` is not), each symbol's pitch moves across its frames from the
+            predicted pitch times `pitch_scale` to the predicted pitch times this: a contour inside a syllable.
+            The returned pitch is then each symbol's middle.
         """
         x, mask = self.encode(symbols, lengths, speakers, emotions)
         log_durations = self.duration_predictor(x, mask)
@@ -308,14 +325,27 @@ class FastSpeech2(nn.Module):
             frames = torch.relu(torch.exp(log_durations) - 1.0) * duration_scale
             durations = torch.round(frames).long()  # round half to even, like TensorFlow
         durations = durations.long() * mask
+        pitch_end = None
         if pitch is None:
-            pitch = self.pitch_predictor(x, mask) * pitch_scale
+            predicted = self.pitch_predictor(x, mask)
+            pitch = predicted * pitch_scale
+            if pitch_scale_end is not None:
+                pitch_end = predicted * pitch_scale_end * mask
         if energy is None:
             energy = self.energy_predictor(x, mask) * energy_scale
         pitch, energy = pitch * mask, energy * mask
         x = x + self.pitch_embedding(pitch, mask) + self.energy_embedding(energy, mask)
 
-        x, mel_lengths = length_regulate(x, durations)  # (B, T_mel, H)
+        if pitch_end is None:
+            x, mel_lengths = length_regulate(x, durations)  # (B, T_mel, H)
+        else:
+            # The states are affine in the pitch, so blending the regulated states at the start and end pitch
+            # frame by frame gives the states of a pitch that moves across each symbol.
+            change = self.pitch_embedding(pitch_end, mask) - self.pitch_embedding(pitch, mask)
+            x, mel_lengths = length_regulate(x, durations)
+            change, _ = length_regulate(change, durations)
+            x = x + ramp_weights(durations, x.shape[1])[..., None] * change
+            pitch = (pitch + pitch_end) / 2
         if x.shape[1] == 0:
             raise ValueError("every symbol got zero frames: nothing to synthesize (speak slower or force durations)")
         if x.shape[1] > self.config.max_positions:
