@@ -307,3 +307,14 @@ def test_kokoro_token_levels_average_each_tokens_energy_values():
     levels = token_levels_db(energy, np.array([1, 1, 0, 2]))
     assert np.allclose(levels[[0, 1, 3]], LEVEL_DB_PER_ENERGY * np.array([1.0, 3.0, 3.0]))
     assert np.isnan(levels[2])
+
+
+def test_baker_pitch_ceiling_compresses_only_above_the_knee_and_stays_monotonic():
+    from qingyin.families.fs2_mbmelgan.voice import Z_KNEE, Z_ROOM, pitch_ceiling
+
+    z = np.linspace(-4.0, 12.0, 400, dtype=np.float32)
+    limited = pitch_ceiling(z)
+    below = z <= Z_KNEE
+    np.testing.assert_array_equal(limited[below], z[below])
+    assert np.all(np.diff(limited) > 0) and limited.max() < Z_KNEE + Z_ROOM
+    assert pitch_ceiling(np.float32([Z_KNEE + 0.01]))[0] == pytest.approx(Z_KNEE + 0.01, abs=1e-4)  # no kink
