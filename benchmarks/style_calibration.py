@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from qingyin.evaluate.signal_metrics import analyze
+from qingyin.evaluate.signal_metrics import analyze, final_contour
 from qingyin.families.fs2_mbmelgan.voice import LEVEL_DB_PER_ENERGY as BAKER_LEVEL
 from qingyin.families.kokoro.voice import LEVEL_DB_PER_ENERGY as KOKORO_LEVEL
 from qingyin.runtime.synthesizer import Synthesizer
@@ -100,7 +100,7 @@ def level_regression(engine: Synthesizer, texts: list[str]) -> tuple[float, floa
     return float(slope), float(np.corrcoef(x[spoken], y[spoken])[0, 1]), int(spoken.sum())
 
 
-def final_contour(engine: Synthesizer, texts: list[str]) -> dict[str, np.ndarray]:
+def final_contour_edits(engine: Synthesizer, texts: list[str]) -> dict[str, np.ndarray]:
     """{edit: (mean change of the last 300 ms' level, of its rise), st} over `texts` (their last sentences)."""
     from qingyin.style.layout import Layout
     from qingyin.style.shape import final_rise
@@ -117,7 +117,7 @@ def final_contour(engine: Synthesizer, texts: list[str]) -> dict[str, np.ndarray
         edits = {"none": (np.zeros(count), None),
                  "last syllable +4 st": (np.where(layout.last_syllable, 4.0, 0.0), None),
                  "tail +4 st": (np.where(layout.tail, 4.0, 0.0), None),
-                 "both +4 st": (np.where(layout.last_syllable | layout.tail, 4.0, 0.0), None),
+                 "both +4 st": (np.where(layout.final, 4.0, 0.0), None),
                  "final slope +4 st": (offset, rise)}
         contours = {}
         for name, (shift, slope) in edits.items():
@@ -134,13 +134,9 @@ def final_contour(engine: Synthesizer, texts: list[str]) -> dict[str, np.ndarray
 
 
 def _last_voicing(audio: np.ndarray, sample_rate: int, seconds: float = 0.3) -> np.ndarray:
-    """(median log-F0, second half's median minus the first's) of the last `seconds` of voicing, semitones."""
+    """(median log-F0 re 100 Hz, second half's median minus the first's) of the last `seconds` of voicing, st."""
     clip = analyze(audio, sample_rate)
-    voiced = np.flatnonzero(clip.f0_hz > 0)
-    last = voiced[voiced > voiced[-1] - int(round(seconds / 0.005))]
-    semitones = 12 * np.log2(clip.f0_hz[last] / 100)
-    half = len(semitones) // 2
-    return np.array([np.median(semitones), np.median(semitones[half:]) - np.median(semitones[:half])])
+    return np.array(final_contour(clip, clip.f0_hz > 0, 0.0, seconds))
 
 
 def main() -> None:
@@ -155,7 +151,7 @@ def main() -> None:
         for voice, backend, variant in (("baker", "onnx", "fp32"), ("yunxi", None, None)):
             print(f"{voice}: change of the last 300 ms of voicing (level st, rise st), first {min(10, len(texts))} "
                   "sentences")
-            changes = final_contour(Synthesizer(voice, backend=backend, variant=variant), texts[:10])
+            changes = final_contour_edits(Synthesizer(voice, backend=backend, variant=variant), texts[:10])
             for name, (level, rise) in changes.items():
                 print(f"  {name:<22} {level:+6.2f}  {rise:+6.2f}")
         return

@@ -1,6 +1,6 @@
 """The packages of qingyin import downward only (ARCHITECTURE.md, "Rules of the house"):
 
-    options → text → voices → families → style → runtime → evaluate → server → cli
+    options, arrays → text → voices → families → style → runtime → evaluate → server → cli
 
 Every `import qingyin.X` / `from qingyin.X import ...` / `from qingyin import X` of every module counts, at module
 level or inside a function (a lazy import is still a dependency). A package may import itself. The root package
@@ -15,8 +15,8 @@ from pathlib import Path
 import qingyin
 
 ROOT = Path(qingyin.__file__).parent
-LAYERS = {"options": 0, "text": 1, "voices": 2, "families": 3, "style": 4, "runtime": 5, "evaluate": 6, "batch": 6,
-          "compress": 6, "server": 7, "cli": 8}
+LAYERS = {"options": 0, "arrays": 0, "text": 1, "voices": 2, "families": 3, "style": 4, "runtime": 5, "evaluate": 6,
+          "batch": 6, "compress": 6, "server": 7, "cli": 8}
 # (importing module, imported package) -> why the upward import is needed. Keep this empty when you can.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("qingyin.style.reference", "evaluate"): "a reference recording is measured with the evaluation's own analysis "

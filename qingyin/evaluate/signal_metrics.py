@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from qingyin.arrays import true_runs
 from qingyin.evaluate.assets import import_optional, resample
 
 __all__ = [
@@ -192,12 +193,6 @@ def _mcep_alpha(sample_rate: int) -> float:
 # --- speech / silence ---------------------------------------------------------------------------------------
 
 
-def _runs(mask: np.ndarray) -> np.ndarray:
-    """(T,) bool -> (R, 2) int [start, stop) of each run of True."""
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], axis=1)
-
-
 def _frame_power(wav: np.ndarray, sample_rate: int, frames: int) -> np.ndarray:
     """(N,) -> (frames,) mean square of 5 ms frames centred on k * 5 ms (edge frames truncated to the clip)."""
     hop = FRAME_PERIOD_S * sample_rate  # samples, may be fractional (22.05 kHz)
@@ -217,7 +212,7 @@ def _speech_mask(power: np.ndarray, top_db: float) -> np.ndarray:
     speech = level > max(peak - top_db, SILENCE_FLOOR_DBFS)
     min_run = max(1, round(MIN_SPEECH_RUN_S / FRAME_PERIOD_S))
     cleaned = speech.copy()
-    for start, stop in _runs(speech):
+    for start, stop in true_runs(speech):
         if stop - start < min_run:
             cleaned[start:stop] = False
     return cleaned if cleaned.any() else speech  # a clip that is one short burst keeps it
@@ -265,7 +260,7 @@ def analyze(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *, top_db: float 
     f0 = np.where(np.all(aperiodicity > 1.0 - 1e-6, axis=1), 0.0, f0)  # (T,); aperiodicity is (T, F)
 
     min_pause = round(MIN_PAUSE_S / FRAME_PERIOD_S)
-    silences = _runs(~speech)  # (R, 2); the trimmed region starts and ends with speech, so all are internal
+    silences = true_runs(~speech)  # (R, 2); the trimmed region starts and ends with speech, so all are internal
     pause_frames = int(sum(stop - start for start, stop in silences if stop - start >= min_pause))
     return ClipAnalysis(
         sample_rate=sample_rate,
@@ -443,7 +438,7 @@ def prosody_descriptors(
     if syllables is not None:
         rate = float(syllables) / articulation if articulation > 0 else math.nan
     speech_frames = int(clip.speech.sum())
-    final_level, final_slope = _final_contour(clip, voiced, mean_st)
+    final_level, final_slope = final_contour(clip, voiced, mean_st)
     return Prosody(
         f0_mean_st=mean_st,
         f0_std_st=std_st,
@@ -460,14 +455,15 @@ def prosody_descriptors(
     )
 
 
-def _final_contour(clip: ClipAnalysis, voiced: np.ndarray, mean_st: float) -> tuple[float, float]:
-    """(level against the clip's mean, rise from its first half to its second) of log-F0 over the voiced frames of
-    the last FINAL_CONTOUR_S before the last voiced frame, semitones; medians, so that a few octave errors or a
-    creaky last frame do not decide it. NaN when fewer than 6 frames are voiced there."""
+def final_contour(clip: ClipAnalysis, voiced: np.ndarray, mean_st: float,
+                  seconds: float = FINAL_CONTOUR_S) -> tuple[float, float]:
+    """(level against `mean_st`, rise from its first half to its second) of log-F0 over the voiced frames of the
+    last `seconds` before the last voiced frame, semitones; medians, so that a few octave errors or a creaky last
+    frame do not decide it. NaN when fewer than 6 frames are voiced there."""
     frames = np.flatnonzero(voiced)
     if not frames.size:
         return math.nan, math.nan
-    span = int(round(FINAL_CONTOUR_S / FRAME_PERIOD_S))
+    span = int(round(seconds / FRAME_PERIOD_S))
     last = frames[frames > frames[-1] - span]
     if last.size < 6:
         return math.nan, math.nan

@@ -27,7 +27,7 @@ class Layout:
     last_syllable: np.ndarray  # (tokens,) bool: the tokens of the last syllable
     # (tokens,) bool: the tokens of no syllable after the last one (Baker's sil and eos, Kokoro's final punctuation
     # and pad). Baker's last vowel sounds mostly in them: shifting the last syllable's own tokens by +4 st moved
-    # the last 300 ms of voicing by +0.5 st, shifting these too by +2.7 st (BENCHMARKS.md, "The final contour").
+    # the last 300 ms of voicing by +0.4 st, shifting these too by +2.6 st (BENCHMARKS.md, "The final contour").
     tail: np.ndarray
     phrase_final: np.ndarray  # (tokens,) bool: the tokens of each phrase's last syllable
     focus: np.ndarray  # (tokens,) bool: the tokens of each phrase's last word
@@ -55,6 +55,11 @@ class Layout:
         focus_syllables = [s for end in phrase_ends for s in _word_of(end, word_ends | phrase_ends, first)]
         focus = np.isin(owner, focus_syllables) & (owner >= 0)
         return cls(owner, position, pause, owner == last, tail, phrase_final, focus)
+
+    @property
+    def final(self) -> np.ndarray:
+        """(tokens,) bool: where the sentence-final contour goes, the last syllable and the tail."""
+        return self.last_syllable | self.tail
 
 
 def _boundaries(owner: np.ndarray, breaks: list[tuple[int, int]]) -> tuple[set[int], set[int]]:

@@ -41,10 +41,9 @@ def apply_style(prosody: Prosody, tokens: Tokens, presets: Preset | Sequence[Pre
         duration *= np.where(layout.phrase_final & ~layout.pause, value["final_lengthening"], 1.0)
         duration *= np.where(layout.focus, value["focus_lengthening"], 1.0)
         pitch_range *= np.where(layout.focus, value["focus_range"], 1.0)
-        final = layout.last_syllable | layout.tail
-        pitch_range *= np.where(final, value["final_range"], 1.0)
+        pitch_range *= np.where(layout.final, value["final_range"], 1.0)
         shift += value["declination_st"] * (layout.position - 0.5)
-        shift += np.where(final, value["final_st"], 0.0)
+        shift += np.where(layout.final, value["final_st"], 0.0)
         rise, offset = final_rise(layout, prosody.durations, value["final_slope_st"])
         shift += offset
         slope += rise
@@ -69,7 +68,7 @@ def final_rise(layout: Layout, durations: np.ndarray, slope_st: np.ndarray) -> t
     mark or Baker's initial consonant as often as the vowel, and Baker's vowel rings on into the tail. Families
     realize the slope where there is voicing (Kokoro: over its voiced F0 values; Baker: its states, frame by frame).
     """
-    span = layout.last_syllable | layout.tail
+    span = layout.final
     slope, offset = np.zeros(len(durations), np.float32), np.zeros(len(durations), np.float32)
     total = float(slope_st[np.flatnonzero(layout.last_syllable)[0]])
     frames = np.where(span, np.maximum(np.asarray(durations, np.float64), 0.0), 0.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qingyin.arrays import true_runs
 from qingyin.families.base import Acoustics, Prosody, SequenceTooLongError, Speaker, Tokens
 from qingyin.families.kokoro import CAPABILITIES, graphs_dir
 from qingyin.families.kokoro.provision import SPEAKERS, VOCAB_FILE, speaker_file
@@ -240,19 +241,13 @@ def _semitones_per_value(prosody: Prosody, frames: np.ndarray, voiced: np.ndarra
     for token in np.flatnonzero(prosody.pitch_slope):
         n = int(bounds[token + 1] - bounds[token])
         values[bounds[token]: bounds[token + 1]] += np.linspace(0.0, prosody.pitch_slope[token], n, dtype=np.float32)
-    for first, last in _runs(prosody.pitch_slope != 0):
-        curve = values[bounds[first]: bounds[last + 1]].copy()
-        heard = np.flatnonzero(voiced[bounds[first]: bounds[last + 1]])
+    for first, stop in true_runs(prosody.pitch_slope != 0):
+        curve = values[bounds[first]: bounds[stop]].copy()
+        heard = np.flatnonzero(voiced[bounds[first]: bounds[stop]])
         if heard.size >= 2 and curve.size >= 2:
             values[bounds[first] + heard] = np.interp(np.linspace(0.0, 1.0, heard.size),
                                                       np.linspace(0.0, 1.0, curve.size), curve)
     return values
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) token of each run of True in `mask`."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
 
 
 def token_levels_db(energy: np.ndarray, frames: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qingyin.families.errors import SequenceTooLongError
+from qingyin.families.fs2_mbmelgan.features import ramp_weights as frame_ramp
 
 
 @dataclass(frozen=True)
@@ -225,16 +226,10 @@ def length_regulate(x: Tensor, durations: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def ramp_weights(durations: Tensor, frames: int) -> Tensor:
-    """(B, frames) each frame's place in its symbol: 0 at its first frame, 1 at its last (0.5 alone); 0 after
-    the item's last frame."""
-    rows = []
-    for item in durations:
-        starts = torch.repeat_interleave(item.cumsum(0) - item, item)
-        counts = torch.repeat_interleave(item, item)
-        index = torch.arange(len(starts), device=item.device) - starts
-        row = torch.where(counts > 1, index / (counts - 1).clamp(min=1), 0.5)
-        rows.append(nn.functional.pad(row.float(), (0, frames - len(row))))
-    return torch.stack(rows)
+    """(B, frames) each frame's place in its symbol (features.ramp_weights per item); 0 after the item's last
+    frame."""
+    rows = [torch.from_numpy(frame_ramp(item.cpu().numpy())) for item in durations]
+    return torch.stack([nn.functional.pad(row, (0, frames - len(row))) for row in rows]).to(durations.device)
 
 
 class FastSpeech2(nn.Module):
