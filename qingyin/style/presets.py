@@ -86,8 +86,10 @@ PRESETS: dict[str, Preset] = {
     # Higher and wider, a little faster and louder, brighter; less declination, a lightly raised end.
     "happy": Preset(level_st=2.0, range=1.25, declination_st=0.5, final_st=0.5, final_slope_st=0.5,
                     focus_range=1.15, focus_db=1.0, level_db=1.5, dynamics=1.15, rate=1.06, pause=0.9, tilt_db=1.5),
-    # Lower and narrower, slower and softer, longer pauses and finals, darker; the end low and flat.
-    "sad": Preset(level_st=-2.0, range=0.7, declination_st=-0.5, final_st=-1.0, final_range=0.7, level_db=-3.0,
+    # Lower and narrower, slower and softer, longer pauses and finals, darker; the end low and flat. Narrowing the
+    # last syllable takes out part of a declarative's final fall, so its register goes down 2.5 st to end low
+    # (at -1 st Kokoro's end sat above the neutral one: BENCHMARKS.md, "Sad's low end").
+    "sad": Preset(level_st=-2.0, range=0.7, declination_st=-0.5, final_st=-2.5, final_range=0.7, level_db=-3.0,
                   dynamics=0.8, rate=0.85, final_lengthening=1.2, pause=1.35, tilt_db=-2.5),
     # Loud, wide and bright, steeper declination, a high-falling end, the focus word hit hard.
     "angry": Preset(level_st=1.5, range=1.35, declination_st=-1.0, final_st=1.0, final_slope_st=-1.5,
