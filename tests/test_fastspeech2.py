@@ -176,7 +176,7 @@ def test_ramp_weights_run_from_0_to_1_across_each_symbol_in_torch_and_numpy():
     durations = np.array([3, 1, 0, 2, 4])
     expected = [0, 0.5, 1, 0.5, 0, 1, 0, 1 / 3, 2 / 3, 1]
     np.testing.assert_allclose(numpy_ramp_weights(durations), expected, atol=1e-6)
-    padded = ramp_weights(torch.tensor([durations, [2, 0, 0, 0, 0]]), 12)
+    padded = ramp_weights(torch.tensor(np.stack([durations, [2, 0, 0, 0, 0]])), 12)
     np.testing.assert_allclose(padded[0].numpy(), expected + [0, 0], atol=1e-6)
     np.testing.assert_allclose(padded[1].numpy(), [0, 1] + [0] * 10, atol=1e-6)
 
