@@ -4,15 +4,19 @@ import contextlib
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def make_client(tts):
-    """A factory of TestClients for apps with the given ServerConfig fields, sharing the session's voice."""
+    """A factory of TestClients for apps with the given ServerConfig fields, sharing the session's voice.
+
+    The clients are shut down at the end of each test module, so that a failed shutdown names its module."""
+    import anyio
     from fastapi.testclient import TestClient
 
     from qingyin.server.app import create_app
@@ -27,15 +31,22 @@ def make_client(tts):
         service = TTSService(config, synthesizers={"baker": synthesizer or tts})
         client = TestClient(create_app(config, service))
         client.__enter__()
-        clients.append(client)
+        clients.append((client, fields))
         return client
 
     yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    for client, fields in reversed(clients):
+        try:
+            client.__exit__(None, None, None)
+        except anyio.RunFinishedError as error:
+            # The client's event loop (its anyio portal thread) ended before this shutdown: there is nothing left to
+            # shut down, and the tests that used it have their verdicts. Seen once in CI, at the end of the session,
+            # not reproduced since; the warning names the client so that a recurrence can be traced.
+            warnings.warn(f"a test client with {fields} had lost its event loop before its shutdown: {error!r}",
+                          stacklevel=1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(make_client):
     return make_client()
 
