@@ -11,6 +11,7 @@ know of).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -49,6 +50,19 @@ def cache_key(parts: Mapping[str, object]) -> str:
     """SHA-256 hex digest of `parts` as canonical JSON (sorted keys, floats as their repr, UTF-8 text)."""
     text = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def source_digest(root: Path) -> str:
+    """A digest of every file under `root` (a package's code and data, bytecode caches left out), once per process.
+
+    Audio depends on the code as well as on the model: a style preset, a lexicon or the frontend changed in a
+    working copy (where the version number does not move) must not be answered from a disk cache made before."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def _check_key(key: str) -> None:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import qingyin
@@ -30,7 +31,7 @@ from qingyin.runtime.memory import MemoryTrimmer
 from qingyin.runtime.pool import ModelPool, parse_selector
 from qingyin.runtime.synthesizer import StreamChunk, SynthesisCancelled, Synthesizer
 from qingyin.server import encoding
-from qingyin.server.cache import AudioCache, cache_key
+from qingyin.server.cache import AudioCache, cache_key, source_digest
 from qingyin.server.config import ServerConfig
 from qingyin.server.logs import LOGGER
 from qingyin.server.metrics import Metrics
@@ -233,10 +234,11 @@ class TTSService:
         return self.synthesizer(voice).sample_rate
 
     def model_version(self, voice: str) -> str:
-        """What the cache keys audio by besides the request: qingyin, the files of the voice's model, backend and
-        variant (read once per model: hashing the manifest on every request would put file I/O on the hot path;
-        per model, not per selector, since blends are free-form). The variant is the one loaded, so that a
-        gate-chosen default is told apart from fp32. The request itself (voice or blend included) is keyed too."""
+        """What the cache keys audio by besides the request: qingyin (its version and a digest of its files), the
+        files of the voice's model, backend and variant (read once per model: hashing on every request would put
+        file I/O on the hot path; per model, not per selector, since blends are free-form). The variant is the one
+        loaded, so that a gate-chosen default is told apart from fp32. The request itself (voice or blend included)
+        is keyed too."""
         tts = self.synthesizer(voice)  # before the lock: loading takes it too
         model = tts.spec.model.name
         with self._lock:
@@ -244,7 +246,8 @@ class TTSService:
                 manifest = registry.model_dir(model) / registry.MANIFEST
                 digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "none"
                 runtime = f"{self.config.backend}-{tts.voice.variant}"
-                self._versions[model] = f"qingyin-{qingyin.__version__}/{model}-{digest}/{runtime}"
+                code = source_digest(Path(qingyin.__file__).parent)
+                self._versions[model] = f"qingyin-{qingyin.__version__}-{code}/{model}-{digest}/{runtime}"
             return self._versions[model]
 
     async def _request_version(self, request: SpeechRequest) -> str:

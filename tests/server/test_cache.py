@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qingyin.server.cache import AudioCache, cache_key
+from qingyin.server.cache import AudioCache, cache_key, source_digest
 
 HEADER = 8 + 32  # magic + SHA-256 in front of the audio in each disk entry
 
@@ -47,6 +47,29 @@ def test_cache_key_accepts_numpy_scalars_and_paths_but_not_arbitrary_objects(tmp
     assert cache_key({"lexicon": tmp_path}) == cache_key({"lexicon": str(tmp_path)})
     with pytest.raises(TypeError, match="cannot serialize object"):
         cache_key({"x": object()})
+
+
+def test_source_digest_follows_the_files_contents_and_names_but_not_bytecode(tmp_path: Path) -> None:
+    def digest_of(files: dict[str, str]) -> str:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        for name, text in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+        return source_digest(root)
+
+    code = {"style/presets.py": "SAD = -1.0\n", "text/lexicon.txt": "行 hang2\n"}
+    first = digest_of(code)
+    assert digest_of(code) == first  # another folder with the same files
+    assert digest_of(code | {"style/__pycache__/presets.cpython-311.pyc": "bytecode"}) == first
+    assert digest_of(code | {"style/presets.py": "SAD = -2.5\n"}) != first  # a preset moved
+    assert digest_of({"style/other.py": "SAD = -1.0\n", "text/lexicon.txt": "行 hang2\n"}) != first
+
+
+def test_the_servers_model_version_carries_the_code_digest(make_client) -> None:
+    import qingyin
+
+    service = make_client().app.state.service
+    assert f"-{source_digest(Path(qingyin.__file__).parent)}/" in service.model_version("baker")
 
 
 def test_keys_must_be_digests() -> None:
