@@ -535,8 +535,8 @@ class TTSService:
                                    "or raise the server's --timeout") from None
         except SynthesisCancelled:
             raise SynthesisTimeout(f"synthesis took longer than {self.config.timeout:g} s") from None
-        except ServiceError:
-            raise
+        except (ServiceError, asyncio.CancelledError):
+            raise  # a cancellation is the request's own (its client went away, the server stops), not a failure
         except BaseException as error:
             raise as_service_error(error) from error
         finally:

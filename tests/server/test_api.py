@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
 import threading
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -327,6 +329,33 @@ def test_timeout_gets_504_and_frees_the_worker(make_client, tts):
     finally:
         gate.set()
     assert client.post("/v1/tts", json={"text": "好了。"}).status_code == 200
+
+
+def test_a_cancelled_request_ends_cancelled_not_as_a_failed_synthesis(tts):
+    from qingyin.server.config import ServerConfig
+    from qingyin.server.service import SpeechRequest, TTSService
+
+    gate = threading.Event()
+    gated = GatedSynthesizer(tts, gate)
+    config = ServerConfig(warmup=False, cache_dir=Path("off"), cache_items=0).validated()
+    service = TTSService(config, synthesizers={"baker": gated})
+
+    async def cancel_while_it_synthesizes() -> str:
+        task = asyncio.create_task(service.synthesize(SpeechRequest(text="取消。", voice="baker")))
+        assert await asyncio.to_thread(gated.started.acquire, True, 30)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
+
+    try:
+        outcome = asyncio.run(cancel_while_it_synthesizes())  # was: ServiceError "synthesis failed (CancelledError)"
+    finally:
+        gate.set()
+        service.close()
+    assert outcome == "cancelled"
 
 
 def test_cors_origins(make_client):
