@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qingyin.voices.wheels import sha256_file
+
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -61,7 +63,7 @@ def source_digest(root: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(sha256_file(path).encode())
     return digest.hexdigest()[:16]
 
 
