@@ -21,12 +21,13 @@ from qingyin.compress.student import (
     front_parameters,
     load_acoustic,
     parameter_counts,
+    pruned_shape,
     save_student,
     trained_parameters,
 )
 from qingyin.compress.student_recipe import StudentSettings
-from qingyin.compress.student_training import train_student
-from qingyin.compress.teacher_data import render_teacher_data
+from qingyin.compress.student_training import _Trainer, train_student
+from qingyin.compress.teacher_data import TeacherData, render_teacher_data
 from qingyin.families.fs2_mbmelgan.model.fastspeech2 import (
     FastSpeech2,
     FastSpeech2Config,
@@ -236,4 +237,84 @@ def test_the_command_line_trains_and_refuses_a_changed_recipe_on_resume(teacher_
     args = parser.parse_args(["compress", "student", "--steps", "4", "--resume", "--out", str(tmp_path / "run"),
                               "--decoder-hidden", "32"])
     with pytest.raises(StudentError, match="leave out --decoder-hidden"):
+        compress_command(args)
+
+
+# --- pruned decoders ---------------------------------------------------------------------------------------------
+def test_a_pruned_shape_cuts_every_width_and_the_heads_and_keeps_the_layers():
+    baker = (256, 3, 1024, 5, 512, 2)  # hidden, layers, feed-forward, postnet layers, postnet channels, heads
+    assert StudentShape.pruned(0.3, *baker) == StudentShape(176, 3, 720, 5, 360, decoder_heads=2)
+    assert StudentShape.pruned(0.5, *baker) == StudentShape(128, 3, 512, 5, 256, decoder_heads=1)
+    assert StudentShape.pruned(0.7, *baker) == StudentShape(80, 3, 304, 5, 152, decoder_heads=1)
+    assert StudentShape.pruned(0.99, *baker).decoder_hidden == 8  # a multiple of 8, never none
+    for ratio in (0, 1, -0.2, float("nan"), "half"):
+        with pytest.raises(StudentError, match="pruning ratio must be between 0 and 1"):
+            StudentShape.pruned(ratio, *baker)
+
+
+@torch.no_grad()
+def test_a_pruned_decoder_is_the_teacher_with_its_layers_and_narrower_widths():
+    teacher = teacher_model()
+    shape = pruned_shape(TEACHER, 0.5)
+    pruned = build_student(teacher, shape)
+    assert len(pruned.decoder.layers) == 3 and len(pruned.postnet.convs) == 5
+    assert pruned.config.decoder.hidden == 16 and pruned.config.decoder.ffn_channels == 32
+    assert pruned.config.decoder.heads == 1 and pruned.config.encoder.heads == TEACHER.encoder.heads
+    assert pruned.postnet.convs[0].out_channels == 24
+    out = pruned(SYMBOLS)
+    assert out.mel.shape == teacher(SYMBOLS).mel.shape and torch.isfinite(out.mel).all()
+    reloaded = StudentShape.from_dict(json.loads(json.dumps(shape.to_dict())))
+    assert reloaded == shape
+
+
+@torch.no_grad()
+def test_the_cut_keeps_the_heads_that_weigh_most():
+    """A teacher whose first head reads nothing: without it the decoder computes what the teacher's does."""
+    teacher = teacher_model()
+    size = TEACHER.decoder.head_size
+    for layer in teacher.decoder.layers:
+        layer.attention.value.weight[:size] = 0.0
+        layer.attention.value.bias[:size] = 0.0
+    student = build_student(teacher, dataclasses.replace(full_shape(TEACHER), decoder_heads=1))
+    assert student.decoder.layers[0].attention.query.out_features == size
+    torch.testing.assert_close(student(SYMBOLS).mel, teacher(SYMBOLS).mel)
+    with pytest.raises(StudentError, match="decoder_heads must be a whole number from 1 to the teacher's 2"):
+        build_student(teacher, dataclasses.replace(full_shape(TEACHER), decoder_heads=3))
+
+
+def test_feature_hints_are_zero_for_a_student_that_is_its_teacher_and_train_otherwise(teacher_dir, tmp_path):
+    quiet = dataclasses.replace(TEACHER, decoder=dataclasses.replace(TEACHER.decoder, dropout=0.0,
+                                                                     attention_dropout=0.0))
+    teacher = teacher_model(quiet)
+    data = TeacherData(teacher_dir)
+    settings = dataclasses.replace(SETTINGS, shape=full_shape(quiet), hint_weight=1.0)
+    trainer = _Trainer(build_student(teacher, settings.shape), data, settings, teacher_model(quiet))
+    assert trainer.step()["hint"] == pytest.approx(0.0, abs=1e-6)  # losses before the first update
+    hinted = dataclasses.replace(SETTINGS, hint_weight=0.5)
+    result = _train(teacher_dir, tmp_path / "hinted", 6, settings=hinted)
+    assert all("hint" in line for line in result.history[1:]) and result.history[-1]["hint"] > 0
+    resumed = _train(teacher_dir, tmp_path / "hinted", 9, settings=None, resume=True)
+    assert resumed.step == 9 and "hint" in resumed.history[-1]
+    with pytest.raises(StudentError, match="hint_weight must be a number >= 0"):
+        _train(teacher_dir, tmp_path / "bad", 2, settings=dataclasses.replace(SETTINGS, hint_weight=float("nan")))
+
+
+def test_prune_decoder_on_the_command_line(teacher_dir, tmp_path, monkeypatch):
+    import qingyin.compress.student_training as training
+
+    monkeypatch.setattr(training, "load_teacher_acoustic", lambda model: teacher_model())
+    parser = argparse.ArgumentParser()
+    add_compress_parser(parser.add_subparsers(dest="command"))
+    run = tmp_path / "decoder"
+    common = ["--teacher", str(teacher_dir), "--out", str(run), "--threads", "1", "--no-progress"]
+    args = parser.parse_args(["compress", "prune-decoder", "--ratio", "0.5", "--steps", "2", "--batch-size", "2",
+                              "--validation-utterances", "2", "--hint-weight", "0.1", *common])
+    assert compress_command(args) == 0
+    saved = json.loads((run / RECIPE).read_text())
+    assert saved["settings"]["shape"] == pruned_shape(TEACHER, 0.5).to_dict()
+    assert saved["settings"]["hint_weight"] == 0.1
+    args = parser.parse_args(["compress", "prune-decoder", "--steps", "3", "--resume", *common])
+    assert compress_command(args) == 0 and load_checkpoint(run / CHECKPOINT)["step"] == 3
+    args = parser.parse_args(["compress", "prune-decoder", "--ratio", "1.5", "--steps", "2", *common])
+    with pytest.raises(StudentError, match="pruning ratio must be between 0 and 1"):
         compress_command(args)

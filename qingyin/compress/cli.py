@@ -18,13 +18,15 @@ from qingyin.compress.vocoder_recipe import RATIOS, RecoveryError, RecoverySetti
 from qingyin.families.fs2_mbmelgan.export import VARIANT_CHOICES
 from qingyin.voices.registry import DEFAULT_VOICE
 
+THE_TEACHERS = "the teacher's"
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
 # RecoverySettings fields on the command line
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "log_floor",
                 "waveform_weight", "mel_weight", "quantization_aware", "hint_weight", "adversarial_weight",
                 "discriminator_learning_rate", "discriminator_warmup_steps", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
-STUDENT_FLAGS = ("batch_size", "learning_rate", "validation_utterances", "seed")  # StudentSettings fields, likewise
+# StudentSettings fields, likewise
+STUDENT_FLAGS = ("batch_size", "learning_rate", "hint_weight", "validation_utterances", "seed")
 EXAMPLES = """examples:
   qingyin compress teacher-data --limit 200 --workers 2     # the first 200 CPP sentences, into
                                                             # $QINGYIN_HOME/train/teacher/baker/
@@ -37,6 +39,8 @@ EXAMPLES = """examples:
       --learning-rate 1e-4 --steps 10000    # an adversarial phase from that run's vocoder (vocoder-0.3-adversarial/)
   qingyin compress student --steps 20000                  # a 2 x 192 decoder, 3 x 256 postnet trained on the
                                                           # teacher's mels, in $QINGYIN_HOME/train/student/baker-192x2/
+  qingyin compress prune-decoder --ratio 0.3 --steps 20000   # the decoder and postnet with 30 % of their channels
+                                                          # cut, retrained, in $QINGYIN_HOME/train/prune/decoder-0.3/
   qingyin compress ship-student                           # that student's own tensors (fp16) + manifest into the
                                                           # package, for `qingyin export baker --variant student`
   qingyin compress ship-vocoder                           # the 30 % pruned vocoder (fp16) + manifest into the package,
@@ -152,12 +156,7 @@ def _add_prune_vocoder(commands: argparse._SubParsersAction) -> None:
                         help="steps in which only the discriminator learns from the adversarial loss (default: "
                              f"{defaults.discriminator_warmup_steps})")
     recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
-    prune.add_argument("--validate-every", type=int, default=500, metavar="N",
-                       help="steps between validations on held-out teacher utterances (default: 500)")
-    prune.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
-                       help="steps between checkpoints (default: 200)")
-    prune.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's, all cores)")
-    prune.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_run_options(prune)
 
 
 def _add_student(commands: argparse._SubParsersAction) -> None:
@@ -171,33 +170,65 @@ def _add_student(commands: argparse._SubParsersAction) -> None:
                     "and on Ctrl-C or SIGTERM; --resume goes on from the last. The teacher data comes first: "
                     "`qingyin compress teacher-data`.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    student.add_argument("--steps", type=int, required=True, metavar="N",
-                         help="train until step N (counted from the start of the run, so a resumed run does the "
-                              "rest)")
-    student.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
-    student.add_argument("--teacher", type=Path, metavar="DIR",
-                         help=f"teacher data (default: $QINGYIN_HOME/train/teacher/{DEFAULT_VOICE})")
-    student.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: $QINGYIN_HOME/train/student/"
-                                                               "<voice>-<decoder hidden>x<decoder layers>)")
-    recipe = student.add_argument_group("recipe", "fixed when a run starts (recipe.json); --resume takes none of "
-                                                  "them")
+    recipe = _add_acoustic_training(student, "$QINGYIN_HOME/train/student/<voice>-<decoder hidden>x<decoder layers>")
     for name in SHAPE_FLAGS:
+        default = getattr(defaults.shape, name)
         recipe.add_argument("--" + name.replace("_", "-"), type=int, metavar="N",
-                            help=f"the student's {name.replace('_', ' ')} (default: {getattr(defaults.shape, name)})")
+                            help=f"the student's {name.replace('_', ' ')} (default: "
+                                 f"{THE_TEACHERS if default is None else default})")
+    pruned = commands.add_parser(
+        "prune-decoder", help="prune the decoder's and postnet's channels and heads, and fine-tune them against the "
+                              "teacher",
+        description="Structured pruning of the teacher's decoder and postnet: --ratio of every width (the decoder's "
+                    "residual channels, its feed-forward channels, the postnet's channels) and of the attention "
+                    "heads removed by weight magnitude, layers kept (qingyin.compress.student: the cut a student "
+                    "starts from, with the teacher's layer counts), then recovery training on the teacher data's "
+                    "mels with the encoder and variance predictors frozen, mel L1 before and after the postnet, "
+                    "and feature hints with --hint-weight (qingyin.compress.student_training). Checkpoints every "
+                    "--checkpoint-every steps, at the end and on Ctrl-C or SIGTERM; --resume goes on from the last.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pruned.add_argument("--ratio", type=float, default=0.5,
+                        help="fraction of each width's channels removed, e.g. 0.3, 0.5, 0.7 (default: 0.5; with "
+                             "--resume it only picks the default --out)")
+    _add_acoustic_training(pruned, "$QINGYIN_HOME/train/prune/decoder-<ratio>")
+
+
+def _add_acoustic_training(parser: argparse.ArgumentParser, out: str) -> argparse._ArgumentGroup:
+    """The options `student` and `prune-decoder` share; returns the recipe's group."""
+    defaults = StudentSettings()
+    parser.add_argument("--steps", type=int, required=True, metavar="N",
+                        help="train until step N (counted from the start of the run, so a resumed run does the "
+                             "rest)")
+    parser.add_argument("--resume", action="store_true", help="go on from the checkpoint in --out")
+    parser.add_argument("--teacher", type=Path, metavar="DIR",
+                        help=f"teacher data (default: $QINGYIN_HOME/train/teacher/{DEFAULT_VOICE})")
+    parser.add_argument("--out", type=Path, metavar="DIR", help=f"run folder (default: {out})")
+    recipe = parser.add_argument_group("recipe", "fixed when a run starts (recipe.json); --resume takes none of "
+                                                 "them")
     recipe.add_argument("--batch-size", type=int, metavar="N",
                         help=f"utterances per step (default: {defaults.batch_size})")
     recipe.add_argument("--learning-rate", type=float, metavar="LR",
                         help=f"Adam's learning rate after the warm-up (default: {defaults.learning_rate:g})")
+    recipe.add_argument("--hint-weight", type=float, metavar="W",
+                        help="weight of the feature hints: each decoder layer's output against the teacher layer's "
+                             "it was cut from, on the channels kept; the teacher then runs on every batch "
+                             f"(default: {defaults.hint_weight:g}, none)")
     recipe.add_argument("--validation-utterances", type=int, metavar="N",
                         help=f"the teacher data's last N utterances, held out (default: "
                              f"{defaults.validation_utterances})")
     recipe.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
-    student.add_argument("--validate-every", type=int, default=500, metavar="N",
-                         help="steps between validations on held-out teacher utterances (default: 500)")
-    student.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
-                         help="steps between checkpoints (default: 200)")
-    student.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's, all cores)")
-    student.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_run_options(parser)
+    return recipe
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How a training run reports and saves itself, for every training command."""
+    parser.add_argument("--validate-every", type=int, default=500, metavar="N",
+                        help="steps between validations on held-out teacher utterances (default: 500)")
+    parser.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                        help="steps between checkpoints (default: 200)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's, all cores)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def _add_ship(commands: argparse._SubParsersAction, name: str, help: str, description: str, run: str) -> None:
@@ -247,7 +278,7 @@ def compress_command(args: argparse.Namespace) -> int:
         return _teacher_data(args)
     if args.compress_command == "prune-vocoder":
         return _prune_vocoder(args)
-    if args.compress_command == "student":
+    if args.compress_command in ("student", "prune-decoder"):
         return _student(args)
     if args.compress_command == "ship-student":
         return _ship_student(args)
@@ -306,19 +337,27 @@ def _prune_vocoder(args: argparse.Namespace) -> int:
 def _student(args: argparse.Namespace) -> int:
     from qingyin.compress import student_training, teacher_data
 
-    shape = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name) is not None}
+    pruning = args.compress_command == "prune-decoder"
+    shape = {} if pruning else {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name) is not None}
     given = {name: getattr(args, name) for name in STUDENT_FLAGS if getattr(args, name) is not None}
     if args.resume and (shape or given):
         flags = ", ".join("--" + name.replace("_", "-") for name in [*shape, *given])
         raise StudentError(f"--resume keeps the run's recipe (recipe.json): leave out {flags}")
-    settings = None if args.resume else replace(StudentSettings(), shape=replace(StudentShape(), **shape), **given)
+    data = args.teacher or teacher_data.default_out(DEFAULT_VOICE)
+    settings, out = None, args.out
+    if not args.resume:
+        settings = replace(StudentSettings(), shape=replace(StudentShape(), **shape), **given)
+    if pruning:
+        out = out or student_training.pruned_out(DEFAULT_VOICE, args.ratio)
+        if settings is not None:
+            settings = student_training.pruned_settings(data, args.ratio, settings)
     result = student_training.train_student(
-        args.teacher or teacher_data.default_out(DEFAULT_VOICE), args.steps, settings, args.out, resume=args.resume,
-        validate_every=args.validate_every, checkpoint_every=args.checkpoint_every, threads=args.threads,
-        progress=args.progress)
+        data, args.steps, settings, out, resume=args.resume, validate_every=args.validate_every,
+        checkpoint_every=args.checkpoint_every, threads=args.threads, progress=args.progress)
     last = "none after the start" if result.last_mel_l1 is None else f"{result.last_mel_l1:.4f}"
     speed = "" if result.seconds_per_step is None else f", {result.seconds_per_step:.3f} s/step"
-    print(f"qingyin: student in {result.out} at step {result.step}: decoder and postnet "
+    what = "pruned decoder" if pruning else "student"
+    print(f"qingyin: {what} in {result.out} at step {result.step}: decoder and postnet "
           f"{result.parameters['decoder_and_postnet']:,} parameters (teacher "
           f"{result.teacher_parameters['decoder_and_postnet']:,}); validation mel L1 {result.start_mel_l1:.4f} "
           f"as cut, {last} now (teacher {result.teacher_mel_l1:.4f}){speed}", file=sys.stderr)

@@ -3,12 +3,17 @@
     teacher = load_teacher_acoustic("baker")
     student = build_student(teacher, StudentShape())        # 2 x 192 decoder, 3 x 256 postnet
     save_student(folder, student)                           # acoustic.json + acoustic.safetensors, as a voice has
+    pruned = build_student(teacher, pruned_shape(teacher.config, 0.3))  # the teacher's layers, 30 % of every
+                                                            # width (residual, feed-forward, postnet) and heads cut
 
 What the student keeps: everything in front of the length regulator (symbol and speaker embeddings, encoder,
 duration, pitch and energy predictors and embeddings), copied from the teacher and meant to stay frozen, so that
 a student speaks with the teacher's durations and pitch and the tones stay the teacher's. What it shrinks: the
 decoder (fewer, narrower layers) and the postnet (fewer, narrower convolutions), which do most of the work per
 audio second (BENCHMARKS.md, "Where it ends").
+
+A pruned decoder (`qingyin compress prune-decoder`) is the same thing with the teacher's layer counts: structured
+pruning of its widths by magnitude, then recovery training on the teacher's mels.
 
 The student's decoder and postnet start from the teacher's own layers, cut down by magnitude, rather than at
 random:
@@ -18,7 +23,8 @@ random:
   mel projection keep their rows and columns;
 - the layers: the first `decoder_layers - 1` of the teacher's and its last one;
 - each feed-forward block: the `ffn_channels` hidden channels with the largest product of their input and output
-  weights' L2 norms; attention keeps its (small) width;
+  weights' L2 norms; attention keeps its heads, or the `decoder_heads` whose value rows and output columns weigh
+  most;
 - the postnet: the teacher's first `postnet_layers - 1` convolutions and its last, each cut to the
   `postnet_channels` outputs of largest L2 norm (batch norms cut to match).
 A cut-down layer does not compute what the teacher's did (layer norms see fewer channels); training on the
@@ -39,7 +45,12 @@ from torch import nn
 
 from qingyin.compress.student_recipe import StudentError, StudentShape
 from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
-from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config, TransformerLayer
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import (
+    FastSpeech2,
+    FastSpeech2Config,
+    SelfAttention,
+    TransformerLayer,
+)
 from qingyin.families.fs2_mbmelgan.students import FRONT  # copied from the teacher, frozen while a student trains
 from qingyin.families.fs2_mbmelgan.torch_runtime import load_module
 from qingyin.runtime.files import replace_file
@@ -47,12 +58,23 @@ from qingyin.voices import registry
 
 
 def student_config(teacher: FastSpeech2Config, shape: StudentShape) -> FastSpeech2Config:
-    shape.check(teacher.decoder.hidden, teacher.decoder.layers, teacher.decoder.ffn_channels,
-                teacher.postnet_layers, teacher.postnet_channels)
+    shape.check(*teacher_shape(teacher))
     decoder = dataclasses.replace(teacher.decoder, hidden=shape.decoder_hidden, layers=shape.decoder_layers,
-                                  ffn_channels=shape.ffn_channels)
+                                  ffn_channels=shape.ffn_channels, heads=shape.decoder_heads or teacher.decoder.heads)
     return dataclasses.replace(teacher, decoder=decoder, postnet_layers=shape.postnet_layers,
                                postnet_channels=shape.postnet_channels)
+
+
+def teacher_shape(teacher: FastSpeech2Config) -> tuple[int, ...]:
+    """The teacher's decoder and postnet numbers in the order of StudentShape's fields."""
+    return (teacher.decoder.hidden, teacher.decoder.layers, teacher.decoder.ffn_channels, teacher.postnet_layers,
+            teacher.postnet_channels, teacher.decoder.heads)
+
+
+def pruned_shape(teacher: FastSpeech2Config, ratio: float) -> StudentShape:
+    """The shape of the teacher's decoder and postnet with `ratio` of their channels and heads pruned (layers
+    kept): StudentShape.pruned."""
+    return StudentShape.pruned(ratio, *teacher_shape(teacher))
 
 
 def build_student(teacher: FastSpeech2, shape: StudentShape | None = None) -> FastSpeech2:
@@ -77,10 +99,20 @@ def _largest(scores: torch.Tensor, count: int) -> torch.Tensor:
     return torch.sort(torch.topk(scores, count).indices).values
 
 
+def kept_residual_channels(teacher: FastSpeech2, hidden: int) -> torch.Tensor:
+    """The `hidden` residual channels of the teacher's decoder a student keeps (see the module's docstring)."""
+    weight = teacher.mel_projection.weight.norm(dim=0) * teacher.decoder.layers[-1].ffn_norm.weight.abs()
+    return _largest(weight.detach(), hidden)
+
+
+def source_layers(teacher_layers: int, student_layers: int) -> list[int]:
+    """Which teacher decoder layer each student layer is cut from: the first ones, and the last for the last."""
+    return [*range(student_layers - 1), teacher_layers - 1]
+
+
 def _init_decoder(teacher: FastSpeech2, student: FastSpeech2, shape: StudentShape) -> None:
     layers = teacher.decoder.layers
-    weight = teacher.mel_projection.weight.norm(dim=0) * layers[-1].ffn_norm.weight.abs()
-    kept = _largest(weight, shape.decoder_hidden)  # residual channels
+    kept = kept_residual_channels(teacher, shape.decoder_hidden)
     if isinstance(student.decoder_projection, nn.Linear):  # else as wide as the encoder, and so is the teacher
         select = torch.eye(teacher.config.decoder.hidden)[kept]  # (student hidden, teacher hidden)
         if isinstance(teacher.decoder_projection, nn.Linear):  # the teacher's own projection, then the selection
@@ -90,18 +122,29 @@ def _init_decoder(teacher: FastSpeech2, student: FastSpeech2, shape: StudentShap
             student.decoder_projection.weight.copy_(select)
             student.decoder_projection.bias.zero_()
     student.decoder.position_table.copy_(teacher.decoder.position_table[:, kept])
-    sources = [*range(shape.decoder_layers - 1), len(layers) - 1]
+    sources = source_layers(len(layers), shape.decoder_layers)
     for target, source in zip(student.decoder.layers, (layers[i] for i in sources), strict=True):
         _init_layer(source, target, kept, shape.ffn_channels)
     student.mel_projection.weight.copy_(teacher.mel_projection.weight[:, kept])
     student.mel_projection.bias.copy_(teacher.mel_projection.bias)
 
 
+def _kept_heads(source: SelfAttention, heads: int) -> torch.Tensor:
+    """The rows of the query, key and value projections (and the columns of the output one) of the `heads` heads
+    with the largest product of their value rows' and output columns' L2 norms."""
+    size = source.head_size
+    value = source.value.weight.reshape(source.heads, -1).norm(dim=1)
+    output = source.output.weight.reshape(-1, source.heads, size).transpose(0, 1).reshape(source.heads, -1).norm(dim=1)
+    chosen = _largest(value * output, heads)
+    return (chosen[:, None] * size + torch.arange(size)).flatten()
+
+
 def _init_layer(source: TransformerLayer, target: TransformerLayer, kept: torch.Tensor, ffn_channels: int) -> None:
+    width = _kept_heads(source.attention, target.attention.heads)
     for name in ("query", "key", "value"):
-        getattr(target.attention, name).weight.copy_(getattr(source.attention, name).weight[:, kept])
-        getattr(target.attention, name).bias.copy_(getattr(source.attention, name).bias)
-    target.attention.output.weight.copy_(source.attention.output.weight[kept])
+        getattr(target.attention, name).weight.copy_(getattr(source.attention, name).weight[width][:, kept])
+        getattr(target.attention, name).bias.copy_(getattr(source.attention, name).bias[width])
+    target.attention.output.weight.copy_(source.attention.output.weight[kept][:, width])
     target.attention.output.bias.copy_(source.attention.output.bias[kept])
     scores = source.ffn_in.weight.flatten(1).norm(dim=1) * source.ffn_out.weight.transpose(0, 1).flatten(1).norm(dim=1)
     inner = _largest(scores, ffn_channels)

@@ -5,6 +5,7 @@ command line reads it). qingyin.compress.student builds the student, qingyin.com
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 
@@ -21,12 +22,15 @@ class StudentShape:
     ffn_channels: int = 768
     postnet_layers: int = 3
     postnet_channels: int = 256
+    decoder_heads: int | None = None  # attention heads per decoder layer; None: the teacher's
 
     def check(self, *teacher: int) -> None:
         """Each width and count at least 1 (the postnet: 2 layers) and at most the teacher's, given in the order
         of the fields."""
         for name, limit in zip(self.__dataclass_fields__, teacher, strict=True):
             value = getattr(self, name)
+            if name == "decoder_heads" and value is None:
+                continue
             lowest = 2 if name == "postnet_layers" else 1
             if not isinstance(value, int) or not lowest <= value <= limit:
                 raise StudentError(f"{name} must be a whole number from {lowest} to the teacher's {limit}, got "
@@ -41,6 +45,23 @@ class StudentShape:
         if unknown:
             raise StudentError(f"unknown student shape keys {unknown}; known: {sorted(cls.__dataclass_fields__)}")
         return cls(**values)
+
+    @classmethod
+    def pruned(cls, ratio: float, *teacher: int, round_to: int = 8) -> StudentShape:
+        """The teacher's shape (its numbers in the order of the fields) with `ratio` of the channels of every
+        width removed (the decoder's residual width, its feed-forward channels, the postnet's channels), each
+        count rounded to a multiple of `round_to`, and `ratio` of the heads removed (rounded up, at least one
+        left); the layer counts stay the teacher's."""
+        if not (isinstance(ratio, int | float) and 0 < ratio < 1):
+            raise StudentError(f"the pruning ratio must be between 0 and 1 (the fraction of channels removed), got "
+                               f"{ratio!r}")
+        hidden, layers, ffn, postnet_layers, postnet_channels, heads = teacher
+
+        def kept(width: int) -> int:
+            return min(width, max(round_to, round_to * round(width * (1 - ratio) / round_to)))
+
+        return cls(kept(hidden), layers, kept(ffn), postnet_layers, kept(postnet_channels),
+                   max(1, math.ceil(heads * (1 - ratio) - 1e-9)))
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,9 @@ class StudentSettings:
     gradient_clip: float = 1.0
     validation_utterances: int = 16  # the last ones of the teacher data, never trained on
     seed: int = 0
+    # Feature hints: each decoder layer's output against the output of the teacher layer it was cut from, on the
+    # residual channels the student kept, as an L1 relative to the teacher's; the teacher runs on every batch.
+    hint_weight: float = 0.0
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -90,3 +114,6 @@ class StudentSettings:
             raise StudentError(f"batch_by_length must be true or false, got {self.batch_by_length!r}")
         if not self.learning_rate > 0 or self.warmup_steps < 0 or not self.gradient_clip > 0:
             raise StudentError("learning_rate and gradient_clip must be > 0 and warmup_steps >= 0")
+        if not (isinstance(self.hint_weight, int | float) and math.isfinite(self.hint_weight)
+                and self.hint_weight >= 0):
+            raise StudentError(f"hint_weight must be a number >= 0, got {self.hint_weight!r}")

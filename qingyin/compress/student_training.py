@@ -2,6 +2,9 @@
 
     result = train_student(teacher_data_dir, steps=20000, settings=StudentSettings())
     result = train_student(teacher_data_dir, steps=40000, resume=True)      # continues from the checkpoint
+    shape = pruned_shape(load_teacher_acoustic("baker").config, 0.3)
+    result = train_student(teacher_data_dir, steps=20000, settings=StudentSettings(shape=shape),
+                           out=pruned_out("baker", 0.3))                     # a decoder pruned by 30 %
 
 A fresh run builds the student from the acoustic model that rendered the teacher data (qingyin.compress.student:
 the teacher's front, a smaller decoder and postnet cut from the teacher's), then trains the decoder and postnet
@@ -9,7 +12,10 @@ only. Every step decodes `batch_size` whole utterances with the durations, pitch
 them, so the student learns the teacher's mel for the teacher's own prosody; the front is frozen and kept in
 evaluation mode (no dropout), so durations and pitch, and the tones, stay the teacher's; so are the postnet's batch
 norms (their statistics stay the teacher's, and padding would bias batch statistics). The loss is the L1
-distance to the teacher's mel before and after the postnet (qingyin.compress.student_recipe.StudentSettings).
+distance to the teacher's mel before and after the postnet (qingyin.compress.student_recipe.StudentSettings);
+with `hint_weight` > 0 the teacher also runs on every batch, and `hint_weight` times the mean over the student's
+decoder layers of the L1 between each layer's output and the output of the teacher layer it was cut from (on the
+residual channels the student kept), relative to the teacher's mean magnitude there, is added (feature hints).
 
 Validation, every `validate_every` steps and at the start: the mean L1 between the student's mel (after the
 postnet) and the teacher's over the last `validation_utterances` utterances of the data, which training never
@@ -29,7 +35,7 @@ steps, at the end and on Ctrl-C or SIGTERM; `resume=True` continues with the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +57,13 @@ from qingyin.compress.runs import (
 from qingyin.compress.student import (
     FRONT,
     build_student,
+    kept_residual_channels,
     load_acoustic,
     load_teacher_acoustic,
     parameter_counts,
+    pruned_shape,
     save_student,
+    source_layers,
     trained_parameters,
 )
 from qingyin.compress.student_recipe import StudentError, StudentSettings
@@ -83,6 +92,13 @@ def default_out(voice: str, settings: StudentSettings) -> Path:
     return registry.qingyin_home() / "train" / "student" / f"{voice}-{shape.decoder_hidden}x{shape.decoder_layers}"
 
 
+def pruned_out(voice: str, ratio: float) -> Path:
+    """The default folder of a pruned decoder's run: $QINGYIN_HOME/train/prune/decoder-<ratio> (Baker) or
+    decoder-<voice>-<ratio>."""
+    name = f"decoder-{ratio:g}" if voice == "baker" else f"decoder-{voice}-{ratio:g}"
+    return registry.qingyin_home() / "train" / "prune" / name
+
+
 def train_student(
     teacher_data: str | Path,
     steps: int,
@@ -100,7 +116,7 @@ def train_student(
 
     `settings`: default StudentSettings() for a fresh run, the saved recipe when resuming (given ones must match
     it). `teacher`: the acoustic model to start from (default: the installed one of the model that rendered the
-    data).
+    data); with feature hints it also runs on every batch, resumed runs included.
     """
     prepare_training(steps, validate_every, checkpoint_every, threads, StudentError)
     data = open_teacher_data(teacher_data, FAMILY, "a student acoustic model", StudentError)
@@ -120,7 +136,9 @@ def train_student(
         settings = StudentSettings.from_dict(recipe["settings"])
         student = load_acoustic(out)
         student.load_state_dict(checkpoint["model"])
-    trainer = _Trainer(student, data, settings)
+        if settings.hint_weight and teacher is None:
+            teacher = load_teacher_acoustic(data.info["teacher"]["model"])
+    trainer = _Trainer(student, data, settings, teacher if settings.hint_weight else None)
     step = 0
     if checkpoint is None:
         recipe.update(teacher_mel_l1=trainer.validate(teacher), start_mel_l1=trainer.validate(student))
@@ -150,6 +168,15 @@ def train_student(
                          read_log(out))
 
 
+def pruned_settings(teacher_data: str | Path, ratio: float, settings: StudentSettings | None = None
+                    ) -> StudentSettings:
+    """`settings` (default StudentSettings()) with the shape of the teacher's decoder and postnet pruned by `ratio`
+    (qingyin.compress.student.pruned_shape); the teacher is the model that rendered `teacher_data`."""
+    data = open_teacher_data(teacher_data, FAMILY, "a pruned decoder", StudentError)
+    teacher = load_teacher_acoustic(data.info["teacher"]["model"])
+    return replace(settings or StudentSettings(), shape=pruned_shape(teacher.config, ratio))
+
+
 @dataclass(frozen=True)
 class _Utterance:
     ids: np.ndarray  # (tokens,) int64
@@ -162,9 +189,19 @@ class _Utterance:
 class _Trainer:
     """The student, its optimizer and schedule, the batch sampler and the held-out utterances."""
 
-    def __init__(self, student: FastSpeech2, data: TeacherData, settings: StudentSettings):
+    def __init__(self, student: FastSpeech2, data: TeacherData, settings: StudentSettings,
+                 teacher: FastSpeech2 | None = None):
         self.settings = s = settings
         self.model = student
+        self.teacher = teacher.eval() if teacher is not None else None
+        self._outputs: dict[tuple[str, int], torch.Tensor] = {}
+        if self.teacher is not None:  # feature hints: keep the decoder layers' outputs of both
+            self._kept = kept_residual_channels(self.teacher, student.config.decoder.hidden)
+            self._sources = source_layers(len(self.teacher.decoder.layers), len(student.decoder.layers))
+            for index, layer in enumerate(student.decoder.layers):
+                layer.register_forward_hook(self._keeper("student", index))
+            for index in self._sources:
+                self.teacher.decoder.layers[index].register_forward_hook(self._keeper("teacher", index))
         for parameter in student.parameters():
             parameter.requires_grad_(False)
         trained = trained_parameters(student)
@@ -183,6 +220,21 @@ class _Trainer:
             raise StudentError(f"no teacher utterance outside the {s.validation_utterances} held out has at most "
                                f"{s.max_frames} frames")
         self.by_length = np.argsort([len(u.mel) for u in self.training], kind="stable")
+
+    def _keeper(self, side: str, index: int):
+        def keep(module, inputs, output):
+            self._outputs[side, index] = output
+        return keep
+
+    def hint_loss(self) -> torch.Tensor:
+        """Mean over the student's decoder layers of sum |student - teacher's kept channels| / sum |teacher's kept
+        channels| (padded frames are zero in both, so the padding does not count)."""
+        losses = []
+        for index, source in enumerate(self._sources):
+            target = self._outputs["teacher", source].index_select(2, self._kept)
+            losses.append((self._outputs["student", index] - target).abs().sum() / target.abs().sum().clamp_min(1e-5))
+        self._outputs.clear()
+        return torch.stack(losses).mean()
 
     def train_mode(self) -> None:
         self.model.train()
@@ -226,6 +278,11 @@ class _Trainer:
         losses = {"mel_before": (F.l1_loss(out.mel_before, target, reduction="none") * mask).sum() / count,
                   "mel_after": (F.l1_loss(out.mel, target, reduction="none") * mask).sum() / count}
         loss = losses["mel_before"] + losses["mel_after"]
+        if self.teacher is not None:
+            with torch.no_grad():
+                self.teacher(**inputs)  # its decoder layers' outputs, through the hooks
+            losses["hint"] = self.hint_loss()
+            loss = loss + self.settings.hint_weight * losses["hint"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained_parameters(self.model), self.settings.gradient_clip)
@@ -244,6 +301,7 @@ class _Trainer:
                         pitch=torch.from_numpy(u.pitch)[None], energy=torch.from_numpy(u.energy)[None])
             distances.append(float((out.mel[0] - torch.from_numpy(u.mel.astype(np.float32))).abs().mean()))
         model.train(was_training)
+        self._outputs.clear()  # what the hooks kept of these
         return float(np.mean(distances))
 
 
