@@ -1,7 +1,7 @@
 """Issue 15's table: every compressed variant of Baker against its teacher and the original runtime, one run.
 
     .venv/bin/python -m benchmarks.compression [--variant fp32 --variant student ...] [--threads 2]
-        [--speed-texts 20] [--rounds 5] [--quality-texts 103] [--json report.json]
+        [--speed-texts 20] [--rounds 5] [--quality-texts 103 | 0] [--json report.json]
 
 Each variant is an ONNX variant of the Baker voice (qingyin.families.fs2_mbmelgan.export; exported first where it
 is not). Per variant:
@@ -112,19 +112,26 @@ def table(variants: list[str], sizes: dict, speed: dict, quality: dict) -> str:
     lines.append(f"| original (TFLite, int8) | | | | {reference['rtf']:.4f} | 1.00× | "
                  f"{reference['first_audio_ms']:.0f} ms | {_mb(reference['peak_rss_mb'])} | | | | | | |")
     for variant in variants:
-        size, fast, heard = sizes[variant], speed[variant], quality[variant]
-        mean, delta = heard["mean"], heard.get("delta", {})
-        teacher = variant == TEACHER
-        versus = _blank if teacher else _cell
-        dnsmos = f"{mean['dnsmos_ovrl']:.2f}" + ("" if teacher else f" ({delta.get('dnsmos_ovrl', math.nan):+.2f})")
+        size, fast = sizes[variant], speed[variant]
         lines.append(
             f"| {variant} | {size['parameters']:,} | {size['megabytes']:.1f} | "
             f"{teacher_size['megabytes'] / size['megabytes']:.2f}× | {fast['rtf']:.4f} | {fast['vs_reference']:.2f}× | "
-            f"{fast['first_audio_ms']:.0f} ms | {_mb(fast['peak_rss_mb'])} | {mean['cer']:.3f} | "
-            f"{versus(delta.get('cer'), '+.3f')} | {versus(mean.get('mcd_db'), '.2f')} | "
-            f"{versus(mean.get('log_f0_rmse_cents'), '.0f')} | {versus(mean.get('speaker_similarity'), '.3f')} | "
-            f"{dnsmos} |")
+            f"{fast['first_audio_ms']:.0f} ms | {_mb(fast['peak_rss_mb'])} | {_quality_cells(variant, quality)} |")
     return "\n".join(lines)
+
+
+def _quality_cells(variant: str, quality: dict) -> str:
+    """The quality columns of a row; blank where quality was not measured (--quality-texts 0)."""
+    if variant not in quality:
+        return " | " * 5 + " "
+    heard = quality[variant]
+    mean, delta = heard["mean"], heard.get("delta", {})
+    teacher = variant == TEACHER
+    versus = _blank if teacher else _cell
+    dnsmos = f"{mean['dnsmos_ovrl']:.2f}" + ("" if teacher else f" ({delta.get('dnsmos_ovrl', math.nan):+.2f})")
+    return (f"{mean['cer']:.3f} | {versus(delta.get('cer'), '+.3f')} | {versus(mean.get('mcd_db'), '.2f')} | "
+            f"{versus(mean.get('log_f0_rmse_cents'), '.0f')} | {versus(mean.get('speaker_similarity'), '.3f')} | "
+            f"{dnsmos}")
 
 
 def _cell(value: float | None, form: str) -> str:
@@ -147,7 +154,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--speed-texts", type=int, default=20, help="first N default texts for speed (default 20)")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes per system, taking turns (default 5)")
-    parser.add_argument("--quality-texts", type=int, default=103, help="first N default texts for quality")
+    parser.add_argument("--quality-texts", type=int, default=103,
+                        help="first N default texts for quality (default 103; 0: speed and size only)")
     parser.add_argument("--json", type=Path, help="also write the whole report here")
     args = parser.parse_args()
     exportable = available_variants(registry.voice_dir(VOICE))
@@ -161,7 +169,7 @@ def main() -> None:
     texts = read_texts()
     sizes = {variant: graph_sizes(variant) for variant in variants}
     speed = measure_speed(variants, texts[: args.speed_texts], args.threads, args.rounds)
-    quality = measure_quality(variants, texts[: args.quality_texts])
+    quality = measure_quality(variants, texts[: args.quality_texts]) if args.quality_texts > 0 else {}
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "speed_texts": args.speed_texts,
                                          "rounds": args.rounds, "quality_texts": args.quality_texts,
