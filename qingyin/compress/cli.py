@@ -348,7 +348,7 @@ def _student(args: argparse.Namespace) -> int:
     if not args.resume:
         settings = replace(StudentSettings(), shape=replace(StudentShape(), **shape), **given)
     if pruning:
-        out = out or student_training.pruned_out(DEFAULT_VOICE, args.ratio)
+        out = out or student_training.pruned_out(args.ratio)
         if settings is not None:
             settings = student_training.pruned_settings(data, args.ratio, settings)
     result = student_training.train_student(

@@ -4,7 +4,7 @@
     result = train_student(teacher_data_dir, steps=40000, resume=True)      # continues from the checkpoint
     shape = pruned_shape(load_teacher_acoustic("baker").config, 0.3)
     result = train_student(teacher_data_dir, steps=20000, settings=StudentSettings(shape=shape),
-                           out=pruned_out("baker", 0.3))                     # a decoder pruned by 30 %
+                           out=pruned_out(0.3))                     # a decoder pruned by 30 %
 
 A fresh run builds the student from the acoustic model that rendered the teacher data (qingyin.compress.student:
 the teacher's front, a smaller decoder and postnet cut from the teacher's), then trains the decoder and postnet
@@ -92,11 +92,10 @@ def default_out(voice: str, settings: StudentSettings) -> Path:
     return registry.qingyin_home() / "train" / "student" / f"{voice}-{shape.decoder_hidden}x{shape.decoder_layers}"
 
 
-def pruned_out(voice: str, ratio: float) -> Path:
-    """The default folder of a pruned decoder's run: $QINGYIN_HOME/train/prune/decoder-<ratio> (Baker) or
-    decoder-<voice>-<ratio>."""
-    name = f"decoder-{ratio:g}" if voice == "baker" else f"decoder-{voice}-{ratio:g}"
-    return registry.qingyin_home() / "train" / "prune" / name
+def pruned_out(ratio: float) -> Path:
+    """The default folder of a pruned decoder's run: $QINGYIN_HOME/train/prune/decoder-<ratio>, beside the pruned
+    vocoders' (qingyin.compress.vocoder_recovery.default_out)."""
+    return registry.qingyin_home() / "train" / "prune" / f"decoder-{ratio:g}"
 
 
 def train_student(
