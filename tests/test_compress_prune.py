@@ -23,7 +23,7 @@ from qingyin.compress.prune import (  # noqa: E402
     prune_vocoder,
     save_pruned_vocoder,
 )
-from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE  # noqa: E402
+from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE, learning_rate_at  # noqa: E402
 from qingyin.compress.teacher_data import render_teacher_data  # noqa: E402
 from qingyin.compress.vocoder_discriminator import (  # noqa: E402
     MultiScaleDiscriminator,
@@ -31,7 +31,7 @@ from qingyin.compress.vocoder_discriminator import (  # noqa: E402
     generator_adversarial_loss,
 )
 from qingyin.compress.vocoder_losses import subband_analysis  # noqa: E402
-from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, learning_rate_at  # noqa: E402
+from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings  # noqa: E402
 from qingyin.compress.vocoder_recovery import recover_vocoder  # noqa: E402
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig, MBMelGANGenerator  # noqa: E402
 from qingyin.families.fs2_mbmelgan.model.widths import (  # noqa: E402

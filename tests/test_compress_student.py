@@ -209,6 +209,16 @@ def test_a_stopped_run_resumes_where_it_stopped(teacher_dir, tmp_path):
         assert torch.equal(tensor, second["model"][name]), name
 
 
+def test_the_learning_rate_warms_up_then_halves_every_half_life(teacher_dir, tmp_path):
+    settings = dataclasses.replace(SETTINGS, learning_rate_half_life=4)  # warm-up: 2 steps
+    run = _train(teacher_dir, tmp_path / "run", 10, settings=settings).out
+    learning_rate = load_checkpoint(run / CHECKPOINT)["optimizer"]["param_groups"][0]["lr"]
+    assert learning_rate == pytest.approx(settings.learning_rate * 0.5 ** ((10 - 2) / 4))
+    assert json.loads((run / RECIPE).read_text())["settings"]["learning_rate_half_life"] == 4
+    with pytest.raises(StudentError, match="learning_rate_half_life must be"):
+        _train(teacher_dir, tmp_path / "bad", 2, settings=dataclasses.replace(SETTINGS, learning_rate_half_life=-1))
+
+
 def test_training_says_what_is_missing(teacher_dir, tmp_path):
     with pytest.raises(StudentError, match="qingyin compress teacher-data"):
         _train(tmp_path / "nothing", tmp_path / "run", 2)

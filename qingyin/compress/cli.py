@@ -26,7 +26,8 @@ RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate
                 "discriminator_learning_rate", "discriminator_warmup_steps", "seed")
 SHAPE_FLAGS = tuple(StudentShape.__dataclass_fields__)  # StudentShape fields on the command line
 # StudentSettings fields, likewise
-STUDENT_FLAGS = ("batch_size", "learning_rate", "hint_weight", "validation_utterances", "seed")
+STUDENT_FLAGS = ("batch_size", "learning_rate", "learning_rate_half_life", "hint_weight", "validation_utterances",
+                 "seed")
 EXAMPLES = """examples:
   qingyin compress teacher-data --limit 200 --workers 2     # the first 200 CPP sentences, into
                                                             # $QINGYIN_HOME/train/teacher/baker/
@@ -209,6 +210,9 @@ def _add_acoustic_training(parser: argparse.ArgumentParser, out: str) -> argpars
                         help=f"utterances per step (default: {defaults.batch_size})")
     recipe.add_argument("--learning-rate", type=float, metavar="LR",
                         help=f"Adam's learning rate after the warm-up (default: {defaults.learning_rate:g})")
+    recipe.add_argument("--learning-rate-half-life", type=int, metavar="N",
+                        help="steps after the warm-up over which the learning rate halves, smoothly; 0 keeps it "
+                             f"constant (default: {defaults.learning_rate_half_life})")
     recipe.add_argument("--hint-weight", type=float, metavar="W",
                         help="weight of the feature hints: each decoder layer's output against the teacher layer's "
                              "it was cut from, on the channels kept; the teacher then runs on every batch "

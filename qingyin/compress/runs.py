@@ -183,3 +183,8 @@ def progress_bar(done: int, total: int, enabled: bool, description: str):  # noq
     from tqdm import tqdm
 
     return tqdm(total=total, initial=done, unit="step", desc=description, file=sys.stderr, dynamic_ncols=True)
+
+
+def learning_rate_at(base: float, half_life: int, step: int) -> float:
+    """`base` halved every `half_life` steps, smoothly (`half_life` 0: `base` at every step)."""
+    return base * 0.5 ** (step / half_life) if half_life else base

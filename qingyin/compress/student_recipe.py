@@ -80,6 +80,7 @@ class StudentSettings:
     max_frames: int = 800  # utterances longer than this are not trained on (memory); Baker: 10 s
     learning_rate: float = 5e-4  # Adam, after a linear warm-up
     warmup_steps: int = 500
+    learning_rate_half_life: int = 0  # steps over which it then halves, smoothly; 0: constant
     betas: tuple[float, float] = (0.9, 0.98)
     gradient_clip: float = 1.0
     validation_utterances: int = 16  # the last ones of the teacher data, never trained on
@@ -114,6 +115,9 @@ class StudentSettings:
             raise StudentError(f"batch_by_length must be true or false, got {self.batch_by_length!r}")
         if not self.learning_rate > 0 or self.warmup_steps < 0 or not self.gradient_clip > 0:
             raise StudentError("learning_rate and gradient_clip must be > 0 and warmup_steps >= 0")
+        if not isinstance(self.learning_rate_half_life, int) or self.learning_rate_half_life < 0:
+            raise StudentError(f"learning_rate_half_life must be a whole number >= 0 (0: constant), got "
+                               f"{self.learning_rate_half_life!r}")
         if not (isinstance(self.hint_weight, int | float) and math.isfinite(self.hint_weight)
                 and self.hint_weight >= 0):
             raise StudentError(f"hint_weight must be a number >= 0, got {self.hint_weight!r}")

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from qingyin.compress.checkpoint import capture_rng, restore_rng, save_checkpoint
 from qingyin.compress.runs import (
     CHECKPOINT,
+    learning_rate_at,
     open_run,
     open_teacher_data,
     prepare_training,
@@ -207,8 +208,7 @@ class _Trainer:
         for parameter in trained:
             parameter.requires_grad_(True)
         self.optimizer = torch.optim.Adam(trained, lr=s.learning_rate, betas=s.betas)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / s.warmup_steps) if s.warmup_steps else 1.0)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._learning_rate_factor)
         self.rng = np.random.default_rng(s.seed)
         utterances = [_Utterance(u.token_ids.astype(np.int64), u.durations.astype(np.int64),
                                  u.pitch.astype(np.float32), u.energy.astype(np.float32), u.mel.astype(np.float16))
@@ -219,6 +219,13 @@ class _Trainer:
             raise StudentError(f"no teacher utterance outside the {s.validation_utterances} held out has at most "
                                f"{s.max_frames} frames")
         self.by_length = np.argsort([len(u.mel) for u in self.training], kind="stable")
+
+    def _learning_rate_factor(self, step: int) -> float:
+        """A linear warm-up, then halving every `learning_rate_half_life` steps (if set)."""
+        s = self.settings
+        if step < s.warmup_steps:
+            return (step + 1) / s.warmup_steps
+        return learning_rate_at(1.0, s.learning_rate_half_life, step - s.warmup_steps)
 
     def _keeper(self, side: str, index: int):
         def keep(module, inputs, output):

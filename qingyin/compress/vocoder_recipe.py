@@ -16,11 +16,6 @@ class RecoveryError(ValueError):
     """Bad settings, teacher data a vocoder cannot learn from, or a run folder that does not fit the request."""
 
 
-def learning_rate_at(base: float, half_life: int, step: int) -> float:
-    """`base` halved every `half_life` steps, smoothly (`half_life` 0: `base` at every step)."""
-    return base * 0.5 ** (step / half_life) if half_life else base
-
-
 class Resolution(NamedTuple):
     """One STFT of a multi-resolution loss, in samples of the signal it is applied to."""
 

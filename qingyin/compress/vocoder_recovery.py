@@ -71,6 +71,7 @@ from qingyin.compress.prune import (
 from qingyin.compress.runs import (
     CHECKPOINT,
     RECIPE,
+    learning_rate_at,
     open_run,
     open_teacher_data,
     prepare_training,
@@ -93,7 +94,7 @@ from qingyin.compress.vocoder_losses import (
     log_mel_l1,
     subband_analysis,
 )
-from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution, learning_rate_at
+from qingyin.compress.vocoder_recipe import RecoveryError, RecoverySettings, Resolution
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.families.fs2_mbmelgan.model.widths import architecture_from, build_vocoder, parameter_count, vocoder_widths
 from qingyin.voices import registry
