@@ -106,8 +106,8 @@ def _build_parser() -> argparse.ArgumentParser:
     say.add_argument("--backend", choices=BACKENDS,
                      help="inference runtime (default: the voice's own: torch for baker, onnx for the Kokoro voices)")
     say.add_argument("--variant", help="model variant of the backend. Baker: fp32; on onnx also int8 (= int8-static), "
-                     "int8-dynamic, student, student-int8 or student-int8-pruned (default: the fastest that "
-                     "passed `qingyin export --gate`, else fp32). "
+                     "int8-dynamic, student, student-int8, student-int8-pruned, pruned30|50|70[-int8] (default: the "
+                     "fastest that passed `qingyin export --gate`, else fp32). "
                      "Kokoro: int8 (default) or fp32")
     say.add_argument("-v", "--verbose", action="store_true", help="print phones and the real-time factor")
     _add_text_options(say)
@@ -178,7 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", choices=BACKENDS,
                        help="inference runtime (default: onnx, exported from the voice on first start)")
     serve.add_argument("--variant", help="model variant of the backend (onnx: fp32, int8 = int8-static, int8-dynamic, "
-                       "student, student-int8, student-int8-pruned; "
+                       "student, student-int8, student-int8-pruned, pruned30|50|70[-int8]; "
                        "default: the fastest that passed `qingyin export --gate`, else fp32)")
     serve.add_argument("--threads", type=_positive_int,
                        help="CPU threads per synthesis (default: cores / concurrency)")
@@ -258,7 +258,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "and timed; `--backend onnx` without --variant then loads the fastest variant that passed.")
     export.add_argument("voice", nargs="?", default="baker", help="voice name (default: baker)")
     export.add_argument("--variant", action="append", dest="variants", metavar="NAME",
-                        help="fp32, int8-dynamic, int8-static, student, student-int8 or student-int8-pruned, "
+                        help="fp32, int8-dynamic, int8-static, student, student-int8, student-int8-pruned or "
+                        "pruned30|50|70[-int8] (where their decoder is shipped), "
                         "repeatable (default: all whose models are installed)")
     export.add_argument("--force", action="store_true", help="export again even if up to date")
     export.add_argument("--gate", action="store_true",

@@ -13,12 +13,17 @@ from safetensors.torch import load_file
 from qingyin.compress.checkpoint import save_checkpoint
 from qingyin.compress.prune import save_pruned_vocoder
 from qingyin.compress.runs import CHECKPOINT, LOG, RECIPE
-from qingyin.compress.ship import _run_record, ship_student, ship_vocoder
-from qingyin.compress.student import save_student
+from qingyin.compress.ship import _run_record, ship_decoder, ship_student, ship_vocoder
+from qingyin.compress.student import pruned_shape, save_student
 from qingyin.compress.student_recipe import StudentError, StudentSettings
 from qingyin.compress.student_training import _Trainer
 from qingyin.compress.teacher_data import TeacherData
-from qingyin.families.fs2_mbmelgan.export import PRUNED_VOCODER_SOURCE, available_variants, source_hashes
+from qingyin.families.fs2_mbmelgan.export import (
+    PRUNED_VOCODER_SOURCE,
+    available_variants,
+    source_hashes,
+    student_folder,
+)
 from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANConfig
 from qingyin.families.fs2_mbmelgan.model.widths import VocoderWidths, build_vocoder
@@ -36,7 +41,15 @@ from qingyin.families.fs2_mbmelgan.students import (
 )
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
-from tests.test_compress_student import SETTINGS, SYMBOLS, _denormals_back, _train, teacher_dir, teacher_model
+from tests.test_compress_student import (
+    SETTINGS,
+    SYMBOLS,
+    TEACHER,
+    _denormals_back,
+    _train,
+    teacher_dir,
+    teacher_model,
+)
 
 __all__ = ["_denormals_back", "teacher_dir"]  # fixtures, used by name
 
@@ -141,6 +154,35 @@ def test_a_voice_without_a_shipped_student_says_so(home, tmp_path, monkeypatch):
         student_hash(home)
     with pytest.raises(StudentUnavailableError, match="not an installed voice"):
         load_student(tmp_path / "nowhere")
+
+
+def test_a_shipped_pruned_decoder_is_its_ratios_variants_student(home, run, teacher_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    import qingyin.families.fs2_mbmelgan.students as students
+
+    monkeypatch.setattr(students, "STUDENTS_DIR", tmp_path / "package")
+    assert "pruned70-int8" not in available_variants(home)
+    pruned = _train(teacher_dir, tmp_path / "decoder", 3,
+                    settings=dataclasses.replace(SETTINGS, shape=pruned_shape(TEACHER, 0.7))).out
+    folder = ship_decoder(pruned)
+    assert folder == tmp_path / "package" / "baker" / "decoder-70"
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert (manifest["ratio"], manifest["step"]) == (0.7, 3)
+    assert "prune-decoder --ratio 0.7 --steps 3 with the recipe's settings" in manifest["reproduce"]
+    assert manifest["reproduce"].endswith("qingyin compress ship-decoder")
+    variants = available_variants(home)
+    assert "pruned70" in variants and "pruned70-int8" in variants and "pruned50-int8" not in variants
+    assert "student" not in variants  # no student shipped: each variant needs its own student
+    assert student_folder(home, "pruned70-int8") == folder
+    assert source_hashes(home, "pruned70-int8")["decoder-70/" + WEIGHTS_FILE] == manifest["files"][WEIGHTS_FILE]
+    decoder = load_student(home, folder=student_folder(home, "pruned70"))
+    assert decoder.config.decoder.hidden == pruned_shape(TEACHER, 0.7).decoder_hidden
+    assert len(decoder.decoder.layers) == TEACHER.decoder.layers
+    with pytest.raises(StudentError, match="not the teacher's pruned by 0.3, 0.5, 0.7"):
+        ship_decoder(run)  # a 2-layer student is no pruned decoder
+    with pytest.raises(StudentError, match="not a training run.*qingyin compress prune-decoder"):
+        ship_decoder(tmp_path / "nothing")
 
 
 def test_shipping_needs_a_checkpoint(home, tmp_path):

@@ -20,6 +20,7 @@ from qingyin.voices.registry import DEFAULT_VOICE
 
 THE_TEACHERS = "the teacher's"
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
+SHIPPED_DECODER_RATIO = 0.7  # and ship-decoder
 # RecoverySettings fields on the command line
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "log_floor",
                 "waveform_weight", "mel_weight", "quantization_aware", "hint_weight", "adversarial_weight",
@@ -46,6 +47,8 @@ EXAMPLES = """examples:
                                                           # package, for `qingyin export baker --variant student`
   qingyin compress ship-vocoder                           # the 30 % pruned vocoder (fp16) + manifest into the package,
                                                           # for `qingyin export baker --variant student-int8-pruned`
+  qingyin compress ship-decoder                           # the 70 % pruned decoder (fp16) + manifest into the package,
+                                                          # for `qingyin export baker --variant pruned70-int8`
   qingyin compress bundle baker --variant int8-static     # a mobile bundle (ORT format) into
                                                           # $QINGYIN_HOME/bundles/baker-int8-static/
 """
@@ -256,6 +259,13 @@ SHIP_COMMANDS = (  # name, help, description, default run
      "package's folder for its teacher (qingyin/families/fs2_mbmelgan/students/<model>/vocoder/), from where "
      "`qingyin export <voice> --variant student-int8-pruned` exports it (qingyin.compress.ship).",
      f"$QINGYIN_HOME/train/prune/vocoder-{SHIPPED_VOCODER_RATIO:g}"),
+    ("ship-decoder", "put a pruned, retrained decoder into the package (fp16, with a manifest)",
+     "Write a prune-decoder run's decoder and postnet as of its checkpoint (as ship-student writes a student: its "
+     "own tensors in fp16, its config and a manifest) into the package's folder for its teacher and ratio "
+     "(qingyin/families/fs2_mbmelgan/students/<model>/decoder-<percent>/), from where `qingyin export <voice> "
+     "--variant pruned<percent>[-int8]` exports it. Its shape must be the teacher's pruned by 0.3, 0.5 or 0.7 "
+     "(qingyin.compress.ship).",
+     f"$QINGYIN_HOME/train/prune/decoder-{SHIPPED_DECODER_RATIO:g}"),
 )
 
 
@@ -288,6 +298,8 @@ def compress_command(args: argparse.Namespace) -> int:
         return _ship_student(args)
     if args.compress_command == "ship-vocoder":
         return _ship_vocoder(args)
+    if args.compress_command == "ship-decoder":
+        return _ship_decoder(args)
     if args.compress_command == "bundle":
         return _bundle(args)
     raise ValueError(f"unknown compress command {args.compress_command!r}")  # argparse refuses it first
@@ -379,6 +391,20 @@ def _ship_student(args: argparse.Namespace) -> int:
           f"{manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
           f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant student`",
           file=sys.stderr)
+    return 0
+
+
+def _ship_decoder(args: argparse.Namespace) -> int:
+    from qingyin.compress import student_training
+    from qingyin.compress.ship import ship_decoder
+    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
+
+    folder = ship_decoder(args.run or student_training.pruned_out(SHIPPED_DECODER_RATIO), args.out)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    print(f"qingyin: {manifest['ratio']:.0%} pruned decoder at step {manifest['step']} shipped into {folder} "
+          f"(validation mel L1 {manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
+          f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant "
+          f"pruned{round(manifest['ratio'] * 100)}-int8`", file=sys.stderr)
     return 0
 
 

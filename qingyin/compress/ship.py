@@ -2,6 +2,7 @@
 
     ship_student(run)   # $QINGYIN_HOME/train/student/baker-192x2 -> qingyin/families/fs2_mbmelgan/students/baker
     ship_vocoder(run)   # $QINGYIN_HOME/train/prune/vocoder-0.3 -> .../students/baker/vocoder
+    ship_decoder(run)   # $QINGYIN_HOME/train/prune/decoder-0.7 -> .../students/baker/decoder-70
 
 Only what the student trained is shipped (qingyin.families.fs2_mbmelgan.students.student_tensors: every tensor
 outside the teacher's front, about 5 MB for the 2 x 192 student); the front comes from the teacher installed on
@@ -32,10 +33,11 @@ from safetensors.torch import save_file
 from qingyin.compress.checkpoint import load_checkpoint
 from qingyin.compress.prune import PRUNED_CONFIG
 from qingyin.compress.runs import CHECKPOINT, RECIPE, read_log
-from qingyin.compress.student import load_acoustic, load_teacher_acoustic
+from qingyin.compress.student import load_acoustic, load_teacher_acoustic, pruned_shape, student_config, teacher_shape
 from qingyin.compress.student_recipe import StudentError
+from qingyin.families.fs2_mbmelgan.export import PRUNED_DECODER_RATIOS
 from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
-from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2
+from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config
 from qingyin.families.fs2_mbmelgan.model.mb_melgan import MBMelGANGenerator
 from qingyin.families.fs2_mbmelgan.model.widths import VocoderWidthsError, vocoder_architecture, vocoder_from
 from qingyin.families.fs2_mbmelgan.students import (
@@ -47,6 +49,7 @@ from qingyin.families.fs2_mbmelgan.students import (
     WEIGHTS_FILE,
     load_student,
     load_student_vocoder,
+    pruned_decoder_dir,
     put_tensors,
     recorded_hashes,
     student_dir,
@@ -70,6 +73,35 @@ def ship_student(run: str | Path, out: str | Path | None = None) -> Path:
     model = recipe["teacher"]["model"]
     record = _run_record(run, recipe, int(checkpoint["step"]), "val_mel_l1", "student")
     return write_student(student, Path(out) if out is not None else student_dir(model), model, record)
+
+
+def ship_decoder(run: str | Path, out: str | Path | None = None) -> Path:
+    """Write the pruned decoder of prune-decoder run `run`, as of its checkpoint, into `out` (default: the
+    package's folder for its teacher model and ratio, students.pruned_decoder_dir) with `write_student`; returns
+    the folder. Its shape must be the teacher's pruned by one of export.PRUNED_DECODER_RATIOS."""
+    run = Path(run)
+    recipe, checkpoint = _run_state(run, "prune-decoder")
+    student = load_acoustic(run)
+    student.load_state_dict(checkpoint["model"])
+    model = recipe["teacher"]["model"]
+    ratio = pruning_ratio(load_teacher_acoustic(model).config, student.config)
+    record = _run_record(run, recipe, int(checkpoint["step"]), "val_mel_l1", "prune-decoder",
+                         flags=f"--ratio {ratio:g} ")
+    record["ratio"] = ratio
+    return write_student(student, Path(out) if out is not None else pruned_decoder_dir(model, ratio), model, record)
+
+
+def pruning_ratio(teacher: FastSpeech2Config, pruned: FastSpeech2Config) -> float:
+    """The ratio of export.PRUNED_DECODER_RATIOS by which `pruned`'s decoder and postnet are the teacher's pruned
+    (qingyin.compress.student.pruned_shape), or StudentError."""
+    shape = teacher_shape(pruned)
+    for ratio in PRUNED_DECODER_RATIOS:
+        if teacher_shape(student_config(teacher, pruned_shape(teacher, ratio))) == shape:
+            return ratio
+    ratios = ", ".join(f"{ratio:g}" for ratio in PRUNED_DECODER_RATIOS)
+    raise StudentError(f"this decoder (hidden, layers, feed-forward, postnet layers and channels, heads: {shape}) is "
+                       f"not the teacher's pruned by {ratios}, the ratios that ship as variants; train one with "
+                       "`qingyin compress prune-decoder --ratio R`")
 
 
 def ship_vocoder(run: str | Path, out: str | Path | None = None) -> Path:
@@ -100,8 +132,12 @@ def _run_state(run: Path, command: str) -> tuple[dict, dict]:
     return recipe, checkpoint
 
 
-def _run_record(run: Path, recipe: dict, step: int, metric: str, command: str) -> dict:
-    """What a manifest tells of the run: its step, last validation, recipe, log and how to reproduce it."""
+SHIP_COMMAND = {"student": "ship-student", "prune-decoder": "ship-decoder", "prune-vocoder": "ship-vocoder"}
+
+
+def _run_record(run: Path, recipe: dict, step: int, metric: str, command: str, flags: str = "") -> dict:
+    """What a manifest tells of the run: its step, last validation, recipe, log and how to reproduce it (`flags`:
+    what the training command needs besides the recipe's settings)."""
     log = [line for line in read_log(run) if line["step"] <= step]
     source = recipe.get("initialized_from")  # a second phase: first the run it started from, to its step
     first = "" if source is None else (f"qingyin compress {command} --steps {source['step']} with the settings of "
@@ -113,9 +149,9 @@ def _run_record(run: Path, recipe: dict, step: int, metric: str, command: str) -
         "recipe": recipe,
         "log": log,
         "reproduce": f"qingyin compress teacher-data (the recipe's teacher data), then {first}qingyin compress "
-                     f"{command} --steps {step} with the recipe's settings"
-                     f"{'' if source is None else ' and --init-from that run'}, then qingyin compress ship-"
-                     f"{'student' if command == 'student' else 'vocoder'}",
+                     f"{command} {flags}--steps {step} with the recipe's settings"
+                     f"{'' if source is None else ' and --init-from that run'}, then qingyin compress "
+                     f"{SHIP_COMMAND[command]}",
     }
 
 

@@ -48,7 +48,8 @@ from qingyin.voices.registry import ModelSpec
 
 ENV = "QINGYIN_BACKGROUND_GATE"
 MODEL = "baker"
-VARIANTS = ("int8-static", "student-int8", "student-int8-pruned")  # gated in this order
+# gated in this order, those that can be exported (a student variant: where its student is shipped)
+VARIANTS = ("int8-static", "student-int8", "pruned70-int8", "pruned50-int8", "pruned30-int8", "student-int8-pruned")
 LOCK_FILE = ".background-gate.lock"
 NEEDS = ("torch", "onnx", "pyworld", "pysptk")  # the gate compares against fp32 torch; its MCD needs the eval extra
 STUDENT_NEEDS = ("faster_whisper", "resemblyzer", "speechmos")  # a student's gate: CER, speaker, DNSMOS

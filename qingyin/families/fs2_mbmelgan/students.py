@@ -13,6 +13,10 @@ shipped, in the package, per model:
 student was trained on) and the shipped tensors, in float32. The "student" ONNX variants
 (qingyin.families.fs2_mbmelgan.export) are exported from it. Needs torch.
 
+A pruned decoder (`qingyin compress prune-decoder`: the teacher's decoder and postnet with a share of every width
+removed, retrained as a student is) is a student too, shipped the same way in its own folder,
+`students/<model>/decoder-<percent removed>/` (pruned_decoder_dir); the "pruned<percent>" variants use it.
+
 A pruned vocoder (qingyin.compress.prune, retrained on the teacher's mels and audio by
 qingyin.compress.vocoder_recovery) is shipped whole, since pruning changed every layer:
 
@@ -58,6 +62,17 @@ class StudentUnavailableError(ValueError):
 def student_dir(model: str) -> Path:
     """Where the student of catalog model `model` is shipped."""
     return STUDENTS_DIR / model
+
+
+def pruned_decoder_dir(model: str, ratio: float) -> Path:
+    """Where the decoder of catalog model `model` pruned by `ratio` (a `qingyin compress prune-decoder` run) is
+    shipped: a student with the teacher's layers, beside the student."""
+    return student_dir(model) / pruned_decoder_folder(ratio)
+
+
+def pruned_decoder_folder(ratio: float) -> str:
+    """The folder name of a pruned decoder in a model's students folder, e.g. "decoder-70" for 0.7."""
+    return f"decoder-{round(ratio * 100)}"
 
 
 def voice_model(voice_dir: str | Path) -> str:
@@ -108,9 +123,10 @@ def _manifest(voice_dir: str | Path, folder: Path | None, vocoder: bool) -> dict
     return manifest
 
 
-def student_hash(voice_dir: str | Path) -> str:
-    """sha256 of the shipped student's weights, as its manifest records it: what an export of it depends on."""
-    return student_manifest(voice_dir)["files"][WEIGHTS_FILE]
+def student_hash(voice_dir: str | Path, folder: Path | None = None) -> str:
+    """sha256 of the shipped student's weights (or those of the one in `folder`), as its manifest records it: what
+    an export of it depends on."""
+    return student_manifest(voice_dir, folder)["files"][WEIGHTS_FILE]
 
 
 def student_vocoder_hash(voice_dir: str | Path) -> str:

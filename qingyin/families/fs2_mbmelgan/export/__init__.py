@@ -23,21 +23,31 @@ from qingyin.families.fs2_mbmelgan.students import (
     VOCODER_WEIGHTS_FILE,
     WEIGHTS_FILE,
     StudentUnavailableError,
+    pruned_decoder_dir,
+    pruned_decoder_folder,
     recorded_hashes,
+    student_dir,
     student_hash,
     student_vocoder_hash,
+    voice_model,
 )
 from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
-VARIANTS = ("fp32", "int8-dynamic", "int8-static", "student", "student-int8", "student-int8-pruned")
-# The variants whose acoustic decoder is the shipped student's (qingyin.families.fs2_mbmelgan.students) rather than
+PRUNED_DECODER_RATIOS = (0.3, 0.5, 0.7)  # issue 15's: the share of every width of the decoder and postnet removed
+# The variants whose decoder is a shipped pruned one (students.pruned_decoder_dir), float or as student-int8 is
+PRUNED_DECODER_VARIANTS = {f"pruned{round(ratio * 100)}{suffix}": ratio
+                           for ratio in PRUNED_DECODER_RATIOS for suffix in ("", "-int8")}
+VARIANTS = ("fp32", "int8-dynamic", "int8-static", "student", "student-int8", "student-int8-pruned",
+            *PRUNED_DECODER_VARIANTS)
+# The variants whose acoustic decoder is a shipped student's (qingyin.families.fs2_mbmelgan.students) rather than
 # the teacher's: they are judged by how they sound, not by how closely they compute the teacher's mel.
-STUDENT_VARIANTS = ("student", "student-int8", "student-int8-pruned")
+STUDENT_VARIANTS = ("student", "student-int8", "student-int8-pruned", *PRUNED_DECODER_VARIANTS)
+_PRUNED_INT8 = tuple(name for name in PRUNED_DECODER_VARIANTS if name.endswith("-int8"))
 # decoder convolutions in static INT8 (export.static_quant)
-STATIC_INT8_VARIANTS = ("int8-static", "student-int8", "student-int8-pruned")
+STATIC_INT8_VARIANTS = ("int8-static", "student-int8", "student-int8-pruned", *_PRUNED_INT8)
 # the weights static INT8 leaves float, stored in INT8 (export.weight_storage)
-WEIGHT_STORAGE_VARIANTS = ("student-int8", "student-int8-pruned")
+WEIGHT_STORAGE_VARIANTS = ("student-int8", "student-int8-pruned", *_PRUNED_INT8)
 PRUNED_VOCODER_VARIANTS = ("student-int8-pruned",)  # the shipped pruned vocoder instead of the teacher's
 PRUNED_VOCODER_SOURCE = f"{VOCODER_FOLDER}/{VOCODER_WEIGHTS_FILE}"  # its key in an export's source hashes
 VARIANT_ALIASES = {"int8": "int8-static"}  # the INT8 variant that holds the quality bar
@@ -83,7 +93,13 @@ def source_hashes(voice_dir: str | Path, variant: str = "fp32") -> dict[str, str
     (None where none is shipped)."""
     hashes: dict[str, str | None] = dict(recorded_hashes(voice_dir, SOURCE_FILES))
     variant = check_variant(variant)
-    shipped = [(WEIGHTS_FILE, student_hash)] if variant in STUDENT_VARIANTS else []
+    shipped = []
+    if variant in PRUNED_DECODER_VARIANTS:
+        folder = pruned_decoder_folder(PRUNED_DECODER_VARIANTS[variant])
+        shipped.append((f"{folder}/{WEIGHTS_FILE}",
+                        lambda voice_dir: student_hash(voice_dir, student_folder(voice_dir, variant))))
+    elif variant in STUDENT_VARIANTS:
+        shipped.append((WEIGHTS_FILE, student_hash))
     if variant in PRUNED_VOCODER_VARIANTS:
         shipped.append((PRUNED_VOCODER_SOURCE, student_vocoder_hash))
     for key, hash_of in shipped:
@@ -92,6 +108,13 @@ def source_hashes(voice_dir: str | Path, variant: str = "fp32") -> dict[str, str
         except StudentUnavailableError:
             hashes[key] = None
     return hashes
+
+
+def student_folder(voice_dir: str | Path, variant: str) -> Path:
+    """The shipped student a student variant decodes with: a pruned decoder's folder or the student's."""
+    model = voice_model(voice_dir)
+    ratio = PRUNED_DECODER_VARIANTS.get(check_variant(variant))
+    return student_dir(model) if ratio is None else pruned_decoder_dir(model, ratio)
 
 
 def available_variants(voice_dir: str | Path) -> list[str]:

@@ -29,6 +29,9 @@ Variants (see qingyin.families.fs2_mbmelgan.export.VARIANTS):
                   (export.position_tables): a smaller file
     student-int8-pruned  student-int8 with the shipped pruned vocoder (students.load_student_vocoder: 30 % of
                   the teacher vocoder's channels removed, then retrained) instead of the teacher's
+    pruned30, pruned50, pruned70 (and -int8)  the acoustic decoder is the shipped pruned one (the teacher's decoder
+                  and postnet with that share of every width and of the heads removed, then retrained), fp32, or
+                  made as student-int8 is
 Every variant computes Mish in closed form (`replace_mish`), which ONNX Runtime runs faster than its Softplus.
 Check a variant against torch with `qingyin export --gate` (qingyin.evaluate.gate).
 fp16 is not offered: ONNX Runtime's CPU provider has few fp16 kernels, so it only adds Cast nodes (measured in
@@ -72,6 +75,7 @@ from qingyin.families.fs2_mbmelgan.export import (
     is_exported,
     sha256_file,
     source_hashes,
+    student_folder,
     variant_dir,
 )
 from qingyin.families.fs2_mbmelgan.export.conv2d_layout import to_conv2d_layout
@@ -164,7 +168,7 @@ def _export_into(voice_dir: Path, variant: str, folder: Path) -> None:
     if variant in STUDENT_VARIANTS:
         from qingyin.families.fs2_mbmelgan.students import load_student
 
-        acoustic = load_student(voice_dir, acoustic)
+        acoustic = load_student(voice_dir, acoustic, student_folder(voice_dir, variant))
     vocoder = backend.vocoder
     if variant in PRUNED_VOCODER_VARIANTS:
         from qingyin.families.fs2_mbmelgan.students import load_student_vocoder
