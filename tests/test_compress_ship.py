@@ -91,6 +91,16 @@ def vocoder_run(folder, step=2):
     return pruned
 
 
+def _ship_on_the_command_line(command, run, out):
+    import argparse
+
+    from qingyin.compress.cli import add_compress_parser, compress_command
+
+    parser = argparse.ArgumentParser()
+    add_compress_parser(parser.add_subparsers(dest="command"))
+    return compress_command(parser.parse_args(["compress", command, str(run), "--out", str(out)]))
+
+
 @pytest.fixture
 def run(teacher_dir, tmp_path):
     return _train(teacher_dir, tmp_path / "run", 3).out
@@ -156,7 +166,8 @@ def test_a_voice_without_a_shipped_student_says_so(home, tmp_path, monkeypatch):
         load_student(tmp_path / "nowhere")
 
 
-def test_a_shipped_pruned_decoder_is_its_ratios_variants_student(home, run, teacher_dir, tmp_path, monkeypatch):
+def test_a_shipped_pruned_decoder_is_its_ratios_variants_student(home, run, teacher_dir, tmp_path, monkeypatch,
+                                                                 capsys):
     import dataclasses
 
     import qingyin.families.fs2_mbmelgan.students as students
@@ -179,6 +190,8 @@ def test_a_shipped_pruned_decoder_is_its_ratios_variants_student(home, run, teac
     decoder = load_student(home, folder=student_folder(home, "pruned70"))
     assert decoder.config.decoder.hidden == pruned_shape(TEACHER, 0.7).decoder_hidden
     assert len(decoder.decoder.layers) == TEACHER.decoder.layers
+    assert _ship_on_the_command_line("ship-decoder", pruned, tmp_path / "again") == 0
+    assert "70% pruned decoder at step 3 shipped" in capsys.readouterr().err
     with pytest.raises(StudentError, match="not the teacher's pruned by 0.3, 0.5, 0.7"):
         ship_decoder(run)  # a 2-layer student is no pruned decoder
     with pytest.raises(StudentError, match="not a training run.*qingyin compress prune-decoder"):
@@ -206,7 +219,7 @@ def test_batches_hold_utterances_of_neighbouring_lengths(teacher_dir):
 
 
 @torch.no_grad()
-def test_a_shipped_pruned_vocoder_loads_as_it_was_trained_and_refuses_damage(home, tmp_path, monkeypatch):
+def test_a_shipped_pruned_vocoder_loads_as_it_was_trained_and_refuses_damage(home, tmp_path, monkeypatch, capsys):
     import qingyin.families.fs2_mbmelgan.students as students
 
     pruned = vocoder_run(tmp_path / "run")
@@ -228,6 +241,8 @@ def test_a_shipped_pruned_vocoder_loads_as_it_was_trained_and_refuses_damage(hom
     assert source_hashes(home, "student-int8-pruned")[PRUNED_VOCODER_SOURCE] == \
         manifest["files"][VOCODER_WEIGHTS_FILE]
 
+    assert _ship_on_the_command_line("ship-vocoder", tmp_path / "run", tmp_path / "again") == 0
+    assert "pruned vocoder at step 2 shipped" in capsys.readouterr().err
     loaded = load_student_vocoder(home)
     assert loaded.config == pruned.config and loaded.input_conv.out_channels == 24
     mel = torch.randn(1, 30, TINY_VOCODER.num_mels)

@@ -20,7 +20,7 @@ from qingyin.voices.registry import DEFAULT_VOICE
 
 THE_TEACHERS = "the teacher's"
 SHIPPED_VOCODER_RATIO = 0.3  # the run ship-vocoder takes by default
-SHIPPED_DECODER_RATIO = 0.7  # and ship-decoder
+SHIPPED_DECODER_RATIO = 0.5  # and ship-decoder
 # RecoverySettings fields on the command line
 RECIPE_FLAGS = ("batch_size", "segment_samples", "learning_rate", "learning_rate_half_life", "log_floor",
                 "waveform_weight", "mel_weight", "quantization_aware", "hint_weight", "adversarial_weight",
@@ -47,8 +47,8 @@ EXAMPLES = """examples:
                                                           # package, for `qingyin export baker --variant student`
   qingyin compress ship-vocoder                           # the 30 % pruned vocoder (fp16) + manifest into the package,
                                                           # for `qingyin export baker --variant student-int8-pruned`
-  qingyin compress ship-decoder                           # the 70 % pruned decoder (fp16) + manifest into the package,
-                                                          # for `qingyin export baker --variant pruned70-int8`
+  qingyin compress ship-decoder                           # the 50 % pruned decoder (fp16) + manifest into the package,
+                                                          # for `qingyin export baker --variant pruned50-int8`
   qingyin compress bundle baker --variant int8-static     # a mobile bundle (ORT format) into
                                                           # $QINGYIN_HOME/bundles/baker-int8-static/
 """
@@ -383,42 +383,40 @@ def _student(args: argparse.Namespace) -> int:
 def _ship_student(args: argparse.Namespace) -> int:
     from qingyin.compress import student_training
     from qingyin.compress.ship import ship_student
-    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
 
     folder = ship_student(args.run or student_training.default_out(DEFAULT_VOICE, StudentSettings()), args.out)
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    print(f"qingyin: student at step {manifest['step']} shipped into {folder} (validation mel L1 "
-          f"{manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
-          f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant student`",
-          file=sys.stderr)
-    return 0
+    return _report_shipped(folder, lambda manifest: "student", "mel", lambda manifest: "student")
 
 
 def _ship_decoder(args: argparse.Namespace) -> int:
     from qingyin.compress import student_training
     from qingyin.compress.ship import ship_decoder
-    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
 
     folder = ship_decoder(args.run or student_training.pruned_out(SHIPPED_DECODER_RATIO), args.out)
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    print(f"qingyin: {manifest['ratio']:.0%} pruned decoder at step {manifest['step']} shipped into {folder} "
-          f"(validation mel L1 {manifest['validation_mel_l1']}, fp16 rounding changes the mel by at most "
-          f"{manifest['fp16_max_mel_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant "
-          f"pruned{round(manifest['ratio'] * 100)}-int8`", file=sys.stderr)
-    return 0
+    return _report_shipped(folder, lambda manifest: f"{manifest['ratio']:.0%} pruned decoder", "mel",
+                           lambda manifest: f"pruned{round(manifest['ratio'] * 100)}-int8")
 
 
 def _ship_vocoder(args: argparse.Namespace) -> int:
     from qingyin.compress import vocoder_recovery
     from qingyin.compress.ship import ship_vocoder
-    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
 
     folder = ship_vocoder(args.run or vocoder_recovery.default_out(SHIPPED_VOCODER_RATIO), args.out)
+    return _report_shipped(folder, lambda manifest: "pruned vocoder", "audio",
+                           lambda manifest: "student-int8-pruned")
+
+
+def _report_shipped(folder: Path, what, changed: str, variant) -> int:
+    """Say what was shipped into `folder`, from its manifest: `what(manifest)` and `variant(manifest)` name it and
+    the variant that exports it; `changed` ("mel" or "audio") is what the fp16 rounding was measured on."""
+    from qingyin.families.fs2_mbmelgan.students import MANIFEST_FILE
+
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    print(f"qingyin: pruned vocoder at step {manifest['step']} shipped into {folder} (validation log-mel L1 "
-          f"{manifest['validation_log_mel_l1']}, fp16 rounding changes the audio by at most "
-          f"{manifest['fp16_max_audio_change']:.2g}); export it with `qingyin export {DEFAULT_VOICE} --variant "
-          "student-int8-pruned`", file=sys.stderr)
+    metric, key = ("mel L1", "validation_mel_l1") if changed == "mel" else ("log-mel L1", "validation_log_mel_l1")
+    largest = manifest[f"fp16_max_{changed}_change"]
+    print(f"qingyin: {what(manifest)} at step {manifest['step']} shipped into {folder} (validation {metric} "
+          f"{manifest[key]}, fp16 rounding changes the {changed} by at most {largest:.2g}); export it with "
+          f"`qingyin export {DEFAULT_VOICE} --variant {variant(manifest)}`", file=sys.stderr)
     return 0
 
 

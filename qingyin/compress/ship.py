@@ -2,7 +2,7 @@
 
     ship_student(run)   # $QINGYIN_HOME/train/student/baker-192x2 -> qingyin/families/fs2_mbmelgan/students/baker
     ship_vocoder(run)   # $QINGYIN_HOME/train/prune/vocoder-0.3 -> .../students/baker/vocoder
-    ship_decoder(run)   # $QINGYIN_HOME/train/prune/decoder-0.7 -> .../students/baker/decoder-70
+    ship_decoder(run)   # $QINGYIN_HOME/train/prune/decoder-0.5 -> .../students/baker/decoder-50
 
 Only what the student trained is shipped (qingyin.families.fs2_mbmelgan.students.student_tensors: every tensor
 outside the teacher's front, about 5 MB for the 2 x 192 student); the front comes from the teacher installed on
