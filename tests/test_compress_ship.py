@@ -174,6 +174,8 @@ def test_a_shipped_pruned_decoder_is_its_ratios_variants_student(home, run, teac
 
     monkeypatch.setattr(students, "STUDENTS_DIR", tmp_path / "package")
     assert "pruned70-int8" not in available_variants(home)
+    with pytest.raises(StudentUnavailableError, match="no pruned decoder is shipped.*prune-decoder"):
+        load_student(home, folder=student_folder(home, "pruned50"))
     pruned = _train(teacher_dir, tmp_path / "decoder", 3,
                     settings=dataclasses.replace(SETTINGS, shape=pruned_shape(TEACHER, 0.7))).out
     folder = ship_decoder(pruned)

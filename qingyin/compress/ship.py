@@ -33,8 +33,8 @@ from safetensors.torch import save_file
 from qingyin.compress.checkpoint import load_checkpoint
 from qingyin.compress.prune import PRUNED_CONFIG
 from qingyin.compress.runs import CHECKPOINT, RECIPE, read_log
-from qingyin.compress.student import load_acoustic, load_teacher_acoustic, pruned_shape, student_config, teacher_shape
-from qingyin.compress.student_recipe import StudentError
+from qingyin.compress.student import load_acoustic, load_teacher_acoustic, pruned_shape, teacher_shape
+from qingyin.compress.student_recipe import StudentError, StudentShape
 from qingyin.families.fs2_mbmelgan.export import PRUNED_DECODER_RATIOS
 from qingyin.families.fs2_mbmelgan.model.config import config_to_dict
 from qingyin.families.fs2_mbmelgan.model.fastspeech2 import FastSpeech2, FastSpeech2Config
@@ -94,12 +94,12 @@ def ship_decoder(run: str | Path, out: str | Path | None = None) -> Path:
 def pruning_ratio(teacher: FastSpeech2Config, pruned: FastSpeech2Config) -> float:
     """The ratio of export.PRUNED_DECODER_RATIOS by which `pruned`'s decoder and postnet are the teacher's pruned
     (qingyin.compress.student.pruned_shape), or StudentError."""
-    shape = teacher_shape(pruned)
+    shape = StudentShape(*teacher_shape(pruned))
     for ratio in PRUNED_DECODER_RATIOS:
-        if teacher_shape(student_config(teacher, pruned_shape(teacher, ratio))) == shape:
+        if pruned_shape(teacher, ratio) == shape:
             return ratio
     ratios = ", ".join(f"{ratio:g}" for ratio in PRUNED_DECODER_RATIOS)
-    raise StudentError(f"this decoder (hidden, layers, feed-forward, postnet layers and channels, heads: {shape}) is "
+    raise StudentError(f"this decoder ({shape}) is "
                        f"not the teacher's pruned by {ratios}, the ratios that ship as variants; train one with "
                        "`qingyin compress prune-decoder --ratio R`")
 

@@ -48,6 +48,7 @@ CONFIG_FILE = registry.ACOUSTIC_CONFIG
 WEIGHTS_FILE = "student.safetensors"
 MANIFEST_FILE = "manifest.json"
 VOCODER_FOLDER = "vocoder"  # in a model's students folder
+PRUNED_DECODER_PREFIX = "decoder-"  # likewise, with the percent of the widths removed
 VOCODER_CONFIG_FILE = "vocoder.json"
 VOCODER_WEIGHTS_FILE = "vocoder.safetensors"
 # The modules in front of the length regulator: the teacher's, unchanged, in every student.
@@ -72,7 +73,7 @@ def pruned_decoder_dir(model: str, ratio: float) -> Path:
 
 def pruned_decoder_folder(ratio: float) -> str:
     """The folder name of a pruned decoder in a model's students folder, e.g. "decoder-70" for 0.7."""
-    return f"decoder-{round(ratio * 100)}"
+    return f"{PRUNED_DECODER_PREFIX}{round(ratio * 100)}"
 
 
 def voice_model(voice_dir: str | Path) -> str:
@@ -104,9 +105,14 @@ def student_vocoder_manifest(voice_dir: str | Path, folder: Path | None = None) 
 
 def _manifest(voice_dir: str | Path, folder: Path | None, vocoder: bool) -> dict:
     model = voice_model(voice_dir)
-    what, weights, train = (("pruned vocoder", VOCODER_WEIGHTS_FILE, "qingyin compress prune-vocoder") if vocoder
-                            else ("student acoustic model", WEIGHTS_FILE, "qingyin compress student"))
     folder = Path(folder) if folder is not None else (student_vocoder_dir if vocoder else student_dir)(model)
+    if vocoder:
+        what, weights, train = "pruned vocoder", VOCODER_WEIGHTS_FILE, "qingyin compress prune-vocoder"
+    elif folder.name.startswith(PRUNED_DECODER_PREFIX):
+        what, weights, train = ("pruned decoder", WEIGHTS_FILE,
+                                "qingyin compress prune-decoder` and `qingyin compress ship-decoder")
+    else:
+        what, weights, train = "student acoustic model", WEIGHTS_FILE, "qingyin compress student"
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
     except FileNotFoundError:

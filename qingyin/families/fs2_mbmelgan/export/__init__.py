@@ -94,12 +94,10 @@ def source_hashes(voice_dir: str | Path, variant: str = "fp32") -> dict[str, str
     hashes: dict[str, str | None] = dict(recorded_hashes(voice_dir, SOURCE_FILES))
     variant = check_variant(variant)
     shipped = []
-    if variant in PRUNED_DECODER_VARIANTS:
-        folder = pruned_decoder_folder(PRUNED_DECODER_VARIANTS[variant])
-        shipped.append((f"{folder}/{WEIGHTS_FILE}",
-                        lambda voice_dir: student_hash(voice_dir, student_folder(voice_dir, variant))))
-    elif variant in STUDENT_VARIANTS:
-        shipped.append((WEIGHTS_FILE, student_hash))
+    if variant in STUDENT_VARIANTS:  # keyed by the weights' path in the model's students folder
+        ratio = PRUNED_DECODER_VARIANTS.get(variant)
+        key = WEIGHTS_FILE if ratio is None else f"{pruned_decoder_folder(ratio)}/{WEIGHTS_FILE}"
+        shipped.append((key, lambda voice_dir: student_hash(voice_dir, student_folder(voice_dir, variant))))
     if variant in PRUNED_VOCODER_VARIANTS:
         shipped.append((PRUNED_VOCODER_SOURCE, student_vocoder_hash))
     for key, hash_of in shipped:
