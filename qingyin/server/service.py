@@ -292,7 +292,7 @@ class TTSService:
                 "sample_rate": spec.sample_rate, "sample_rates": list(encoding.SAMPLE_RATES),
                 "formats": list(encoding.FORMATS), "stream_formats": list(encoding.STREAM_FORMATS),
                 "backend": self.config.backend, "variant": voice.variant if voice is not None else None,
-                "variants": _variants(spec.model.family, self.config.backend), "license": spec.license,
+                "variants": _variants(spec.model, self.config.backend), "license": spec.license,
                 "sample": f"/v1/voices/{name}/sample",
             })
         return info
@@ -676,16 +676,21 @@ def reference_prosody(tts: Synthesizer, request: SpeechRequest) -> tuple[Any, tu
     return measured, tuple(dict.fromkeys(warnings))
 
 
-def _variants(family: str, backend: str) -> list[str]:
-    if family == "kokoro":
+def _variants(model: registry.ModelSpec, backend: str) -> list[str]:
+    """The variants a client may ask this model for: on ONNX, for Baker's family, those whose shipped students exist
+    (a pruned decoder that failed its gate is not shipped, so its variants are not offered)."""
+    if model.family == "kokoro":
         from qingyin.families.kokoro import VARIANTS as KOKORO_VARIANTS
 
         return list(KOKORO_VARIANTS)
     if backend != "onnx":
         return ["fp32"]
-    from qingyin.families.fs2_mbmelgan.export import VARIANTS
+    from qingyin.families.fs2_mbmelgan.export import available_variants
 
-    return list(VARIANTS)
+    try:
+        return available_variants(registry.model_dir(model.name))
+    except (OSError, ValueError):  # not installed (yet): only what needs nothing shipped
+        return ["fp32"]
 
 
 

@@ -61,6 +61,20 @@ def test_voices_lists_every_installed_voice_with_gender_family_and_blends(client
     assert body["openai_voices"]["echo"] == {"maps_to": "yunxi", "uses": "yunxi"}
 
 
+def test_voices_offers_only_the_baker_variants_this_install_can_export(client, monkeypatch):
+    from qingyin.families.fs2_mbmelgan.export import VARIANTS, source_hashes
+
+    def baker_variants() -> list[str]:
+        return {info["name"]: info for info in client.get("/v1/voices").json()["voices"]}["baker"]["variants"]
+
+    voice_dir = registry.voice_dir("baker")
+    shipped = [name for name in VARIANTS if None not in source_hashes(voice_dir, name).values()]
+    assert baker_variants() == shipped and {"fp32", "int8-static", "student-int8"} <= set(shipped)
+    assert len(shipped) < len(VARIANTS)  # e.g. the pruned vocoder's variant: its vocoder is not shipped
+    monkeypatch.setattr(registry, "model_dir", lambda model: voice_dir.parent / "not-installed")
+    assert baker_variants() == ["fp32"]
+
+
 # --- every route takes every voice and blends ----------------------------------------------------------
 def test_kokoro_voices_and_blends_on_post_get_and_openai(client, kokoro):
     baker, yunxi, blend = samples_of(client, "baker"), samples_of(client, "yunxi"), samples_of(client, BLEND)
