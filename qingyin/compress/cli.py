@@ -391,10 +391,11 @@ def _ship_student(args: argparse.Namespace) -> int:
 def _ship_decoder(args: argparse.Namespace) -> int:
     from qingyin.compress import student_training
     from qingyin.compress.ship import ship_decoder
+    from qingyin.families.fs2_mbmelgan.export import pruned_decoder_variant
 
     folder = ship_decoder(args.run or student_training.pruned_out(SHIPPED_DECODER_RATIO), args.out)
     return _report_shipped(folder, lambda manifest: f"{manifest['ratio']:.0%} pruned decoder", "mel",
-                           lambda manifest: f"pruned{round(manifest['ratio'] * 100)}-int8")
+                           lambda manifest: pruned_decoder_variant(manifest["ratio"], int8=True))
 
 
 def _ship_vocoder(args: argparse.Namespace) -> int:

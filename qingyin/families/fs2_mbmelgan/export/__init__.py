@@ -35,9 +35,17 @@ from qingyin.voices import registry
 from qingyin.voices.wheels import sha256_file
 
 PRUNED_DECODER_RATIOS = (0.3, 0.5, 0.7)  # issue 15's: the share of every width of the decoder and postnet removed
+
+
+def pruned_decoder_variant(ratio: float, int8: bool = False) -> str:
+    """The variant that decodes with the decoder pruned by `ratio`, e.g. "pruned50-int8" for 0.5 made as
+    student-int8 is."""
+    return f"pruned{round(ratio * 100)}{'-int8' if int8 else ''}"
+
+
 # The variants whose decoder is a shipped pruned one (students.pruned_decoder_dir), float or as student-int8 is
-PRUNED_DECODER_VARIANTS = {f"pruned{round(ratio * 100)}{suffix}": ratio
-                           for ratio in PRUNED_DECODER_RATIOS for suffix in ("", "-int8")}
+PRUNED_DECODER_VARIANTS = {pruned_decoder_variant(ratio, int8): ratio
+                           for ratio in PRUNED_DECODER_RATIOS for int8 in (False, True)}
 VARIANTS = ("fp32", "int8-dynamic", "int8-static", "student", "student-int8", "student-int8-pruned",
             *PRUNED_DECODER_VARIANTS)
 # The variants whose acoustic decoder is a shipped student's (qingyin.families.fs2_mbmelgan.students) rather than
